@@ -1,0 +1,87 @@
+"""The terminal as a destination: readable blocks for people, or one JSON object per line for tools."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from bot.model import Card, Destination, PostRef
+
+
+class ConsoleAdapter:
+    """Prints each card to ``stream``. Feed text is never interpreted as markup or emoji codes."""
+
+    platform = "console"
+
+    def __init__(self, stream: TextIO, json_lines: bool = False, color: bool | None = None) -> None:
+        self._stream = stream
+        self._json = json_lines
+        self._console = Console(
+            file=stream,
+            markup=False,
+            emoji=False,
+            highlight=False,
+            no_color=color is False,
+            force_terminal=color,
+            soft_wrap=False,
+        )
+        self._count = 0
+
+    async def post(self, destination: Destination, card: Card) -> PostRef:
+        """Print ``card``; the returned id is unique within this process run."""
+        self._count += 1
+        if self._json:
+            self._stream.write(json.dumps(card_json(card, destination), ensure_ascii=False) + "\n")
+            self._stream.flush()
+        else:
+            self._console.print(render(card))
+        return PostRef(destination, f"{time.time_ns()}-{self._count}")
+
+
+def card_json(card: Card, destination: Destination) -> dict[str, object]:
+    """The ``--json`` form of a delivered card."""
+    return {
+        "id": card.paper_id,
+        "title": card.title,
+        "url": card.url,
+        "tldr": card.tldr,
+        "authors": list(card.authors),
+        "organization": card.organization,
+        "date": card.date,
+        "upvotes": card.upvotes,
+        "links": dict(card.links),
+        "keywords": list(card.keywords),
+        "why": list(card.why),
+        "sources": list(card.sources),
+        "destination": destination.key,
+    }
+
+
+def render(card: Card) -> Text:
+    """One block per paper: title, byline, facts, TL;DR, keywords, links."""
+    text = Text()
+    text.append(card.title, style="bold")
+    text.append("\n  ")
+    count = f" ({len(card.authors)} authors)" if len(card.authors) > 3 else ""
+    text.append(card.byline + count, style="cyan")
+    if card.organization:
+        text.append(f" · {card.organization}", style="cyan")
+    facts = [card.date]
+    if card.upvotes is not None:
+        facts.append(f"▲ {card.upvotes}")
+    if card.why:
+        facts.append("matched: " + ", ".join(card.why))
+    text.append("\n  " + " · ".join(f for f in facts if f), style="dim")
+    text.append("\n  TL;DR ", style="bold green")
+    text.append(card.tldr)
+    if card.keywords:
+        text.append("\n  keywords: " + ", ".join(card.keywords[:8]), style="dim")
+    for label, url in card.links:
+        text.append(f"\n  {label:<13}", style="dim")
+        text.append(url, style="blue")
+    text.append("\n")
+    return text

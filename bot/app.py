@@ -1,0 +1,173 @@
+"""The composition root: builds every part from Settings, runs one cycle or the scheduled service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import redis.asyncio as redis
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.delivery import Deliverer, DeliveryReport
+from bot.errors import ConfigError, PaperbotError, SourceError
+from bot.poller import Poller, PollReport
+from bot.ports import Adapter, Source
+from bot.routing import Router
+from bot.settings import Settings
+from bot.sources.arxiv import ArxivSource
+from bot.sources.http import MinInterval, RetryingGetter, make_client
+from bot.sources.huggingface import HuggingFaceSource
+from bot.store.embedded import EmbeddedRedis, default_data_dir
+from bot.store.redis import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CycleReport:
+    """One poll followed by one delivery pass."""
+
+    poll: PollReport
+    delivery: DeliveryReport
+
+    def summary(self) -> dict[str, object]:
+        """The fields of the one log line a cycle writes."""
+        return {
+            "sources_ok": ",".join(self.poll.answered) or "none",
+            "sources_failed": ",".join(self.poll.failed) or "none",
+            "fetched": self.poll.fetched,
+            "new": self.poll.new,
+            "delivered": self.delivery.delivered,
+            "pending": self.delivery.pending,
+        }
+
+
+class App:
+    """A poller and a deliverer over one store."""
+
+    def __init__(self, poller: Poller, deliverer: Deliverer) -> None:
+        self.poller = poller
+        self.deliverer = deliverer
+
+    async def cycle(self) -> CycleReport:
+        """Poll, then deliver everything owed (including what earlier cycles could not deliver)."""
+        poll = await self.poller.poll()
+        delivery = await self.deliverer.deliver()
+        report = CycleReport(poll, delivery)
+        log.info("cycle finished", extra={"kv": report.summary()})
+        return report
+
+
+def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]:
+    """The enabled sources over the shared client."""
+    getter = RetryingGetter(client, settings.http_retries, settings.http_backoff, settings.http_backoff_max)
+    sources: list[Source] = []
+    if settings.hf_enabled:
+        sources.append(HuggingFaceSource(getter, settings.hf_endpoint, settings.hf_lookback_days, settings.hf_page_size))
+    if settings.arxiv_categories:
+        sources.append(
+            ArxivSource(
+                getter,
+                settings.arxiv_api_url,
+                settings.arxiv_categories,
+                lookback_days=max(settings.hf_lookback_days, 4),  # arXiv announces Friday's work on Monday
+                page_size=settings.arxiv_max_results,
+                pace=MinInterval(settings.arxiv_min_interval),
+            )
+        )
+    if not sources:
+        raise ConfigError(["no source is enabled: set sources.huggingface.enabled or sources.arxiv.categories"])
+    return sources
+
+
+async def open_store(settings: Settings, stack: AsyncExitStack) -> RedisStore:
+    """``REDIS_URL`` when set, else the embedded Redis in the data directory; checked with a PING."""
+    if settings.redis_url:
+        try:
+            client = redis.Redis.from_url(settings.redis_url.reveal(), protocol=2, socket_timeout=10, socket_connect_timeout=5)
+        except ValueError:
+            raise ConfigError(["REDIS_URL: not a valid redis:// or rediss:// or unix:// URL"]) from None
+    else:
+        data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
+        embedded = await asyncio.to_thread(EmbeddedRedis, data_dir)
+        stack.callback(embedded.close)
+        client = redis.Redis(unix_socket_path=embedded.socket_path, protocol=2, socket_timeout=10)
+    store = RedisStore(client, settings.key_prefix, settings.paper_ttl_days * 86400)
+    stack.push_async_callback(store.aclose)
+    await store.ping()
+    return store
+
+
+@asynccontextmanager
+async def open_app(
+    settings: Settings, adapters: Mapping[str, Adapter], transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[App]:
+    """Build the app; everything it opened is closed, in reverse order, when the block ends."""
+    async with AsyncExitStack() as stack:
+        token = settings.hf_token.reveal() if settings.hf_token else None
+        client = make_client(settings.http_timeout, token, transport)
+        stack.push_async_callback(client.aclose)
+        sources = build_sources(settings, client)
+        missing = {c.destination.platform for c in settings.channels} - set(adapters)
+        if missing:
+            raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
+        store = await open_store(settings, stack)
+        consumer = f"{socket.gethostname()}-{os.getpid()}"
+        poller = Poller(sources, store, Router(settings.channels))
+        deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length)
+        yield App(poller, deliverer)
+
+
+async def run_once(app: App) -> CycleReport:
+    """One cycle; ``SourceError`` when every source failed, so the caller can exit non-zero."""
+    report = await app.cycle()
+    if not report.poll.answered:
+        reasons = "; ".join(f"{name}: {why}" for name, why in report.poll.failed.items())
+        raise SourceError(f"every source failed ({reasons})")
+    return report
+
+
+async def serve(app: App, settings: Settings) -> None:
+    """Poll at start, then every ``poll_interval`` with jitter, until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def guarded_cycle() -> None:
+        try:
+            await app.cycle()
+        except PaperbotError as exc:
+            # Expected trouble (Redis away, every source down) is one line; the next cycle tries again.
+            log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
+
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler.add_job(
+        guarded_cycle,
+        "interval",
+        minutes=settings.poll_interval_minutes,
+        jitter=settings.poll_jitter_seconds,
+        next_run_time=datetime.now(UTC),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+        id="poll",
+    )
+    scheduler.start()
+    log.info("paperbot running", extra={"kv": {"poll_interval_minutes": settings.poll_interval_minutes}})
+    try:
+        await stop.wait()
+    finally:
+        scheduler.shutdown(wait=False)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("paperbot stopped")

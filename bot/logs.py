@@ -1,0 +1,68 @@
+"""Logging: one ``key=value`` line per event on stderr, quiet by default, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+
+class LogfmtFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg="..." key=value ...`` from a record and its ``kv`` extra."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields.update(getattr(record, "kv", {}) or {})
+        if record.exc_info:
+            fields["error"] = self.formatException(record.exc_info)
+        return " ".join(f"{k}={_value(v)}" for k, v in fields.items())
+
+
+def _value(value: Any) -> str:
+    text = str(value)
+    if text and not any(ch in text for ch in ' "=\n\t'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+class ScrubSecrets(logging.Filter):
+    """Replaces any configured secret value in a formatted record with ``***``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        kv = dict(getattr(record, "kv", {}) or {})
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+            kv = {k: str(v).replace(secret, "***") for k, v in kv.items()}
+        record.msg, record.args, record.kv = message, (), kv
+        return True
+
+
+def configure(verbosity: int, secrets: Iterable[str] = ()) -> None:
+    """``verbosity`` -1 = errors only, 0 = warnings and cycle summaries, 1+ = debug."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    handler.addFilter(ScrubSecrets(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)
+    ours = {-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.DEBUG)
+    for name in ("bot", "adapters"):
+        logging.getLogger(name).setLevel(ours)
+    logging.getLogger("bot.app").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)
+    # Third-party chatter (every HTTP request, every scheduler tick) only when asked for.
+    for name in ("httpx", "httpcore", "apscheduler", "asyncio"):
+        logging.getLogger(name).setLevel(logging.INFO if verbosity > 1 else logging.WARNING)

@@ -1,0 +1,155 @@
+"""Value types shared by every part of paperbot. Frozen, no I/O, no behaviour beyond conversions."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+PLATFORMS = ("console", "slack", "discord")
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    """Where to read a paper. Every URL is an ``https`` URL or empty."""
+
+    hf: str = ""
+    abstract: str = ""
+    pdf: str = ""
+    code: str = ""
+    project: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper, normalized: bare arXiv id, clean text, UTC dates, and which sources reported it."""
+
+    id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    published: datetime
+    links: Links
+    sources: frozenset[str]
+    categories: tuple[str, ...] = ()
+    ai_summary: str = ""
+    keywords: tuple[str, ...] = ()
+    organization: str = ""
+    upvotes: int | None = None
+    github_stars: int | None = None
+    num_comments: int | None = None
+    thumbnail: str = ""
+    featured_on: datetime | None = None  # when it was put on HF Daily Papers
+
+    def merged(self, other: Paper) -> Paper:
+        """Combine two reports of the same paper: HF's social fields win, arXiv's metadata fills gaps."""
+        if other.id != self.id:
+            raise ValueError(f"cannot merge {self.id} with {other.id}")
+        hf, arxiv = (self, other) if "huggingface" in self.sources else (other, self)
+        links = Links(**{f.name: getattr(hf.links, f.name) or getattr(arxiv.links, f.name) for f in dataclasses.fields(Links)})
+        return dataclasses.replace(
+            hf,
+            title=hf.title or arxiv.title,
+            abstract=hf.abstract or arxiv.abstract,
+            authors=hf.authors or arxiv.authors,
+            links=links,
+            sources=self.sources | other.sources,
+            categories=arxiv.categories or hf.categories,
+            published=min(self.published, other.published),
+            upvotes=_max(hf.upvotes, arxiv.upvotes),
+            featured_on=hf.featured_on or arxiv.featured_on,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-safe dict; ``Paper.from_json`` reverses it exactly."""
+        data = dataclasses.asdict(self)
+        data["published"] = self.published.isoformat()
+        data["featured_on"] = self.featured_on.isoformat() if self.featured_on else None
+        data["sources"] = sorted(self.sources)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Paper:
+        """Rebuild a paper from ``to_json`` output."""
+        return cls(
+            **{
+                **data,
+                "authors": tuple(data["authors"]),
+                "categories": tuple(data.get("categories", ())),
+                "keywords": tuple(data.get("keywords", ())),
+                "links": Links(**data["links"]),
+                "sources": frozenset(data["sources"]),
+                "published": datetime.fromisoformat(data["published"]),
+                "featured_on": datetime.fromisoformat(data["featured_on"]) if data.get("featured_on") else None,
+            }
+        )
+
+
+def _max(a: int | None, b: int | None) -> int | None:
+    return max((v for v in (a, b) if v is not None), default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """A room to post in: a platform and that platform's channel id."""
+
+    platform: str
+    channel: str
+
+    @property
+    def key(self) -> str:
+        """The stable string used in store keys and logs, e.g. ``slack:C0123``."""
+        return f"{self.platform}:{self.channel}"
+
+    @classmethod
+    def parse(cls, key: str) -> Destination:
+        """Inverse of ``key``."""
+        platform, _, channel = key.partition(":")
+        return cls(platform, channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """A configured destination with its routing rules."""
+
+    destination: Destination
+    topics: tuple[str, ...] = ()
+    mode: str = "each"
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One paper owed to one destination, and why it matched there."""
+
+    destination: Destination
+    paper_id: str
+    why: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A platform-neutral summary of a paper; each adapter renders it in its own format."""
+
+    paper_id: str
+    title: str
+    url: str
+    authors: tuple[str, ...]
+    byline: str
+    tldr: str
+    organization: str = ""
+    date: str = ""
+    upvotes: int | None = None
+    links: tuple[tuple[str, str], ...] = ()  # (label, https URL)
+    keywords: tuple[str, ...] = ()
+    why: tuple[str, ...] = ()
+    thumbnail: str = ""
+    sources: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class PostRef:
+    """What an adapter posted: where, and the platform's message id (Slack ts, Discord message id)."""
+
+    destination: Destination
+    message_id: str

@@ -1,0 +1,68 @@
+"""One poll: ask every source, merge reports of the same paper, keep the unseen ones, queue their deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.errors import SourceError
+from bot.model import Paper
+from bot.ports import Source, Store
+from bot.routing import Router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollReport:
+    """What one poll found."""
+
+    answered: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    fetched: int = 0
+    new: int = 0
+    queued: int = 0
+
+
+def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
+    """One paper per id, in first-seen order; several reports of it (two sources, two days) are merged."""
+    merged: dict[str, Paper] = {}
+    for batch in batches:
+        for paper in batch:
+            merged[paper.id] = merged[paper.id].merged(paper) if paper.id in merged else paper
+    return list(merged.values())
+
+
+class Poller:
+    """Finds new papers. Papers are marked seen only together with their queued deliveries."""
+
+    def __init__(self, sources: Sequence[Source], store: Store, router: Router) -> None:
+        self._sources = sources
+        self._store = store
+        self._router = router
+
+    async def poll(self) -> PollReport:
+        """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
+        report = PollReport()
+        results = await asyncio.gather(*(source.fetch() for source in self._sources), return_exceptions=True)
+        batches = []
+        for source, result in zip(self._sources, results, strict=True):
+            if isinstance(result, SourceError):
+                report.failed[source.name] = str(result)
+                log.warning("source failed", extra={"kv": {"source": source.name, "problem": str(result)}})
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                report.answered.append(source.name)
+                batches.append(result)
+        papers = merge(batches)
+        report.fetched = len(papers)
+        unseen_ids = set(await self._store.unseen([p.id for p in papers]))
+        fresh = [p for p in papers if p.id in unseen_ids]
+        deliveries = self._router.route(fresh)
+        committed = set(await self._store.commit(fresh, deliveries))
+        report.new = len(committed)
+        report.queued = sum(1 for d in deliveries if d.paper_id in committed)
+        return report

@@ -1,0 +1,72 @@
+"""What the core needs from the outside world. The contract suites in tests/contract check these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.model import Card, Delivery, Destination, Paper, PostRef
+
+
+class Source(Protocol):
+    """A place papers come from."""
+
+    name: str
+
+    async def fetch(self) -> list[Paper]:
+        """The source's current papers; ``SourceError`` when it cannot say."""
+        ...
+
+
+class Adapter(Protocol):
+    """A chat platform (or the terminal) that can show a card in a destination."""
+
+    platform: str
+
+    async def post(self, destination: Destination, card: Card) -> PostRef:
+        """Show ``card``; return the platform's reference only once the platform accepted it.
+        Raise ``DeliveryError`` (``permanent=True`` when retrying cannot help)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A queued delivery as read from the outbox."""
+
+    entry_id: str
+    delivery: Delivery
+
+
+class Store(Protocol):
+    """Durable state: the seen-set, the paper cache, the outbox and the delivery records."""
+
+    async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
+        """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
+        ...
+
+    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
+        """Atomically mark ``papers`` seen, cache them and queue their deliveries. A paper that another
+        process committed first is skipped with its deliveries. Returns the ids this call committed."""
+        ...
+
+    async def paper(self, paper_id: str) -> Paper | None:
+        """A cached paper, or None once it expired."""
+        ...
+
+    async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
+        """Deliveries for ``consumer``: its own unacknowledged ones, ones abandoned by others for
+        ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""
+        ...
+
+    async def delivered(self, destination: Destination, paper_id: str) -> str | None:
+        """The message id of an earlier successful post of ``paper_id`` to ``destination``."""
+        ...
+
+    async def done(self, entry: OutboxEntry, post: PostRef) -> None:
+        """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; idempotent."""
+        ...

@@ -1,0 +1,245 @@
+"""Settings: ``config/paperbot.toml`` for defaults, the environment for overrides and secrets.
+
+``load_settings(environ)`` reads everything once, reports every problem in one ``ConfigError``
+and is the only reader of the environment; nothing else in paperbot looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError
+from bot.model import PLATFORMS, Channel, Destination
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "paperbot.toml"
+SECRET_ENV = ("HF_TOKEN", "REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN")
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
+MODES = ("each", "digest")
+
+
+class Secret:
+    """A value that must never be printed; ``str``/``repr`` show stars, ``reveal()`` gives the value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The real value; call only where it is handed to a client."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything paperbot needs to run, validated. Secrets are ``Secret`` or None."""
+
+    hf_enabled: bool
+    hf_endpoint: str
+    hf_lookback_days: int
+    hf_page_size: int
+    arxiv_categories: tuple[str, ...]
+    arxiv_api_url: str
+    arxiv_max_results: int
+    arxiv_min_interval: float
+    poll_interval_minutes: float
+    poll_jitter_seconds: float
+    http_timeout: float
+    http_retries: int
+    http_backoff: float
+    http_backoff_max: float
+    tldr_length: int
+    key_prefix: str
+    data_dir: str
+    paper_ttl_days: int
+    claim_idle_seconds: float
+    slack_api_url: str
+    channels: tuple[Channel, ...]
+    hf_token: Secret | None = None
+    redis_url: Secret | None = None
+    config_path: str = ""
+
+    def secrets(self) -> list[str]:
+        """Every secret value in use, so logging can scrub them."""
+        return [s.reveal() for s in (self.hf_token, self.redis_url) if s]
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _url(raw: Any) -> str:
+    parts = urlsplit(str(raw))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL, got {raw!r}")
+    return str(raw)
+
+
+def _words(raw: Any) -> tuple[str, ...]:
+    items = raw.split(",") if isinstance(raw, str) else raw
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"expected a list of strings, got {raw!r}")
+    return tuple(i.strip() for i in items if i.strip())
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[Any], Any]:
+    def parse(raw: Any) -> Any:
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        try:
+            value = kind(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'a whole number' if kind is int else 'a number'}, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _text(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {raw!r}")
+    return raw
+
+
+# name in Settings, path in the TOML file, environment variable, parser, default
+_FIELDS: list[tuple[str, str, str | None, Callable[[Any], Any], Any]] = [
+    ("hf_enabled", "sources.huggingface.enabled", "PAPERBOT_HF_ENABLED", _bool, True),
+    ("hf_endpoint", "sources.huggingface.endpoint", "HF_ENDPOINT", _url, "https://huggingface.co"),
+    ("hf_lookback_days", "sources.huggingface.lookback_days", "PAPERBOT_LOOKBACK_DAYS", _number(int, 0, 30), 2),
+    ("hf_page_size", "sources.huggingface.page_size", None, _number(int, 1, 100), 100),
+    ("arxiv_categories", "sources.arxiv.categories", "PAPERBOT_ARXIV_CATEGORIES", _words, ()),
+    ("arxiv_api_url", "sources.arxiv.api_url", "ARXIV_API_URL", _url, "https://export.arxiv.org/api/query"),
+    ("arxiv_max_results", "sources.arxiv.max_results", None, _number(int, 1, 2000), 200),
+    ("arxiv_min_interval", "sources.arxiv.min_interval", "PAPERBOT_ARXIV_MIN_INTERVAL", _number(float, 0, 60), 3.0),
+    ("poll_interval_minutes", "schedule.poll_interval_minutes", "PAPERBOT_POLL_INTERVAL", _number(float, 1, 1440), 30.0),
+    ("poll_jitter_seconds", "schedule.jitter_seconds", None, _number(float, 0, 3600), 120.0),
+    ("http_timeout", "http.timeout", "PAPERBOT_HTTP_TIMEOUT", _number(float, 0.1, 300), 20.0),
+    ("http_retries", "http.retries", "PAPERBOT_HTTP_RETRIES", _number(int, 0, 10), 4),
+    ("http_backoff", "http.backoff", "PAPERBOT_HTTP_BACKOFF", _number(float, 0, 60), 1.0),
+    ("http_backoff_max", "http.backoff_max", None, _number(float, 0, 3600), 60.0),
+    ("tldr_length", "summary.tldr_length", "PAPERBOT_TLDR_LENGTH", _number(int, 40, 2000), 280),
+    ("key_prefix", "store.key_prefix", "PAPERBOT_KEY_PREFIX", _text, "paperbot:"),
+    ("data_dir", "store.data_dir", "PAPERBOT_DATA_DIR", _text, ""),
+    ("paper_ttl_days", "store.paper_ttl_days", None, _number(int, 1, 3650), 30),
+    ("claim_idle_seconds", "delivery.claim_idle_seconds", None, _number(float, 1, 86400), 300.0),
+    ("slack_api_url", "slack.api_url", "SLACK_API_URL", _url, "https://slack.com/api/"),
+]
+_KNOWN_TABLES = {"sources", "sources.huggingface", "sources.arxiv", "schedule", "http", "summary", "store", "delivery", "slack"}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Build settings from the TOML file named by ``PAPERBOT_CONFIG`` (or the default) and ``environ``."""
+    path = Path(environ["PAPERBOT_CONFIG"]) if environ.get("PAPERBOT_CONFIG") else DEFAULT_CONFIG
+    problems: list[str] = []
+    document: dict[str, Any] = {}
+    if path.exists():
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: not valid TOML ({exc})")
+    elif environ.get("PAPERBOT_CONFIG"):
+        problems.append(f"PAPERBOT_CONFIG points to {path}, which does not exist")
+    return settings_from(document, environ, problems, config_path=str(path) if path.exists() else "")
+
+
+def settings_from(
+    document: Mapping[str, Any], environ: Mapping[str, str], problems: list[str] | None = None, config_path: str = ""
+) -> Settings:
+    """Validate a parsed TOML document plus environment overrides; raise one ConfigError listing every problem."""
+    problems = list(problems or [])
+    flat = _flatten(document, problems)
+    values: dict[str, Any] = {}
+    for name, path, env, parse, default in _FIELDS:
+        raw, where = flat.pop(path, default), path
+        if env and environ.get(env, "") != "":
+            raw, where = environ[env], env
+        try:
+            values[name] = parse(raw) if raw is not default else default
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+    channels = _channels(flat.pop("channels", None), problems)
+    for key in flat:
+        problems.append(f"{key}: unknown setting (check the spelling against config/paperbot.toml)")
+    if values.get("key_prefix") == "":
+        problems.append("store.key_prefix: must not be empty (keys of other applications could collide)")
+    if problems:
+        raise ConfigError(problems)
+    secrets = {name: Secret(environ[name]) if environ.get(name) else None for name in ("HF_TOKEN", "REDIS_URL")}
+    return Settings(
+        **values,
+        channels=channels,
+        hf_token=secrets["HF_TOKEN"],
+        redis_url=secrets["REDIS_URL"],
+        config_path=config_path,
+    )
+
+
+def _flatten(document: Mapping[str, Any], problems: list[str], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            problems.append(f"{path}: secrets belong in the environment, not in the configuration file")
+        elif isinstance(value, dict) and path in _KNOWN_TABLES:
+            flat.update(_flatten(value, problems, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _channels(raw: Any, problems: list[str]) -> tuple[Channel, ...]:
+    if raw is None:
+        return (Channel(Destination("console", "terminal")),)
+    if not isinstance(raw, list):
+        problems.append("channels: expected a list of [[channels]] tables")
+        return ()
+    channels: list[Channel] = []
+    for index, item in enumerate(raw, start=1):
+        where = f"channels[{index}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: expected a table with platform and id")
+            continue
+        unknown = set(item) - {"platform", "id", "topics", "mode"}
+        problems.extend(f"{where}.{key}: unknown setting" for key in sorted(unknown))
+        platform, channel_id = item.get("platform"), item.get("id")
+        if platform not in PLATFORMS:
+            problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+        elif platform != "console":
+            problems.append(f"{where}.platform: {platform!r} is not available in this version yet (use 'console')")
+        if not isinstance(channel_id, str) or not channel_id.strip():
+            problems.append(f"{where}.id: a non-empty channel id is required")
+        mode = item.get("mode", "each")
+        if mode not in MODES:
+            problems.append(f"{where}.mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        try:
+            topics = _words(item.get("topics", []))
+        except ValueError as exc:
+            problems.append(f"{where}.topics: {exc}")
+            topics = ()
+        if isinstance(platform, str) and isinstance(channel_id, str):
+            channels.append(Channel(Destination(platform, channel_id.strip()), topics, mode))
+    keys = [c.destination.key for c in channels]
+    problems.extend(f"channels: {key} is listed twice" for key in sorted({k for k in keys if keys.count(k) > 1}))
+    return tuple(channels)

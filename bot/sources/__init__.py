@@ -1,0 +1,1 @@
+"""Paper sources. Each turns one upstream (HF Daily Papers, arXiv) into normalized ``Paper`` values."""

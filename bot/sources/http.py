@@ -1,0 +1,134 @@
+"""The one HTTP client every source shares, and a GET that retries what is worth retrying."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bot import __version__
+from bot.errors import SourceError, SourceUnreachableError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"paperbot/{__version__} (research paper chat bot; python-httpx)"
+_RETRY_STATUS = {429, 500, 502, 503, 504}
+_MAX_RETRY_AFTER = 300.0  # a longer Retry-After means "not this cycle"; the next poll will try again
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def make_client(timeout: float, token: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """The shared client: timeouts on every phase, a User-Agent naming paperbot, redirects followed."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"}
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout),
+        headers=headers,
+        follow_redirects=True,
+        transport=transport,
+        # The token is attached only to requests that ask for it, so it never reaches another host.
+        auth=_BearerForHost(token) if token else None,
+    )
+
+
+class _BearerForHost(httpx.Auth):
+    """Adds ``Authorization: Bearer`` only for requests marked with the ``bearer`` extension."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        if request.extensions.get("bearer"):
+            request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
+
+
+@dataclass
+class RetryingGetter:
+    """GET with exponential backoff and jitter on 429, 5xx, timeouts and connection errors.
+
+    ``Retry-After`` is honoured (seconds or an HTTP date). Other 4xx answers are returned at once:
+    retrying a bad request only spends the rate limit.
+    """
+
+    client: httpx.AsyncClient
+    retries: int = 4
+    backoff: float = 1.0
+    backoff_max: float = 60.0
+    sleep: Sleep = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+
+    async def get(self, url: str, params: Mapping[str, Any] | None = None, *, bearer: bool = False) -> httpx.Response:
+        """The final response (2xx or a non-retryable 4xx); ``SourceError`` once retries are spent."""
+        what = f"GET {url}"
+        for attempt in range(self.retries + 1):
+            try:
+                response = await self.client.get(url, params=params, extensions={"bearer": bearer})
+            except httpx.TimeoutException:
+                problem, wait = "timed out", None
+            except httpx.TransportError as exc:
+                problem, wait = f"connection failed ({type(exc).__name__})", None
+            else:
+                if response.status_code not in _RETRY_STATUS:
+                    return response
+                problem, wait = f"HTTP {response.status_code}", _retry_after(response)
+                if wait is not None and wait > _MAX_RETRY_AFTER:
+                    raise SourceError(f"{what}: HTTP {response.status_code}, asked to wait {wait:.0f}s; giving up this cycle")
+            if attempt == self.retries:
+                error = SourceError if problem.startswith("HTTP") else SourceUnreachableError
+                raise error(f"{what}: {problem} after {attempt + 1} attempts")
+            delay = self._delay(attempt, wait)
+            log.info(
+                "retrying request",
+                extra={"kv": {"url": url, "problem": problem, "attempt": attempt + 1, "delay": round(delay, 2)}},
+            )
+            await self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        # Full jitter keeps replicas that failed together from retrying together.
+        computed = min(self.backoff_max, self.backoff * 2**attempt) * (0.5 + self.rng.random() / 2)
+        return max(computed, retry_after or 0.0)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class MinInterval:
+    """Spaces calls at least ``seconds`` apart (arXiv asks for one request every 3 s)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._last: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+        if self._last is not None:
+            wait = self._last + self.seconds - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._last = self._clock()
+        self._lock.release()

@@ -1,0 +1,183 @@
+"""RedisStore: every durable thing paperbot keeps, under one key prefix, on ``redis.asyncio``.
+
+Keys (``P`` is the prefix)::
+
+    P seen                  SET     every paper id ever committed (the seen-set)
+    P paper:<id>            STRING  the paper as JSON, expiring after the cache period
+    P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
+    P delivered:<dest>      HASH    paper id → platform message id, for every successful post
+    P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bot.errors import StoreError
+from bot.model import Delivery, Destination, Paper, PostRef
+from bot.ports import OutboxEntry
+
+log = logging.getLogger(__name__)
+
+GROUP = "delivery"
+
+# Marks each paper seen and queues its deliveries in one atomic step; a paper some other process
+# committed first (SADD answers 0) is skipped with its deliveries, so nothing is queued twice.
+# KEYS: seen, outbox, paper:<id>... ; ARGV: ttl, then per paper: id, json, n, n × (destination, why).
+_COMMIT = """
+local ttl = tonumber(ARGV[1])
+local committed = {}
+local i = 2
+for k = 3, #KEYS do
+  local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  if redis.call('SADD', KEYS[1], id) == 1 then
+    redis.call('SET', KEYS[k], doc, 'EX', ttl)
+    for d = 0, n - 1 do
+      redis.call('XADD', KEYS[2], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
+    end
+    committed[#committed + 1] = id
+  end
+  i = i + 2 * n
+end
+return committed
+"""
+
+
+def describe(client: redis.Redis) -> str:
+    """Where ``client`` connects, without credentials, for error messages."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("path"):
+        return f"unix:{kwargs['path']}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+class RedisStore:
+    """The Store on one Redis server; every method is one or two round trips."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", paper_ttl: int = 30 * 86400) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._paper_ttl = paper_ttl
+        self._commit = client.register_script(_COMMIT)
+        self._group_ready = False
+        self._closed = False
+
+    def key(self, *parts: str) -> str:
+        """A key under this store's prefix."""
+        return self._prefix + ":".join(parts)
+
+    @asynccontextmanager
+    async def _errors(self, what: str) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreError(
+                f"Redis at {describe(self._redis)} is unreachable while trying to {what} ({exc.__class__.__name__})"
+            ) from None
+        except RedisError as exc:
+            raise StoreError(f"Redis refused to {what}: {exc}") from None
+
+    async def ping(self) -> None:
+        """Fail fast with a clear StoreError when the server is not there."""
+        async with self._errors("answer PING"):
+            await self._redis.ping()
+
+    async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
+        if not paper_ids:
+            return []
+        async with self._errors("check the seen-set"):
+            flags = await self._redis.smismember(self.key("seen"), list(paper_ids))
+        return [pid for pid, seen in zip(paper_ids, flags, strict=True) if not seen]
+
+    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
+        if not papers:
+            return []
+        await self._ensure_group()
+        owed: dict[str, list[Delivery]] = {}
+        for delivery in deliveries:
+            owed.setdefault(delivery.paper_id, []).append(delivery)
+        keys = [self.key("seen"), self.key("outbox")] + [self.key("paper", p.id) for p in papers]
+        args: list[Any] = [self._paper_ttl]
+        for paper in papers:
+            mine = owed.get(paper.id, [])
+            args += [paper.id, json.dumps(paper.to_json(), ensure_ascii=False), len(mine)]
+            for delivery in mine:
+                args += [delivery.destination.key, json.dumps(list(delivery.why))]
+        async with self._errors("commit new papers"):
+            committed = await self._commit(keys=keys, args=args)
+        return [_text(c) for c in committed]
+
+    async def paper(self, paper_id: str) -> Paper | None:
+        async with self._errors("read a cached paper"):
+            raw = await self._redis.get(self.key("paper", paper_id))
+        return Paper.from_json(json.loads(raw)) if raw else None
+
+    async def _ensure_group(self) -> None:
+        if self._group_ready:
+            return
+        async with self._errors("create the delivery group"):
+            try:
+                # From id 0, so entries queued before the group existed are still delivered.
+                await self._redis.xgroup_create(self.key("outbox"), GROUP, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+        self._group_ready = True
+
+    async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
+        await self._ensure_group()
+        outbox = self.key("outbox")
+        async with self._errors("read the outbox"):
+            own = await self._redis.xreadgroup(GROUP, consumer, {outbox: "0"}, count=count)
+            claimed = await self._redis.xautoclaim(outbox, GROUP, consumer, int(claim_idle * 1000), "0-0", count=count)
+            new = await self._redis.xreadgroup(GROUP, consumer, {outbox: ">"}, count=count)
+        entries = [*_stream_entries(own), *claimed[1], *_stream_entries(new)]
+        seen: set[str] = set()
+        result = []
+        for entry_id, fields in entries:
+            eid = _text(entry_id)
+            if eid in seen or not fields:  # fields is empty for an entry deleted while pending
+                continue
+            seen.add(eid)
+            data = {_text(k): _text(v) for k, v in fields.items()}
+            delivery = Delivery(Destination.parse(data["dest"]), data["paper"], tuple(json.loads(data.get("why", "[]"))))
+            result.append(OutboxEntry(eid, delivery))
+        return result
+
+    async def delivered(self, destination: Destination, paper_id: str) -> str | None:
+        async with self._errors("read a delivery record"):
+            raw = await self._redis.hget(self.key("delivered", destination.key), paper_id)
+        return _text(raw) if raw is not None else None
+
+    async def done(self, entry: OutboxEntry, post: PostRef) -> None:
+        dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id
+        async with self._errors("record a delivery"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("delivered", dest), paper_id, post.message_id)
+            pipe.set(self.key("post", dest, post.message_id), paper_id)
+            pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
+            pipe.xdel(self.key("outbox"), entry.entry_id)
+            await pipe.execute()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _stream_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
+    # XREADGROUP answers [[stream, [(id, fields), ...]]]; the client is created with RESP2.
+    return [entry for _, entries in reply or [] for entry in entries]

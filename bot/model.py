@@ -63,7 +63,9 @@ class Paper:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict; ``Paper.from_json`` reverses it exactly."""
-        data = dataclasses.asdict(self)
+        # A shallow copy: dataclasses.asdict deep-copies every value and was the whole cost of a commit.
+        data = {name: getattr(self, name) for name in _PAPER_FIELDS}
+        data["links"] = {name: getattr(self.links, name) for name in _LINK_FIELDS}
         data["published"] = self.published.isoformat()
         data["featured_on"] = self.featured_on.isoformat() if self.featured_on else None
         data["sources"] = sorted(self.sources)
@@ -84,6 +86,10 @@ class Paper:
                 "featured_on": datetime.fromisoformat(data["featured_on"]) if data.get("featured_on") else None,
             }
         )
+
+
+_PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
+_LINK_FIELDS = tuple(f.name for f in dataclasses.fields(Links))
 
 
 def _max(a: int | None, b: int | None) -> int | None:

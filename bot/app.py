@@ -122,6 +122,7 @@ async def open_app(
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
         store = await open_store(settings, stack)
         consumer = f"{socket.gethostname()}-{os.getpid()}"
+        stack.push_async_callback(store.retire, consumer)
         poller = Poller(sources, store, Router(settings.channels))
         deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length)
         yield App(poller, deliverer)

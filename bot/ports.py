@@ -67,6 +67,10 @@ class Store(Protocol):
         """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
         ...
 
+    async def retire(self, consumer: str) -> None:
+        """Forget ``consumer`` if it holds no pending deliveries (a process calls this as it exits)."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections; idempotent."""
         ...

@@ -168,6 +168,15 @@ class RedisStore:
             pipe.xdel(self.key("outbox"), entry.entry_id)
             await pipe.execute()
 
+    async def retire(self, consumer: str) -> None:
+        # Only an idle consumer is removed: deleting one drops its pending entries from the group.
+        if not self._group_ready:
+            return
+        async with self._errors("retire a delivery consumer"):
+            pending = await self._redis.xpending_range(self.key("outbox"), GROUP, "-", "+", 1, consumername=consumer)
+            if not pending:
+                await self._redis.xgroup_delconsumer(self.key("outbox"), GROUP, consumer)
+
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True

@@ -70,6 +70,22 @@ async def test_a_dead_workers_entries_are_taken_over_once_idle(store: RedisStore
     assert await store.take("w3", claim_idle=60) == []
 
 
+async def test_an_idle_consumer_is_retired_but_one_with_pending_work_is_kept(
+    store: RedisStore, redis_client: redis.Redis
+) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(A, paper.id)])
+    [entry] = await store.take("busy", claim_idle=60)
+    assert await store.take("idle", claim_idle=60) == []
+    await store.retire("idle")
+    await store.retire("busy")
+    consumers = {c["name"].decode() for c in await redis_client.xinfo_consumers(store.key("outbox"), "delivery")}
+    assert consumers == {"busy"}
+    await store.done(entry, PostRef(A, "m1"))
+    await store.retire("busy")
+    assert await redis_client.xinfo_consumers(store.key("outbox"), "delivery") == []
+
+
 async def test_stores_with_different_prefixes_never_see_each_others_keys(redis_client: redis.Redis) -> None:
     one, two = RedisStore(redis_client, prefix="test:one:"), RedisStore(redis_client, prefix="test:two:")
     try:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import TextIO
 
 from rich.console import Console
 from rich.text import Text
 
-from bot.model import Card, Destination, PostRef
+from bot.model import Card, Destination, PostRef, Reply
 
 
 class ConsoleAdapter:
@@ -40,6 +41,18 @@ class ConsoleAdapter:
         else:
             self._console.print(render(card))
         return PostRef(destination, f"{time.time_ns()}-{self._count}")
+
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+        """A header line, then every card (a terminal has no threads, so nothing is hidden)."""
+        if not self._json:
+            self._console.print(Text(f"── {len(cards)} new papers ──", style="bold magenta"))
+        return [await self.post(destination, card) for card in cards]
+
+    async def show_reply(self, reply: Reply) -> None:
+        """A command's answer: its text, then its cards."""
+        self._console.print(Text(reply.text))
+        for card in reply.cards:
+            self._console.print(render(card))
 
 
 def card_json(card: Card, destination: Destination) -> dict[str, object]:

@@ -14,7 +14,7 @@ def make_adapters(args: argparse.Namespace, settings: Settings) -> dict[str, Ada
     """The adapters this process runs; platform SDKs are imported only when a platform is used."""
     from adapters.console import ConsoleAdapter
 
-    return {"console": ConsoleAdapter(sys.stdout, json_lines=args.json)}
+    return {"console": ConsoleAdapter(sys.stdout, json_lines=getattr(args, "json", False))}
 
 
 def main() -> int:

@@ -17,17 +17,21 @@ import httpx
 import redis.asyncio as redis
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.channels import Channels
+from bot.commands import CommandCore
 from bot.delivery import Deliverer, DeliveryReport
 from bot.errors import ConfigError, PaperbotError, SourceError
 from bot.poller import Poller, PollReport
 from bot.ports import Adapter, Source
-from bot.routing import Router
+from bot.search import PaperIndex
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivSource
 from bot.sources.http import MinInterval, RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource
 from bot.store.embedded import EmbeddedRedis, default_data_dir
-from bot.store.redis import RedisStore
+from bot.store.library import RedisLibrary
+from bot.store.redis import RedisStore, redis_errors
+from bot.store.subscriptions import RedisSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +56,12 @@ class CycleReport:
 
 
 class App:
-    """A poller and a deliverer over one store."""
+    """A poller, a deliverer and the command core over one store."""
 
-    def __init__(self, poller: Poller, deliverer: Deliverer) -> None:
+    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore) -> None:
         self.poller = poller
         self.deliverer = deliverer
+        self.commands = commands
 
     async def cycle(self) -> CycleReport:
         """Poll, then deliver everything owed (including what earlier cycles could not deliver)."""
@@ -89,7 +94,7 @@ def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]
     return sources
 
 
-async def open_store(settings: Settings, stack: AsyncExitStack) -> RedisStore:
+async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
     """``REDIS_URL`` when set, else the embedded Redis in the data directory; checked with a PING."""
     if settings.redis_url:
         try:
@@ -101,10 +106,10 @@ async def open_store(settings: Settings, stack: AsyncExitStack) -> RedisStore:
         embedded = await asyncio.to_thread(EmbeddedRedis, data_dir)
         stack.callback(embedded.close)
         client = redis.Redis(unix_socket_path=embedded.socket_path, protocol=2, socket_timeout=10)
-    store = RedisStore(client, settings.key_prefix, settings.paper_ttl_days * 86400)
-    stack.push_async_callback(store.aclose)
-    await store.ping()
-    return store
+    stack.push_async_callback(client.aclose)
+    async with redis_errors(client, "answer PING"):
+        await client.ping()
+    return client
 
 
 @asynccontextmanager
@@ -120,12 +125,28 @@ async def open_app(
         missing = {c.destination.platform for c in settings.channels} - set(adapters)
         if missing:
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
-        store = await open_store(settings, stack)
+        client = await open_redis(settings, stack)
+        ttl = settings.paper_ttl_days * 86400
+        store = RedisStore(client, settings.key_prefix, ttl)
+        subscriptions = RedisSubscriptions(client, settings.key_prefix)
+        library = RedisLibrary(client, settings.key_prefix)
+        channels = Channels(settings.channels, subscriptions)
+        await channels.seed()
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         stack.push_async_callback(store.retire, consumer)
-        poller = Poller(sources, store, Router(settings.channels))
-        deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length)
-        yield App(poller, deliverer)
+        commands = CommandCore(
+            store,
+            subscriptions,
+            library,
+            PaperIndex(store, ttl),
+            settings.save_emoji,
+            channels.catch_all,
+            settings.page_size,
+            settings.tldr_length,
+        )
+        poller = Poller(sources, store, channels.router)
+        deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length, channels.settings)
+        yield App(poller, deliverer, commands)
 
 
 async def run_once(app: App) -> CycleReport:

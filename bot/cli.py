@@ -9,9 +9,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from bot import __version__, logs
-from bot.app import open_app, run_once, serve
+from bot.app import App, open_app, run_once, serve
 from bot.errors import ConfigError, PaperbotError
-from bot.ports import Adapter
+from bot.model import Destination, UserRef
+from bot.ports import Adapter, ReplyViewer
 from bot.settings import Settings, load_settings
 
 AdapterFactory = Callable[[argparse.Namespace, Settings], Mapping[str, Adapter]]
@@ -29,6 +30,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object per delivered paper per line")
     run.add_argument("-v", "--verbose", action="count", default=0, help="debug logs (-vv: also HTTP requests)")
     run.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    for name, text in (("ask", "answer one /papers command as a console user"), ("shell", "type /papers commands at a prompt")):
+        sub = commands.add_parser(name, help=text)
+        if name == "ask":
+            sub.add_argument("text", help='the command, e.g. "/papers subscribe reasoning"')
+        sub.add_argument("--user", default="you", help="the console user's name (default: you)")
+        sub.add_argument("--channel", default="terminal", help="the console channel (default: terminal)")
+        sub.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
+        sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
     return main
 
 
@@ -54,9 +63,30 @@ def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
-    async with open_app(settings, make_adapters(args, settings)) as app:
-        if args.once:
-            await run_once(app)
+    adapters = make_adapters(args, settings)
+    async with open_app(settings, adapters) as app:
+        if args.command == "run":
+            await (run_once(app) if args.once else serve(app, settings))
         else:
-            await serve(app, settings)
+            await converse(app, adapters["console"], args)
     return 0
+
+
+async def converse(app: App, console: Adapter, args: argparse.Namespace) -> None:
+    """``ask``: one command; ``shell``: a prompt, until ``exit``, ``quit`` or end of input."""
+    if not isinstance(console, ReplyViewer):
+        raise ConfigError(["the console adapter cannot show replies"])
+    user, where = UserRef("console", args.user), Destination("console", args.channel)
+    if args.command == "ask":
+        await console.show_reply(await app.commands.handle(args.text, user, where))
+        return
+    print("paperbot shell: type /papers help, or exit", file=sys.stderr)
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "papers> ")
+        except EOFError:
+            return
+        if line.strip() in ("exit", "quit"):
+            return
+        if line.strip():
+            await console.show_reply(await app.commands.handle(line, user, where))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from bot.cards import to_card
 from bot.errors import DeliveryError
-from bot.model import Destination, PostRef
+from bot.model import Channel, Destination, Paper, PostRef
 from bot.ports import Adapter, OutboxEntry, Store
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ class DeliveryReport:
 
     delivered: int = 0
     already_delivered: int = 0
+    skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # destination key → reason
     pending: int = 0
 
@@ -33,12 +35,23 @@ class Deliverer:
     for this pass, keeping the order of what it still owes.
     """
 
-    def __init__(self, store: Store, adapters: Mapping[str, Adapter], consumer: str, claim_idle: float, tldr_length: int = 280):
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, Adapter],
+        consumer: str,
+        claim_idle: float,
+        tldr_length: int = 280,
+        channel: Callable[[Destination], Channel] = Channel,
+        today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
+    ):
         self._store = store
         self._adapters = adapters
         self._consumer = consumer
         self._claim_idle = claim_idle
         self._tldr_length = tldr_length
+        self._channel = channel
+        self._today = today
 
     async def deliver(self) -> DeliveryReport:
         """One pass over everything this worker may deliver now."""
@@ -56,29 +69,70 @@ class Deliverer:
             report.failed[destination.key] = f"no {destination.platform} adapter is running"
             report.pending += len(queue)
             return
-        for index, entry in enumerate(queue):
-            try:
-                await self._deliver_one(adapter, entry, report)
-            except DeliveryError as exc:
-                report.failed[destination.key] = str(exc)
-                report.pending += len(queue) - index
-                log.warning(
-                    "delivery failed; will retry" if not exc.permanent else "delivery refused; fix the destination",
-                    extra={"kv": {"destination": destination.key, "paper": entry.delivery.paper_id, "problem": str(exc)}},
-                )
-                return
+        channel = self._channel(destination)
+        owed = await self._settle_already_delivered(queue, report)
+        papers = {p.id: p for p in await self._store.papers([e.delivery.paper_id for e in owed])}
+        for entry in [e for e in owed if e.delivery.paper_id not in papers]:
+            await self._store.skip(entry, "expired from the paper cache")
+            report.skipped += 1
+        owed = await self._apply_cap(channel, [e for e in owed if e.delivery.paper_id in papers], papers, report)
+        posted = 0
+        try:
+            if channel.mode == "digest" and owed:
+                posted = await self._post_digest(adapter, channel, owed, papers)
+            else:
+                for entry in owed:
+                    await self._post_one(adapter, entry, papers[entry.delivery.paper_id])
+                    posted += 1
+        except DeliveryError as exc:
+            report.failed[destination.key] = str(exc)
+            log.warning(
+                "delivery refused; fix the destination" if exc.permanent else "delivery failed; will retry",
+                extra={"kv": {"destination": destination.key, "problem": str(exc)}},
+            )
+        report.delivered += posted
+        report.pending += len(owed) - posted
 
-    async def _deliver_one(self, adapter: Adapter, entry: OutboxEntry, report: DeliveryReport) -> None:
+    async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
+        owed = []
+        for entry in queue:
+            earlier = await self._store.delivered(entry.delivery.destination, entry.delivery.paper_id)
+            if earlier is None:
+                owed.append(entry)
+            else:
+                # A reclaimed entry whose post did go out before its worker died: record, never repost.
+                await self._store.done(entry, PostRef(entry.delivery.destination, earlier))
+                report.already_delivered += 1
+        return owed
+
+    async def _apply_cap(
+        self, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper], report: DeliveryReport
+    ) -> list[OutboxEntry]:
+        if not channel.daily_cap:
+            return owed
+        room = max(0, channel.daily_cap - await self._store.count_post(channel.destination, self._today(), 0))
+        if len(owed) <= room:
+            return owed
+        # Keep the most upvoted within the cap, in their original order; the rest are settled as skipped.
+        best = sorted(owed, key=lambda e: -(papers[e.delivery.paper_id].upvotes or 0))[:room]
+        keep = {e.entry_id for e in best}
+        for entry in owed:
+            if entry.entry_id not in keep:
+                await self._store.skip(entry, "daily cap")
+                report.skipped += 1
+        return [e for e in owed if e.entry_id in keep]
+
+    async def _post_one(self, adapter: Adapter, entry: OutboxEntry, paper: Paper) -> None:
         delivery = entry.delivery
-        earlier = await self._store.delivered(delivery.destination, delivery.paper_id)
-        if earlier is not None:
-            # A reclaimed entry whose post did go out before its worker died: record, never repost.
-            await self._store.done(entry, PostRef(delivery.destination, earlier))
-            report.already_delivered += 1
-            return
-        paper = await self._store.paper(delivery.paper_id)
-        if paper is None:
-            raise DeliveryError(f"paper {delivery.paper_id} is no longer in the cache", permanent=True)
         post = await adapter.post(delivery.destination, to_card(paper, delivery.why, self._tldr_length))
         await self._store.done(entry, post)
-        report.delivered += 1
+        await self._store.count_post(delivery.destination, self._today())
+
+    async def _post_digest(self, adapter: Adapter, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper]) -> int:
+        ranked = sorted(owed, key=lambda e: -(papers[e.delivery.paper_id].upvotes or 0))
+        cards = [to_card(papers[e.delivery.paper_id], e.delivery.why, self._tldr_length) for e in ranked]
+        posts = await adapter.post_digest(channel.destination, cards, channel.digest_size)
+        for entry, post in zip(ranked, posts, strict=False):
+            await self._store.done(entry, post)
+        await self._store.count_post(channel.destination, self._today(), len(posts))
+        return len(posts)

@@ -117,11 +117,15 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class Channel:
-    """A configured destination with its routing rules."""
+    """A configured destination with its routing and noise rules."""
 
     destination: Destination
-    topics: tuple[str, ...] = ()
-    mode: str = "each"
+    topics: tuple[str, ...] = ()  # seeded into the subscriptions once; chat can change them later
+    mode: str = "each"  # "each": one post per paper; "digest": one message per delivery pass
+    catch_all: bool = True  # with no topics, get every paper (False: get nothing)
+    daily_cap: int = 0  # most papers posted per UTC day; 0 = no cap
+    min_upvotes: int = 0  # papers with fewer Hugging Face upvotes are not routed here
+    digest_size: int = 5  # papers in the digest message itself; the rest go in its thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,8 +158,40 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRef:
+    """A person on a platform."""
+
+    platform: str
+    user_id: str
+
+    @property
+    def key(self) -> str:
+        """The stable string used in store keys, e.g. ``slack:U0123``."""
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
 class PostRef:
     """What an adapter posted: where, and the platform's message id (Slack ts, Discord message id)."""
 
     destination: Destination
     message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """Someone added or removed an emoji on a message; ``emoji`` is the platform's spelling."""
+
+    post: PostRef
+    user: UserRef
+    emoji: str
+    added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The core's answer to a command, addressed to the asking user (ephemeral where possible)."""
+
+    text: str
+    cards: tuple[Card, ...] = ()
+    ephemeral: bool = True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.errors import SourceError
@@ -38,10 +38,10 @@ def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
 class Poller:
     """Finds new papers. Papers are marked seen only together with their queued deliveries."""
 
-    def __init__(self, sources: Sequence[Source], store: Store, router: Router) -> None:
+    def __init__(self, sources: Sequence[Source], store: Store, router: Callable[[], Awaitable[Router]]) -> None:
         self._sources = sources
         self._store = store
-        self._router = router
+        self._router = router  # asked every poll: subscriptions change from chat
 
     async def poll(self) -> PollReport:
         """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
@@ -61,7 +61,7 @@ class Poller:
         report.fetched = len(papers)
         unseen_ids = set(await self._store.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
-        deliveries = self._router.route(fresh)
+        deliveries = (await self._router()).route(fresh) if fresh else []
         committed = set(await self._store.commit(fresh, deliveries))
         report.new = len(committed)
         report.queued = sum(1 for d in deliveries if d.paper_id in committed)

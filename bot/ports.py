@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from bot.model import Card, Delivery, Destination, Paper, PostRef
+from bot.model import Card, Delivery, Destination, Paper, PostRef, Reply
 
 
 class Source(Protocol):
@@ -27,6 +27,20 @@ class Adapter(Protocol):
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """Show ``card``; return the platform's reference only once the platform accepted it.
         Raise ``DeliveryError`` (``permanent=True`` when retrying cannot help)."""
+        ...
+
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+        """Show several cards as one digest: the first ``top`` in the message, the rest in its thread
+        where the platform has threads. Returns one reference per card, in order."""
+        ...
+
+
+@runtime_checkable
+class ReplyViewer(Protocol):
+    """An adapter that shows a command's reply to the user who asked (the console does)."""
+
+    async def show_reply(self, reply: Reply) -> None:
+        """Show ``reply``."""
         ...
 
 
@@ -65,6 +79,18 @@ class Store(Protocol):
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
+        ...
+
+    async def skip(self, entry: OutboxEntry, reason: str) -> None:
+        """Settle an entry without posting it; it counts as delivered from then on."""
+        ...
+
+    async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
+        """The cached papers among ``paper_ids``; expired ones are left out."""
+        ...
+
+    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
+        """Add ``delta`` to the destination's post count for ``day``; returns the total."""
         ...
 
     async def retire(self, consumer: str) -> None:

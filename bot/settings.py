@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.errors import ConfigError
+from bot.errors import CommandError, ConfigError
 from bot.model import PLATFORMS, Channel, Destination
+from bot.topics import parse_query
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "paperbot.toml"
 SECRET_ENV = ("HF_TOKEN", "REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN")
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey")
 MODES = ("each", "digest")
+DEFAULT_SAVE_EMOJI = {"slack": "bookmark", "discord": "🔖", "console": "bookmark"}
 
 
 class Secret:
@@ -67,6 +69,8 @@ class Settings:
     paper_ttl_days: int
     claim_idle_seconds: float
     slack_api_url: str
+    page_size: int
+    save_emoji: dict[str, str]
     channels: tuple[Channel, ...]
     hf_token: Secret | None = None
     redis_url: Secret | None = None
@@ -123,6 +127,15 @@ def _text(raw: Any) -> str:
     return raw
 
 
+def _emoji(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or not all(isinstance(v, str) and v.strip(":") for v in raw.values()):
+        raise ValueError(f'expected a table like {{ slack = "bookmark", discord = "🔖" }}, got {raw!r}')
+    unknown = set(raw) - set(PLATFORMS)
+    if unknown:
+        raise ValueError(f"unknown platform {sorted(unknown)[0]!r}")
+    return DEFAULT_SAVE_EMOJI | {k: v.strip(":") for k, v in raw.items()}
+
+
 # name in Settings, path in the TOML file, environment variable, parser, default
 _FIELDS: list[tuple[str, str, str | None, Callable[[Any], Any], Any]] = [
     ("hf_enabled", "sources.huggingface.enabled", "PAPERBOT_HF_ENABLED", _bool, True),
@@ -145,8 +158,21 @@ _FIELDS: list[tuple[str, str, str | None, Callable[[Any], Any], Any]] = [
     ("paper_ttl_days", "store.paper_ttl_days", None, _number(int, 1, 3650), 30),
     ("claim_idle_seconds", "delivery.claim_idle_seconds", None, _number(float, 1, 86400), 300.0),
     ("slack_api_url", "slack.api_url", "SLACK_API_URL", _url, "https://slack.com/api/"),
+    ("page_size", "chat.page_size", None, _number(int, 1, 20), 5),
+    ("save_emoji", "chat.save_emoji", None, _emoji, DEFAULT_SAVE_EMOJI),
 ]
-_KNOWN_TABLES = {"sources", "sources.huggingface", "sources.arxiv", "schedule", "http", "summary", "store", "delivery", "slack"}
+_KNOWN_TABLES = {
+    "sources",
+    "sources.huggingface",
+    "sources.arxiv",
+    "schedule",
+    "http",
+    "summary",
+    "store",
+    "delivery",
+    "slack",
+    "chat",
+}
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -221,11 +247,14 @@ def _channels(raw: Any, problems: list[str]) -> tuple[Channel, ...]:
     return tuple(channels)
 
 
+_CHANNEL_KEYS = {"platform", "id", "topics", "mode", "catch_all", "daily_cap", "min_upvotes", "digest_size"}
+
+
 def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
     if not isinstance(item, dict):
         problems.append(f"{where}: expected a table with platform and id")
         return None
-    problems.extend(f"{where}.{key}: unknown setting" for key in sorted(set(item) - {"platform", "id", "topics", "mode"}))
+    problems.extend(f"{where}.{key}: unknown setting" for key in sorted(set(item) - _CHANNEL_KEYS))
     platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
     if platform not in PLATFORMS:
         problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
@@ -235,11 +264,34 @@ def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
         problems.append(f"{where}.id: a non-empty channel id is required")
     if mode not in MODES:
         problems.append(f"{where}.mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    numbers = {}
+    for key, low, high, default in (("daily_cap", 0, 10_000, 0), ("min_upvotes", 0, 100_000, 0), ("digest_size", 1, 10, 5)):
+        try:
+            numbers[key] = _number(int, low, high)(item.get(key, default))
+        except ValueError as exc:
+            problems.append(f"{where}.{key}: {exc}")
     try:
-        topics = _words(item.get("topics", []))
+        catch_all = _bool(item.get("catch_all", True))
     except ValueError as exc:
-        problems.append(f"{where}.topics: {exc}")
-        topics = ()
-    if not (isinstance(platform, str) and isinstance(channel_id, str)):
+        problems.append(f"{where}.catch_all: {exc}")
+        catch_all = True
+    topics = _topics(item.get("topics", []), f"{where}.topics", problems)
+    if not (isinstance(platform, str) and isinstance(channel_id, str)) or len(numbers) < 3:
         return None
-    return Channel(Destination(platform, channel_id.strip()), topics, mode)
+    return Channel(Destination(platform, channel_id.strip()), topics, mode, catch_all, **numbers)
+
+
+def _topics(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    """Configured topics, each checked by the query parser and stored in its canonical spelling."""
+    try:
+        texts = _words(raw) if not isinstance(raw, str) else (raw,)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return ()
+    topics = []
+    for text in texts:
+        try:
+            topics.append(parse_query(text).text)
+        except CommandError as exc:
+            problems.append(f"{where}: {exc}")
+    return tuple(topics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from bot.errors import DeliveryError, SourceError
@@ -44,6 +45,7 @@ class RecordingAdapter:
         self.platform = platform
         self.posts: list[tuple[Destination, Card]] = []
         self.refusing: dict[str, DeliveryError] = {}
+        self.digests: list[tuple[Destination, list[str], int]] = []
 
     def refuse(self, channel: str, error: DeliveryError | None) -> None:
         if error is None:
@@ -56,6 +58,10 @@ class RecordingAdapter:
             raise self.refusing[destination.channel]
         self.posts.append((destination, card))
         return PostRef(destination, f"m{len(self.posts)}")
+
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+        self.digests.append((destination, [card.paper_id for card in cards], top))
+        return [await self.post(destination, card) for card in cards]
 
     def ids(self, channel: str | None = None) -> list[str]:
         return [card.paper_id for dest, card in self.posts if channel is None or dest.channel == channel]

@@ -7,14 +7,17 @@ Keys (``P`` is the prefix)::
     P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
     P delivered:<dest>      HASH    paper id → platform message id, for every successful post
     P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
+    P recent                ZSET    paper id → when it was committed (ms), for the query cache
+    P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import redis.asyncio as redis
@@ -32,16 +35,17 @@ GROUP = "delivery"
 
 # Marks each paper seen and queues its deliveries in one atomic step; a paper some other process
 # committed first (SADD answers 0) is skipped with its deliveries, so nothing is queued twice.
-# KEYS: seen, outbox, paper:<id>... ; ARGV: ttl, then per paper: id, json, n, n × (destination, why).
+# KEYS: seen, outbox, recent, paper:<id>... ; ARGV: ttl, now (ms), then per paper: id, json, n, n × (destination, why).
 _COMMIT = """
 local ttl = tonumber(ARGV[1])
 local committed = {}
-local i = 2
-for k = 3, #KEYS do
+local i = 3
+for k = 4, #KEYS do
   local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
   if redis.call('SADD', KEYS[1], id) == 1 then
     redis.call('SET', KEYS[k], doc, 'EX', ttl)
+    redis.call('ZADD', KEYS[3], ARGV[2], id)
     for d = 0, n - 1 do
       redis.call('XADD', KEYS[2], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
     end
@@ -53,12 +57,32 @@ return committed
 """
 
 
+POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
+
+
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return f"unix:{kwargs['path']}"
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+@asynccontextmanager
+async def redis_errors(client: redis.Redis, what: str) -> AsyncIterator[None]:
+    """Translate redis-py exceptions into ``StoreError`` naming the server (never its password)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        problem = exc.__class__.__name__
+        raise StoreError(f"Redis at {describe(client)} is unreachable while trying to {what} ({problem})") from None
+    except RedisError as exc:
+        raise StoreError(f"Redis refused to {what}: {exc}") from None
+
+
+def text(value: Any) -> str:
+    """A Redis reply as ``str``."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisStore:
@@ -76,21 +100,8 @@ class RedisStore:
         """A key under this store's prefix."""
         return self._prefix + ":".join(parts)
 
-    @asynccontextmanager
-    async def _errors(self, what: str) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreError(
-                f"Redis at {describe(self._redis)} is unreachable while trying to {what} ({exc.__class__.__name__})"
-            ) from None
-        except RedisError as exc:
-            raise StoreError(f"Redis refused to {what}: {exc}") from None
-
-    async def ping(self) -> None:
-        """Fail fast with a clear StoreError when the server is not there."""
-        async with self._errors("answer PING"):
-            await self._redis.ping()
+    def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
+        return redis_errors(self._redis, what)
 
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         if not paper_ids:
@@ -106,8 +117,8 @@ class RedisStore:
         owed: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
             owed.setdefault(delivery.paper_id, []).append(delivery)
-        keys = [self.key("seen"), self.key("outbox")] + [self.key("paper", p.id) for p in papers]
-        args: list[Any] = [self._paper_ttl]
+        keys = [self.key("seen"), self.key("outbox"), self.key("recent")] + [self.key("paper", p.id) for p in papers]
+        args: list[Any] = [self._paper_ttl, int(time.time() * 1000)]
         for paper in papers:
             mine = owed.get(paper.id, [])
             args += [paper.id, json.dumps(paper.to_json(), ensure_ascii=False), len(mine)]
@@ -115,12 +126,48 @@ class RedisStore:
                 args += [delivery.destination.key, json.dumps(list(delivery.why))]
         async with self._errors("commit new papers"):
             committed = await self._commit(keys=keys, args=args)
-        return [_text(c) for c in committed]
+        return [text(c) for c in committed]
 
     async def paper(self, paper_id: str) -> Paper | None:
         async with self._errors("read a cached paper"):
             raw = await self._redis.get(self.key("paper", paper_id))
         return Paper.from_json(json.loads(raw)) if raw else None
+
+    async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
+        """The cached papers among ``paper_ids`` (expired ones are left out), in chunks of 1,000."""
+        found: list[Paper] = []
+        for start in range(0, len(paper_ids), 1000):
+            chunk = paper_ids[start : start + 1000]
+            async with self._errors("read cached papers"):
+                docs = await self._redis.mget([self.key("paper", pid) for pid in chunk])
+            found.extend(Paper.from_json(json.loads(doc)) for doc in docs if doc)
+        return found
+
+    async def recent(self, since_ms: int) -> tuple[list[str], int]:
+        """Ids committed after ``since_ms`` (oldest first) and the cursor to pass next time.
+        Entries older than the cache period are dropped on the way."""
+        now = int(time.time() * 1000)
+        async with self._errors("list recent papers"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self.key("recent"), "-inf", now - self._paper_ttl * 1000)
+            pipe.zrangebyscore(self.key("recent"), f"({since_ms}", "+inf", withscores=True)
+            _, rows = await pipe.execute()
+        cursor = max((int(score) for _, score in rows), default=since_ms)
+        return [text(pid) for pid, _ in rows], cursor
+
+    async def paper_for_post(self, post: PostRef) -> str | None:
+        """The paper a platform message shows, if paperbot posted it."""
+        async with self._errors("look up a post"):
+            raw = await self._redis.get(self.key("post", post.destination.key, post.message_id))
+        return text(raw) if raw is not None else None
+
+    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
+        """Add ``delta`` to the destination's posts on ``day`` (YYYY-MM-DD); the new total."""
+        key = self.key("posted", destination.key, day)
+        async with self._errors("count posts"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(key, delta)
+            pipe.expire(key, 2 * 86400)
+            total, _ = await pipe.execute()
+        return int(total)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -145,11 +192,11 @@ class RedisStore:
         seen: set[str] = set()
         result = []
         for entry_id, fields in entries:
-            eid = _text(entry_id)
+            eid = text(entry_id)
             if eid in seen or not fields:  # fields is empty for an entry deleted while pending
                 continue
             seen.add(eid)
-            data = {_text(k): _text(v) for k, v in fields.items()}
+            data = {text(k): text(v) for k, v in fields.items()}
             delivery = Delivery(Destination.parse(data["dest"]), data["paper"], tuple(json.loads(data.get("why", "[]"))))
             result.append(OutboxEntry(eid, delivery))
         return result
@@ -157,13 +204,22 @@ class RedisStore:
     async def delivered(self, destination: Destination, paper_id: str) -> str | None:
         async with self._errors("read a delivery record"):
             raw = await self._redis.hget(self.key("delivered", destination.key), paper_id)
-        return _text(raw) if raw is not None else None
+        return text(raw) if raw is not None else None
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id
         async with self._errors("record a delivery"), self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.key("delivered", dest), paper_id, post.message_id)
-            pipe.set(self.key("post", dest, post.message_id), paper_id)
+            pipe.set(self.key("post", dest, post.message_id), paper_id, ex=POST_TTL)
+            pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
+            pipe.xdel(self.key("outbox"), entry.entry_id)
+            await pipe.execute()
+
+    async def skip(self, entry: OutboxEntry, reason: str) -> None:
+        """Settle a delivery without posting (e.g. over the daily cap): recorded, acknowledged, never retried."""
+        dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id
+        async with self._errors("record a skipped delivery"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.key("delivered", dest), paper_id, f"skipped:{reason}")
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
             await pipe.execute()
@@ -181,10 +237,6 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _stream_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:

@@ -11,7 +11,7 @@ from bot.delivery import Deliverer
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination
 from bot.poller import Poller
-from bot.routing import Router
+from bot.routing import Router, compile_route
 from bot.store.redis import RedisStore
 from tests.fakes import RecordingAdapter, StaticSource, make_paper
 
@@ -26,10 +26,19 @@ async def store() -> AsyncIterator[RedisStore]:
 
 
 class Bot:
+    """The poller and deliverer over fakes, with the channels' topics as their only subscriptions."""
+
     def __init__(self, store: RedisStore, sources: list[StaticSource], channels: list[Channel]) -> None:
         self.adapter = RecordingAdapter()
-        self.poller = Poller(sources, store, Router(channels))
-        self.deliverer = Deliverer(store, {"console": self.adapter}, "w1", claim_idle=300)
+        settings = {c.destination: c for c in channels}
+
+        async def router() -> Router:
+            return Router([compile_route(c.destination, c.topics, c.catch_all, c.min_upvotes) for c in channels])
+
+        self.poller = Poller(sources, store, router)
+        self.deliverer = Deliverer(
+            store, {"console": self.adapter}, "w1", claim_idle=300, channel=lambda d: settings.get(d, Channel(d))
+        )
 
     async def cycle(self) -> tuple[int, int]:
         poll = await self.poller.poll()

@@ -1,0 +1,41 @@
+"""Destinations: the configured channels plus every channel that subscribed from chat."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.model import Channel, Destination
+from bot.routing import Router, compile_route
+from bot.store.subscriptions import RedisSubscriptions
+
+
+class Channels:
+    """Each destination's settings, and a router over everyone's current subscriptions."""
+
+    def __init__(self, configured: Sequence[Channel], subscriptions: RedisSubscriptions) -> None:
+        self._configured = {c.destination: c for c in configured}
+        self._subscriptions = subscriptions
+
+    def settings(self, destination: Destination) -> Channel:
+        """The configured channel, or the defaults for one that only exists through chat."""
+        return self._configured.get(destination) or Channel(destination, catch_all=False)
+
+    @property
+    def catch_all(self) -> frozenset[Destination]:
+        """Configured destinations that get everything while they have no topics."""
+        return frozenset(d for d, c in self._configured.items() if c.catch_all)
+
+    async def seed(self) -> None:
+        """Subscribe configured channels to their configured topics (once per topic, ever)."""
+        for channel in self._configured.values():
+            await self._subscriptions.seed(channel.destination, list(channel.topics))
+
+    async def router(self) -> Router:
+        """A router over the subscriptions as they are now (chat may have changed them)."""
+        subscribed = await self._subscriptions.everything()
+        routes = [
+            compile_route(c.destination, subscribed.pop(c.destination, []), c.catch_all, c.min_upvotes)
+            for c in self._configured.values()
+        ]
+        routes += [compile_route(destination, topics) for destination, topics in subscribed.items()]
+        return Router(routes)

@@ -1,0 +1,216 @@
+"""``/papers …``: the same grammar on every platform, answered from the store alone.
+
+Adapters turn a slash command into ``(text, user, destination)`` and a reaction into a
+``Reaction``; this module decides everything else and answers with a ``Reply``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.cards import to_card
+from bot.errors import CommandError
+from bot.export import to_bibtex, to_markdown
+from bot.ids import bare_arxiv_id
+from bot.model import Destination, Paper, Reaction, Reply, UserRef
+from bot.search import PaperIndex
+from bot.store.library import RedisLibrary
+from bot.store.redis import RedisStore
+from bot.store.subscriptions import RedisSubscriptions
+from bot.topics import parse_query
+
+log = logging.getLogger(__name__)
+
+USAGE = """\
+/papers <query>                 recent papers matching the query, best first
+/papers more                    the next results of your last query
+/papers subscribe <query>       post new papers matching the query in this channel
+/papers unsubscribe <query|n>   stop that (n: the number shown by /papers topics)
+/papers topics                  this channel's subscriptions
+/papers save <arXiv id>         keep a paper in your list (or react with the save emoji)
+/papers saved                   your saved papers, newest first
+/papers unsave <arXiv id>       remove a paper from your list
+/papers export [bibtex|markdown]   your saved papers as BibTeX (default) or Markdown
+/papers help                    this text
+
+Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
+cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
+Example: /papers "vision-language" OR VLA -survey upvotes>=5"""
+
+SUBCOMMANDS = ("help", "more", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A parsed ``/papers`` command: a subcommand name and the rest of the text."""
+
+    name: str
+    argument: str = ""
+
+
+def parse_command(text: str) -> Command:
+    """``/papers subscribe cat:cs.CL`` → ``Command("subscribe", "cat:cs.CL")``; bare text is a search."""
+    text = " ".join(text.split())
+    if text.startswith("/"):
+        text = text.partition(" ")[2]
+    head, _, rest = text.partition(" ")
+    if not text:
+        return Command("help")
+    if head.lower() in SUBCOMMANDS:
+        return Command(head.lower(), rest)
+    return Command("search", text)
+
+
+class CommandCore:
+    """Executes commands and reactions for one deployment."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        subscriptions: RedisSubscriptions,
+        library: RedisLibrary,
+        index: PaperIndex,
+        save_emoji: Mapping[str, str],
+        catch_all: frozenset[Destination] = frozenset(),
+        page_size: int = 5,
+        tldr_length: int = 280,
+    ) -> None:
+        self._store = store
+        self._subscriptions = subscriptions
+        self._library = library
+        self._index = index
+        self._save_emoji = save_emoji
+        self._catch_all = catch_all
+        self._page_size = page_size
+        self._tldr_length = tldr_length
+
+    async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
+        """Answer one ``/papers`` command; a user's mistake becomes a reply saying what is wrong."""
+        command = parse_command(text)
+        try:
+            handler = getattr(self, f"_{command.name}")
+            return await handler(command.argument, user, where)
+        except CommandError as exc:
+            return Reply(f"{exc}\nType /papers help for the syntax.")
+
+    async def react(self, reaction: Reaction) -> Reply | None:
+        """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""
+        emoji = reaction.emoji.strip(":").split("::", 1)[0]
+        if emoji != self._save_emoji.get(reaction.post.destination.platform):
+            return None
+        paper_id = await self._store.paper_for_post(reaction.post)
+        if paper_id is None:
+            return None
+        if not reaction.added:
+            removed = await self._library.unsave(reaction.user, paper_id)
+            return Reply(f"Removed {paper_id} from your saved papers.") if removed else None
+        paper = await self._paper(paper_id)
+        if paper is None:
+            return Reply(f"{paper_id} is no longer cached, so it could not be saved.")
+        added = await self._library.save(reaction.user, paper)
+        return Reply(f"Saved “{paper.title}”." if added else f"“{paper.title}” was already in your saved papers.")
+
+    # ------------------------------------------------------------------------------- commands
+
+    async def _help(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        return Reply(USAGE)
+
+    async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
+        query = parse_query(argument)
+        await self._index.refresh()
+        ids, total = self._index.search(query, self._page_size, page * self._page_size)
+        await self._library.remember_search(user, query.text, page)
+        if not total:
+            return Reply(f"No paper of the last {len(self._index)} cached matches “{query.text}”.")
+        if not ids:
+            return Reply(f"No more papers match “{query.text}” ({total} in all).")
+        papers = {p.id: p for p in await self._store.papers(ids)}
+        cards = tuple(to_card(papers[i], tldr_limit=self._tldr_length) for i in ids if i in papers)
+        first = page * self._page_size + 1
+        more = " · /papers more for the next" if first + len(ids) - 1 < total else ""
+        return Reply(f"{total} papers match “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
+
+    async def _more(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        last = await self._library.last_search(user)
+        if last is None:
+            raise CommandError("there is no recent search to continue; try /papers <query>")
+        query, page = last
+        return await self._search(query, user, where, page + 1)
+
+    async def _subscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        if not argument:
+            raise CommandError("subscribe to what? For example: /papers subscribe reasoning OR cat:cs.CL")
+        query = parse_query(argument)
+        added = await self._subscriptions.subscribe(where, query.text)
+        await self._index.refresh()
+        recent = self._index.count(query)
+        if not added:
+            return Reply(f"This channel is already subscribed to “{query.text}”.")
+        log.info("subscribed", extra={"kv": {"destination": where.key, "query": query.text, "user": user.key}})
+        return Reply(f"Subscribed this channel to “{query.text}”. {recent} recent papers match it; new ones will be posted here.")
+
+    async def _unsubscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        topics = await self._subscriptions.topics(where)
+        if argument.isdigit() and 1 <= int(argument) <= len(topics):
+            text = topics[int(argument) - 1]
+        elif argument.isdigit():
+            raise CommandError(f"there is no subscription number {argument}; /papers topics lists {len(topics)}")
+        else:
+            text = parse_query(argument).text
+        if not await self._subscriptions.unsubscribe(where, text):
+            raise CommandError(f"this channel is not subscribed to “{text}”; /papers topics lists its subscriptions")
+        return Reply(f"Unsubscribed this channel from “{text}”.")
+
+    async def _topics(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        topics = await self._subscriptions.topics(where)
+        if not topics:
+            if where in self._catch_all:
+                return Reply("This channel has no topics, so it gets every new paper.")
+            return Reply("This channel has no topics.")
+        lines = "\n".join(f"{n}. {topic}" for n, topic in enumerate(topics, start=1))
+        return Reply(f"This channel's topics:\n{lines}")
+
+    async def _save(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        paper_id = self._paper_id(argument)
+        paper = await self._paper(paper_id)
+        if paper is None:
+            raise CommandError(f"paperbot has not seen {paper_id} in the last days")
+        added = await self._library.save(user, paper)
+        return Reply(f"Saved “{paper.title}”." if added else f"“{paper.title}” was already in your saved papers.")
+
+    async def _unsave(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        paper_id = self._paper_id(argument)
+        if not await self._library.unsave(user, paper_id):
+            raise CommandError(f"{paper_id} is not in your saved papers")
+        return Reply(f"Removed {paper_id} from your saved papers.")
+
+    async def _saved(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        saved = await self._library.saved(user)
+        if not saved:
+            return Reply("You have no saved papers yet. React with the save emoji on a paper, or /papers save <arXiv id>.")
+        lines = [f"{n}. {s.paper.title} — {s.paper.id} (saved {s.saved_at:%Y-%m-%d})" for n, s in enumerate(saved, start=1)]
+        return Reply(f"Your saved papers ({len(saved)}), newest first:\n" + "\n".join(lines))
+
+    async def _export(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        form = (argument or "bibtex").lower()
+        if form not in ("bibtex", "markdown"):
+            raise CommandError(f"export as bibtex or markdown, not {argument!r}")
+        papers = [s.paper for s in await self._library.saved(user)]
+        if not papers:
+            return Reply("You have no saved papers to export.")
+        return Reply(to_bibtex(papers) if form == "bibtex" else to_markdown(papers))
+
+    # -------------------------------------------------------------------------------- helpers
+
+    @staticmethod
+    def _paper_id(argument: str) -> str:
+        paper_id = bare_arxiv_id(argument.strip())
+        if not paper_id:
+            raise CommandError(f"{argument.strip() or 'nothing'!r} is not an arXiv id (like 2602.23229)")
+        return paper_id
+
+    async def _paper(self, paper_id: str) -> Paper | None:
+        # The cache forgets after its period; a paper someone saved stays in the library forever.
+        return await self._store.paper(paper_id) or await self._library.paper(paper_id)

@@ -1,0 +1,71 @@
+"""Topic subscriptions per destination, in Redis; configuration seeds them once, chat changes them.
+
+Keys (``P`` is the prefix)::
+
+    P subs:<dest>       ZSET    query text → when it was added (ms); listing order is subscription order
+    P subscribed        SET     every destination that has or had subscriptions
+    P seeded:<dest>     SET     configured topics already seeded, so an unsubscribe from chat sticks
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as redis
+
+from bot.model import Destination
+from bot.store.redis import redis_errors, text
+
+
+class RedisSubscriptions:
+    """Subscriptions on the same Redis and prefix as the rest of the store."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    async def subscribe(self, destination: Destination, query: str) -> bool:
+        """Add ``query`` (canonical text); False if it was already there."""
+        async with redis_errors(self._redis, "save a subscription"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._key("subs", destination.key), {query: time.time() * 1000}, nx=True)
+            pipe.sadd(self._key("subscribed"), destination.key)
+            added, _ = await pipe.execute()
+        return bool(added)
+
+    async def unsubscribe(self, destination: Destination, query: str) -> bool:
+        """Remove ``query``; False if it was not there."""
+        async with redis_errors(self._redis, "remove a subscription"):
+            return bool(await self._redis.zrem(self._key("subs", destination.key), query))
+
+    async def topics(self, destination: Destination) -> list[str]:
+        """The destination's queries, oldest first."""
+        async with redis_errors(self._redis, "read subscriptions"):
+            return [text(q) for q in await self._redis.zrange(self._key("subs", destination.key), 0, -1)]
+
+    async def everything(self) -> dict[Destination, list[str]]:
+        """Every destination's queries, in two round trips whatever their number."""
+        async with redis_errors(self._redis, "read subscriptions"):
+            keys = sorted(text(k) for k in await self._redis.smembers(self._key("subscribed")))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.zrange(self._key("subs", key), 0, -1)
+                answers = await pipe.execute()
+        return {Destination.parse(key): [text(q) for q in queries] for key, queries in zip(keys, answers, strict=True)}
+
+    async def seed(self, destination: Destination, queries: list[str]) -> list[str]:
+        """Subscribe to each configured query the first time it is configured; returns those added.
+        A query seeded before and unsubscribed from chat since is not brought back."""
+        if not queries:
+            return []
+        seeded = self._key("seeded", destination.key)
+        async with redis_errors(self._redis, "seed subscriptions"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for query in queries:
+                    pipe.sadd(seeded, query)
+                fresh = [q for q, added in zip(queries, await pipe.execute(), strict=True) if added]
+            for query in fresh:
+                await self.subscribe(destination, query)
+        return fresh

@@ -49,8 +49,9 @@ class ConsoleAdapter:
         return [await self.post(destination, card) for card in cards]
 
     async def show_reply(self, reply: Reply) -> None:
-        """A command's answer: its text, then its cards."""
-        self._console.print(Text(reply.text))
+        """A command's answer: its text verbatim (it may be a BibTeX file), then its cards."""
+        self._stream.write(reply.text + "\n")
+        self._stream.flush()
         for card in reply.cards:
             self._console.print(render(card))
 

@@ -121,3 +121,34 @@ async def test_a_destination_without_a_running_adapter_keeps_its_papers(store: R
     report = await bot.deliverer.deliver()
     assert report.pending == 1
     assert "no slack adapter" in report.failed["slack:C1"]
+
+
+async def test_digest_mode_posts_one_digest_best_first(store: RedisStore) -> None:
+    papers = [make_paper(f"2603.0000{i}", upvotes=i) for i in range(4)]
+    digest = Channel(ML, mode="digest", digest_size=2)
+    bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL), digest])
+    assert await bot.cycle() == (4, 8)
+    assert bot.adapter.digests == [(ML, ["2603.00003", "2603.00002", "2603.00001", "2603.00000"], 2)]
+    assert await bot.cycle() == (0, 0)
+
+
+async def test_the_daily_cap_keeps_the_most_upvoted_and_settles_the_rest(store: RedisStore) -> None:
+    papers = [make_paper(f"2603.0000{i}", upvotes=u) for i, u in enumerate([5, 50, 1, 20])]
+    source = StaticSource("s", papers)
+    bot = Bot(store, [source], [Channel(ML, daily_cap=3)])
+    await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert (report.delivered, report.skipped) == (3, 1)
+    assert bot.adapter.ids("ml") == ["2603.00000", "2603.00001", "2603.00003"]  # original order kept
+    source.papers = [make_paper("2603.00009", upvotes=999)]
+    await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert (report.delivered, report.skipped) == (0, 1)  # the cap is per day, across cycles
+
+
+async def test_papers_below_a_channels_upvote_threshold_are_not_routed_there(store: RedisStore) -> None:
+    papers = [make_paper("2603.00001", upvotes=2), make_paper("2603.00002", upvotes=30)]
+    bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL), Channel(ML, min_upvotes=10)])
+    await bot.cycle()
+    assert sorted(bot.adapter.ids("all")) == ["2603.00001", "2603.00002"]
+    assert bot.adapter.ids("ml") == ["2603.00002"]

@@ -1,0 +1,111 @@
+"""Contract of the chat-side stores (subscriptions, saved papers, the query cache, the post map),
+run against fakeredis, the embedded Redis binary and Debian's redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from bot.model import Delivery, Destination, PostRef, UserRef
+from bot.store.library import RedisLibrary
+from bot.store.redis import RedisStore
+from bot.store.subscriptions import RedisSubscriptions
+from tests.fakes import make_paper
+
+HERE, THERE = Destination("slack", "C1"), Destination("discord", "123")
+ADA = UserRef("slack", "UADA")
+
+
+@pytest.fixture
+def subscriptions(store: RedisStore, redis_client: redis.Redis) -> RedisSubscriptions:
+    return RedisSubscriptions(redis_client, store.key())
+
+
+@pytest.fixture
+def library(store: RedisStore, redis_client: redis.Redis) -> RedisLibrary:
+    return RedisLibrary(redis_client, store.key())
+
+
+async def test_subscriptions_keep_order_and_are_idempotent(subscriptions: RedisSubscriptions) -> None:
+    assert await subscriptions.subscribe(HERE, "reasoning")
+    await asyncio.sleep(0.002)
+    assert await subscriptions.subscribe(HERE, "cat:cs.RO")
+    assert not await subscriptions.subscribe(HERE, "reasoning")
+    assert await subscriptions.topics(HERE) == ["reasoning", "cat:cs.RO"]
+    assert await subscriptions.everything() == {HERE: ["reasoning", "cat:cs.RO"]}
+    assert await subscriptions.unsubscribe(HERE, "reasoning")
+    assert not await subscriptions.unsubscribe(HERE, "reasoning")
+    assert await subscriptions.topics(THERE) == []
+
+
+async def test_configured_topics_are_seeded_once_so_unsubscribing_sticks(subscriptions: RedisSubscriptions) -> None:
+    assert await subscriptions.seed(HERE, ["reasoning", "robot"]) == ["reasoning", "robot"]
+    await subscriptions.unsubscribe(HERE, "robot")
+    assert await subscriptions.seed(HERE, ["reasoning", "robot", "protein"]) == ["protein"]  # a restart
+    assert sorted(await subscriptions.topics(HERE)) == ["protein", "reasoning"]
+
+
+async def test_saved_papers_are_per_user_newest_first_and_idempotent(library: RedisLibrary) -> None:
+    first, second = make_paper("2603.00001"), make_paper("2603.00002")
+    assert await library.save(ADA, first)
+    await asyncio.sleep(0.002)
+    assert await library.save(ADA, second)
+    assert not await library.save(ADA, first)
+    assert [s.paper for s in await library.saved(ADA)] == [second, first]
+    assert [s.paper.id for s in await library.saved(ADA, limit=1)] == ["2603.00002"]
+    assert await library.saved(UserRef("discord", "UADA")) == []
+    assert await library.unsave(ADA, "2603.00002")
+    assert not await library.unsave(ADA, "2603.00002")
+    assert await library.paper("2603.00002") == second  # the library copy stays for others who saved it
+
+
+async def test_saved_papers_never_expire(library: RedisLibrary, store: RedisStore, redis_client: redis.Redis) -> None:
+    await library.save(ADA, make_paper("2603.00001"))
+    assert await redis_client.ttl(store.key("library")) == -1
+    assert await redis_client.ttl(store.key("saved", ADA.key)) == -1
+
+
+async def test_last_search_is_remembered_for_an_hour(library: RedisLibrary, store: RedisStore, redis_client: redis.Redis) -> None:
+    assert await library.last_search(ADA) is None
+    await library.remember_search(ADA, "reasoning", 2)
+    assert await library.last_search(ADA) == ("reasoning", 2)
+    assert 0 < await redis_client.ttl(store.key("search", ADA.key)) <= 3600
+
+
+async def test_the_query_cache_lists_commits_incrementally(store: RedisStore) -> None:
+    await store.commit([make_paper("2603.00001"), make_paper("2603.00002")], [])
+    ids, cursor = await store.recent(0)
+    assert sorted(ids) == ["2603.00001", "2603.00002"]
+    assert await store.recent(cursor) == ([], cursor)
+    await asyncio.sleep(0.002)
+    await store.commit([make_paper("2603.00003")], [])
+    assert (await store.recent(cursor))[0] == ["2603.00003"]
+    assert [p.id for p in await store.papers(["2603.00003", "2603.09999", "2603.00001"])] == ["2603.00003", "2603.00001"]
+
+
+async def test_posts_map_back_to_their_paper(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(HERE, paper.id)])
+    [entry] = await store.take("w", claim_idle=60)
+    await store.done(entry, PostRef(HERE, "1700000000.000100"))
+    assert await store.paper_for_post(PostRef(HERE, "1700000000.000100")) == paper.id
+    assert await store.paper_for_post(PostRef(THERE, "1700000000.000100")) is None  # ts is per channel
+
+
+async def test_skipped_deliveries_are_settled_without_a_post(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(HERE, paper.id)])
+    [entry] = await store.take("w", claim_idle=60)
+    await store.skip(entry, "daily cap")
+    assert await store.delivered(HERE, paper.id) == "skipped:daily cap"
+    assert await store.take("w", claim_idle=0) == []
+
+
+async def test_post_counts_per_day(store: RedisStore, redis_client: redis.Redis) -> None:
+    assert await store.count_post(HERE, "2026-03-06", 0) == 0
+    assert await store.count_post(HERE, "2026-03-06") == 1
+    assert await store.count_post(HERE, "2026-03-06", 3) == 4
+    assert await store.count_post(HERE, "2026-03-07", 0) == 0
+    assert 0 < await redis_client.ttl(store.key("posted", HERE.key, "2026-03-06")) <= 2 * 86400

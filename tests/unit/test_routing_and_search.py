@@ -1,0 +1,99 @@
+"""Indexed routing gives exactly the naive all-pairs answer; the search index ranks and expires."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+import pytest
+
+from bot.model import Delivery, Destination
+from bot.routing import Route, Router, compile_route
+from bot.search import PaperIndex
+from bot.store.redis import RedisStore
+from bot.topics import Doc, parse_query
+from tests.fakes import make_paper
+from tests.unit.test_topics import random_paper, random_query
+
+
+def naive_route(routes: list[Route], papers: list) -> list[Delivery]:  # type: ignore[type-arg]
+    deliveries = []
+    for paper in papers:
+        doc = Doc.of(paper)
+        for route in routes:
+            why = tuple(q.text for q in route.queries if q.matches(doc))
+            if (paper.upvotes or 0) >= route.min_upvotes and (why or route.catch_all):
+                deliveries.append(Delivery(route.destination, paper.id, why))
+    return deliveries
+
+
+def test_the_index_routes_exactly_like_the_naive_loop() -> None:
+    rng = random.Random(3)
+    papers = [random_paper(rng, n) for n in range(150)]
+    routes = [
+        compile_route(Destination("slack", f"C{n}"), [random_query(rng) for _ in range(rng.randint(0, 3))], catch_all=n % 5 == 0)
+        for n in range(60)
+    ]
+    assert Router(routes).route(papers) == naive_route(routes, papers)
+
+
+def test_why_lists_every_matching_topic_in_subscription_order_and_thresholds_apply() -> None:
+    paper = make_paper("2603.00001", title="Reasoning robots", upvotes=3)
+    routes = [
+        compile_route(Destination("console", "a"), ["robot", "protein", "reasoning"]),
+        compile_route(Destination("console", "b"), ["robot"], min_upvotes=10),
+        compile_route(Destination("console", "c"), [], catch_all=True),
+        compile_route(Destination("console", "d"), []),
+    ]
+    assert Router(routes).route([paper]) == [
+        Delivery(Destination("console", "a"), paper.id, ("robot", "reasoning")),
+        Delivery(Destination("console", "c"), paper.id, ()),
+    ]
+
+
+def test_a_stored_subscription_that_no_longer_parses_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    route = compile_route(Destination("console", "a"), ["robot", "foo:bar"])
+    assert [q.text for q in route.queries] == ["robot"]
+    assert "does not parse" in caplog.text
+
+
+@pytest.fixture
+async def store():  # type: ignore[no-untyped-def]
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    yield RedisStore(client, prefix="s:")
+    await client.aclose()
+
+
+async def test_search_ranks_title_matches_then_recency_then_upvotes_and_pages(store: RedisStore) -> None:
+    now = datetime(2026, 3, 6, 12, tzinfo=UTC)
+    papers = [
+        make_paper("2603.00001", title="Other", abstract="About reasoning.", published=now),
+        make_paper("2603.00002", title="Reasoning at scale", published=now - timedelta(days=20)),
+        make_paper("2603.00003", title="Reasoning today", published=now),
+        make_paper("2603.00004", title="Reasoning today, popular", published=now, upvotes=100),
+        make_paper("2603.00005", title="Proteins", published=now),
+    ]
+    await store.commit(papers, [])
+    index = PaperIndex(store, ttl_seconds=30 * 86400)
+    assert await index.refresh() == 5
+    assert await index.refresh() == 0  # incremental: nothing new
+    ids, total = index.search(parse_query("reasoning"), limit=2, now=now)
+    assert total == 4
+    assert ids == ["2603.00004", "2603.00003"]
+    assert index.search(parse_query("reasoning"), limit=2, offset=2, now=now)[0] == ["2603.00002", "2603.00001"]
+    assert index.search(parse_query("-reasoning"), limit=5, now=now)[0] == ["2603.00005"]  # unanchored: full scan
+
+
+async def test_the_index_follows_new_commits_and_forgets_expired_papers(store: RedisStore) -> None:
+    clock = [1_000_000.0]
+    index = PaperIndex(store, ttl_seconds=100, clock=lambda: clock[0])
+    index.add(make_paper("2603.00001", title="Old reasoning"))
+    clock[0] += 60
+    await store.commit([make_paper("2603.00002", title="New reasoning")], [])
+    await index.refresh()
+    assert index.count(parse_query("reasoning")) == 2
+    clock[0] += 50  # the first paper is now 110 s old
+    await index.refresh()
+    assert index.search(parse_query("reasoning"), 5)[0] == ["2603.00002"]
+    assert len(index) == 1

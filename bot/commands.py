@@ -103,14 +103,24 @@ class CommandCore:
         paper_id = await self._store.paper_for_post(reaction.post)
         if paper_id is None:
             return None
-        if not reaction.added:
-            removed = await self._library.unsave(reaction.user, paper_id)
-            return Reply(f"Removed {paper_id} from your saved papers.") if removed else None
+        try:
+            return await (self.save(reaction.user, paper_id) if reaction.added else self.unsave(reaction.user, paper_id))
+        except CommandError as exc:
+            return Reply(str(exc))
+
+    async def save(self, user: UserRef, paper_id: str) -> Reply:
+        """Keep a paper in ``user``'s list: what reactions, Save buttons and ``/papers save`` all call."""
         paper = await self._paper(paper_id)
         if paper is None:
-            return Reply(f"{paper_id} is no longer cached, so it could not be saved.")
-        added = await self._library.save(reaction.user, paper)
+            raise CommandError(f"paperbot has not seen {paper_id} in the last days")
+        added = await self._library.save(user, paper)
         return Reply(f"Saved “{paper.title}”." if added else f"“{paper.title}” was already in your saved papers.")
+
+    async def unsave(self, user: UserRef, paper_id: str) -> Reply:
+        """Remove a paper from ``user``'s list."""
+        if not await self._library.unsave(user, paper_id):
+            raise CommandError(f"{paper_id} is not in your saved papers")
+        return Reply(f"Removed {paper_id} from your saved papers.")
 
     # ------------------------------------------------------------------------------- commands
 
@@ -173,18 +183,10 @@ class CommandCore:
         return Reply(f"This channel's topics:\n{lines}")
 
     async def _save(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        paper_id = self._paper_id(argument)
-        paper = await self._paper(paper_id)
-        if paper is None:
-            raise CommandError(f"paperbot has not seen {paper_id} in the last days")
-        added = await self._library.save(user, paper)
-        return Reply(f"Saved “{paper.title}”." if added else f"“{paper.title}” was already in your saved papers.")
+        return await self.save(user, self._paper_id(argument))
 
     async def _unsave(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        paper_id = self._paper_id(argument)
-        if not await self._library.unsave(user, paper_id):
-            raise CommandError(f"{paper_id} is not in your saved papers")
-        return Reply(f"Removed {paper_id} from your saved papers.")
+        return await self.unsave(user, self._paper_id(argument))
 
     async def _saved(self, argument: str, user: UserRef, where: Destination) -> Reply:
         saved = await self._library.saved(user)

@@ -46,31 +46,41 @@ class Router:
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self._routes = list(routes)
-        # Entries are (route number, query number): sorting them gives a stable "why" order.
-        self._index: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        self._unanchored: list[tuple[int, int]] = []
+        # Queries get ids in route order, so sorted ids give a stable "why" and destination order.
+        self._queries: list[Query] = []
+        self._owner: list[int] = []
+        self._index: dict[str, list[int]] = defaultdict(list)
+        self._unanchored: list[int] = []
+        self._catch_all = [number for number, route in enumerate(self._routes) if route.catch_all]
         for number, route in enumerate(self._routes):
-            for position, query in enumerate(route.queries):
+            for query in route.queries:
+                query_id = len(self._queries)
+                self._queries.append(query)
+                self._owner.append(number)
                 anchors = query.anchors()
                 if anchors is None:
-                    self._unanchored.append((number, position))
+                    self._unanchored.append(query_id)
                 for anchor in anchors or ():
-                    self._index[anchor].append((number, position))
+                    self._index[anchor].append(query_id)
 
     def route(self, papers: Sequence[Paper]) -> list[Delivery]:
         """One delivery per (matching destination, paper), papers in order, destinations in route order."""
         deliveries = []
+        index, queries, owner = self._index, self._queries, self._owner
         for paper in papers:
-            doc = Doc.of(paper)
-            why: dict[int, list[str]] = defaultdict(list)
-            candidates = {pair for key in doc.index_keys() for pair in self._index.get(key, ())}
-            for number, position in sorted(candidates.union(self._unanchored)):
-                query = self._routes[number].queries[position]
-                if query.matches(doc):
-                    why[number].append(query.text)
-            for number, route in enumerate(self._routes):
-                if (paper.upvotes or 0) < route.min_upvotes:
-                    continue
-                if why.get(number) or route.catch_all:
+            doc = Doc.of(paper, vocabulary=True)
+            candidates = set(self._unanchored)
+            for key in doc.index_keys():
+                if key in index:
+                    candidates.update(index[key])
+            why: dict[int, list[str]] = {}
+            for query_id in sorted(candidates):
+                query = queries[query_id]
+                if query.root.hit(doc):
+                    why.setdefault(owner[query_id], []).append(query.text)
+            # Only routes that matched, or take everything, are visited: never all routes per paper.
+            for number in sorted(why.keys() | set(self._catch_all)) if self._catch_all else why:
+                route = self._routes[number]
+                if (paper.upvotes or 0) >= route.min_upvotes:
                     deliveries.append(Delivery(route.destination, paper.id, tuple(why.get(number, ()))))
         return deliveries

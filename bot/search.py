@@ -39,11 +39,14 @@ class PaperIndex:
     async def refresh(self) -> int:
         """Add papers committed since the last refresh and drop expired ones; returns how many were added."""
         ids, self._cursor = await self._store.recent(self._cursor)
-        papers = await self._store.papers([pid for pid in ids if pid not in self._numbers])
-        for paper in papers:
-            self.add(paper)
+        ids = [pid for pid in ids if pid not in self._numbers]
+        added = 0
+        for start in range(0, len(ids), 1000):  # chunks: never all 60,000 papers in memory at once
+            for paper in await self._store.papers(ids[start : start + 1000]):
+                self.add(paper)
+                added += 1
         self._expire()
-        return len(papers)
+        return added
 
     def add(self, paper: Paper, added: float | None = None) -> None:
         """Index one paper (replacing an earlier copy)."""

@@ -15,6 +15,7 @@ alike (``vision-language`` is the phrase ``vision language``), in the title, abs
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import sys
@@ -27,6 +28,7 @@ from bot.model import Paper
 
 FIELDS = ("cat", "author", "org", "code", "upvotes")
 _TOKEN = re.compile(r"[^\W_]+")
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+")
 _QUERY_TOKEN = re.compile(r'\s+|\(|\)|"[^"]*"?|[^\s()"]+(?:"[^"]*"?)?')
 _COMPARISON = re.compile(r"(?P<name>[a-z]+)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.S)
 _TITLE, _KEYWORDS, _ABSTRACT = 3.0, 2.0, 1.0
@@ -43,10 +45,18 @@ def fold(word: str) -> str:
 
 def words(text: str) -> tuple[str, ...]:
     """Folded words of ``text``: lower case, accents removed, split on anything but letters and digits."""
-    plain = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
-    # Interned: the search index holds millions of these, mostly the same few thousand words.
-    return tuple(sys.intern(fold(w)) for w in _TOKEN.findall(plain))
+    plain = text.lower()
+    if plain.isascii():  # most text is: a plain ASCII pattern, and no accents to strip
+        return tuple(map(_folded, _ASCII_TOKEN.findall(plain)))
+    plain = "".join(ch for ch in unicodedata.normalize("NFKD", plain) if not unicodedata.combining(ch))
+    return tuple(map(_folded, _TOKEN.findall(plain)))
+
+
+@functools.lru_cache(maxsize=200_000)
+def _folded(word: str) -> str:
+    # Interned: the search index holds millions of words, mostly the same few thousand; the cache
+    # makes folding a repeated word a dictionary hit.
+    return sys.intern(fold(word))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +77,12 @@ class Doc:
     published: datetime
     upvotes: int
     has_code: bool
+    vocabulary: frozenset[str] | None = None  # every word, for O(1) misses; routing only (memory)
 
     @classmethod
-    def of(cls, paper: Paper) -> Doc:
-        """Tokenize ``paper``."""
-        return cls(
+    def of(cls, paper: Paper, vocabulary: bool = False) -> Doc:
+        """Tokenize ``paper``; ``vocabulary`` also keeps a set of its words (fast, but ~4 KB a paper)."""
+        doc = cls(
             paper_id=paper.id,
             title=words(paper.title),
             keywords=words(" ; ".join(paper.keywords)),
@@ -83,18 +94,31 @@ class Doc:
             upvotes=paper.upvotes or 0,
             has_code=bool(paper.links.code),
         )
+        if vocabulary:
+            object.__setattr__(doc, "vocabulary", frozenset((*doc.title, *doc.keywords, *doc.abstract)))
+        return doc
 
     def index_keys(self) -> set[str]:
-        """Everything an index may look this paper up by (see ``Query.anchors``)."""
-        keys = {f"w:{w}" for text in (self.title, self.keywords, self.abstract) for w in text}
-        keys |= {f"cat:{c}" for c in self.categories} | {f"cat:{c.split('.')[0]}" for c in self.categories}
-        keys |= {f"au:{w}" for name in self.authors for w in name} | {f"org:{w}" for w in self.organization}
+        """Everything an index may look this paper up by (see ``Query.anchors``): its words as they
+        are (they never contain ':'), plus ``cat:``, ``au:`` and ``org:`` keys."""
+        keys = set(self.vocabulary) if self.vocabulary is not None else {*self.title, *self.keywords, *self.abstract}
+        keys.update(f"cat:{c}" for c in self.categories)
+        keys.update(f"cat:{c.split('.')[0]}" for c in self.categories)
+        keys.update(f"au:{w}" for name in self.authors for w in name)
+        keys.update(f"org:{w}" for w in self.organization)
         return keys
 
 
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    n = len(needle)
-    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+    # tuple.index finds each occurrence of the first word at C speed; only those are compared.
+    first, n = needle[0], len(needle)
+    try:
+        i = haystack.index(first)
+        while haystack[i : i + n] != needle:
+            i = haystack.index(first, i + 1)
+    except ValueError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------ nodes
@@ -108,13 +132,31 @@ class Words:
 
     def quality(self, doc: Doc) -> float:
         """How well it matches: 3 in the title, 2 in keywords, 1 in the abstract, 0 not at all."""
+        vocabulary = doc.vocabulary
+        if vocabulary is not None and not vocabulary.issuperset(self.words):
+            return 0.0
+        if len(self.words) == 1:
+            word = self.words[0]
+            if word in doc.title:
+                return _TITLE
+            if word in doc.keywords:
+                return _KEYWORDS
+            # With a vocabulary the word is known to be present, so it is in the abstract: no scan.
+            return _ABSTRACT if vocabulary is not None or word in doc.abstract else 0.0
         for weight, text in ((_TITLE, doc.title), (_KEYWORDS, doc.keywords), (_ABSTRACT, doc.abstract)):
-            if (self.words[0] in text) if len(self.words) == 1 else _contains(text, self.words):
+            if _contains(text, self.words):
                 return weight
         return 0.0
 
+    def hit(self, doc: Doc) -> bool:
+        """Whether it matches at all; with a vocabulary, a single word costs one set lookup."""
+        if doc.vocabulary is not None and len(self.words) == 1:
+            return self.words[0] in doc.vocabulary
+        return self.quality(doc) > 0
+
     def anchors(self) -> frozenset[str] | None:
-        return frozenset({f"w:{self.words[0]}"})
+        # Every word of a phrase must be present; the longest is usually the rarest.
+        return frozenset({max(self.words, key=len)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,12 +181,21 @@ class Field:
             hit = _compare(doc.upvotes, self.op, int(self.value))
         return 1.0 if hit else 0.0
 
+    def hit(self, doc: Doc) -> bool:
+        return self.quality(doc) > 0
+
     def anchors(self) -> frozenset[str] | None:
         if self.name == "cat":
             return frozenset({f"cat:{self.value}"})
         if self.name in ("author", "org"):
             return frozenset({f"{'au' if self.name == 'author' else 'org'}:{self.tokens[0]}"})
         return None
+
+
+def _breadth(anchors: frozenset[str]) -> float:
+    """A guess at how many papers carry any of ``anchors``: categories are broad, long words rare."""
+    cost = {"cat": 100.0, "org": 20.0, "au": 5.0}
+    return sum(cost[key.split(":", 1)[0]] if ":" in key else 60.0 / len(key) for key in anchors)
 
 
 def _compare(left: int, op: str, right: int) -> bool:
@@ -158,7 +209,10 @@ class Not:
     node: Node
 
     def quality(self, doc: Doc) -> float:
-        return 0.0 if self.node.quality(doc) else 1.0
+        return 0.0 if self.node.hit(doc) else 1.0
+
+    def hit(self, doc: Doc) -> bool:
+        return not self.node.hit(doc)
 
     def anchors(self) -> frozenset[str] | None:
         return None
@@ -179,10 +233,13 @@ class AllOf:
             total += q
         return total / len(self.nodes)
 
+    def hit(self, doc: Doc) -> bool:
+        return all(node.hit(doc) for node in self.nodes)
+
     def anchors(self) -> frozenset[str] | None:
-        # Every part must match, so any one part's anchors suffice; the smallest set is cheapest.
+        # Every part must match, so any one part's anchors suffice: take the most selective.
         options = [a for a in (n.anchors() for n in self.nodes) if a is not None]
-        return min(options, key=len) if options else None
+        return min(options, key=_breadth) if options else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +250,9 @@ class AnyOf:
 
     def quality(self, doc: Doc) -> float:
         return max(node.quality(doc) for node in self.nodes)
+
+    def hit(self, doc: Doc) -> bool:
+        return any(node.hit(doc) for node in self.nodes)
 
     def anchors(self) -> frozenset[str] | None:
         parts = [n.anchors() for n in self.nodes]
@@ -210,8 +270,8 @@ class Query:
     root: Node
 
     def matches(self, doc: Doc) -> bool:
-        """True when the paper satisfies the query."""
-        return self.root.quality(doc) > 0
+        """True when the paper satisfies the query (exactly when ``quality`` is positive)."""
+        return self.root.hit(doc)
 
     def quality(self, doc: Doc) -> float:
         """Match quality in [0, 3]: higher when the words are in the title rather than the abstract."""

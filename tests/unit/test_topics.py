@@ -173,3 +173,16 @@ def test_anchors_never_miss_a_match() -> None:
         for doc in docs:
             if query.matches(doc):
                 assert anchors & doc.index_keys(), (query.text, doc.paper_id)
+
+
+def test_matching_and_quality_always_agree_with_and_without_a_vocabulary() -> None:
+    """``matches`` (routing's fast path) is exactly ``quality > 0`` (search's), on every kind of query."""
+    rng = random.Random(11)
+    papers = [random_paper(rng, n) for n in range(100)]
+    for _ in range(200):
+        query = parse_query(random_query(rng))
+        for paper in papers:
+            lean, full = Doc.of(paper), Doc.of(paper, vocabulary=True)
+            assert query.matches(lean) == query.matches(full) == (query.quality(lean) > 0) == (query.quality(full) > 0), (
+                query.text
+            )

@@ -1,0 +1,79 @@
+"""Synthetic but realistically shaped papers and topic queries for the benchmarks.
+
+Words follow a Zipf distribution over a 6,000-word vocabulary (a few very common words, a long
+tail), abstracts are ~150 words, titles ~9; subscriptions mix words, phrases, OR, NOT and fields.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate
+
+from bot.model import Links, Paper
+
+CATEGORIES = ["cs.CL", "cs.LG", "cs.CV", "cs.AI", "cs.RO", "stat.ML", "cs.IR", "cs.NE", "eess.AS", "q-bio.QM"]
+ORGS = ["NVIDIA", "Google DeepMind", "Meta AI", "Tsinghua University", "MIT", "", "", ""]
+SYLLABLES = ["ra", "to", "ken", "vi", "sion", "mo", "del", "gra", "ph", "dif", "fu", "lan", "gua", "ge", "ro", "bot", "re", "son"]
+
+
+class Corpus:
+    """Deterministic generator of papers and queries (same seed, same corpus)."""
+
+    def __init__(self, seed: int = 42, vocabulary: int = 6000) -> None:
+        self.rng = random.Random(seed)
+        words: set[str] = set()
+        while len(words) < vocabulary:
+            words.add("".join(self.rng.choice(SYLLABLES) for _ in range(self.rng.randint(2, 4))))
+        self.words = sorted(words, key=lambda w: self.rng.random())
+        self._weights = list(accumulate(1 / (rank + 1) for rank in range(vocabulary)))
+        self.surnames = [w.capitalize() for w in self.words[-800:]]
+
+    def text(self, n: int) -> str:
+        return " ".join(self.rng.choices(self.words, cum_weights=self._weights, k=n))
+
+    def paper(self, number: int, now: datetime) -> Paper:
+        pid = f"26{number // 100000:02d}.{number % 100000:05d}"
+        return Paper(
+            id=pid,
+            title=self.text(9).capitalize(),
+            abstract=self.text(150),
+            authors=tuple(
+                f"{self.rng.choice(self.surnames)} {self.rng.choice(self.surnames)}" for _ in range(self.rng.randint(1, 8))
+            ),
+            published=now - timedelta(minutes=self.rng.randint(0, 30 * 24 * 60)),
+            links=Links(abstract=f"https://arxiv.org/abs/{pid}", code=self.rng.choice(["", "", "https://github.com/a/b"])),
+            sources=frozenset({"arxiv"}),
+            categories=tuple(self.rng.sample(CATEGORIES, self.rng.randint(1, 3))),
+            keywords=tuple(self.text(2) for _ in range(self.rng.randint(0, 5))),
+            organization=self.rng.choice(ORGS),
+            upvotes=int(self.rng.paretovariate(1.5)) - 1,
+        )
+
+    def papers(self, count: int, start: int = 0) -> list[Paper]:
+        now = datetime.now(UTC)
+        return [self.paper(start + n, now) for n in range(count)]
+
+    def query(self) -> str:
+        """A topic as people write them: mostly mid-frequency words, some structure."""
+        rng = self.rng
+
+        def word() -> str:
+            # Log-uniform over ranks 300..6000: a topic word is in roughly 0.3% to 6% of papers.
+            return self.words[int(math.exp(rng.uniform(math.log(300), math.log(len(self.words) - 1))))]
+
+        shape = rng.random()
+        if shape < 0.35:
+            return word()
+        if shape < 0.55:
+            return f'"{word()} {word()}"'
+        if shape < 0.70:
+            return f"{word()} OR {word()}"
+        if shape < 0.80:
+            return f"{word()} -{word()}"
+        if shape < 0.88:
+            return f"cat:{rng.choice(CATEGORIES)} {word()}"
+        if shape < 0.94:
+            return f"author:{rng.choice(self.surnames)}"
+        return f"{word()} upvotes>=5"

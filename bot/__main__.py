@@ -14,7 +14,19 @@ def make_adapters(args: argparse.Namespace, settings: Settings) -> dict[str, Ada
     """The adapters this process runs; platform SDKs are imported only when a platform is used."""
     from adapters.console import ConsoleAdapter
 
-    return {"console": ConsoleAdapter(sys.stdout, json_lines=getattr(args, "json", False))}
+    adapters: dict[str, Adapter] = {"console": ConsoleAdapter(sys.stdout, json_lines=getattr(args, "json", False))}
+    if settings.slack_bot_token:
+        from adapters.slack.adapter import SlackAdapter
+
+        adapters["slack"] = SlackAdapter(
+            settings.slack_bot_token.reveal(),
+            api_url=settings.slack_api_url,
+            app_token=settings.slack_app_token.reveal() if settings.slack_app_token else None,
+            signing_secret=settings.slack_signing_secret.reveal() if settings.slack_signing_secret else None,
+            command=settings.slack_command,
+            port=settings.slack_port,
+        )
+    return adapters
 
 
 def main() -> int:

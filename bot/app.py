@@ -21,12 +21,13 @@ from bot.channels import Channels
 from bot.commands import CommandCore
 from bot.delivery import Deliverer, DeliveryReport
 from bot.errors import ConfigError, PaperbotError, SourceError
+from bot.pacing import MinInterval
 from bot.poller import Poller, PollReport
-from bot.ports import Adapter, Source
+from bot.ports import Adapter, Listener, Source
 from bot.search import PaperIndex
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivSource
-from bot.sources.http import MinInterval, RetryingGetter, make_client
+from bot.sources.http import RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource
 from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.library import RedisLibrary
@@ -158,8 +159,9 @@ async def run_once(app: App) -> CycleReport:
     return report
 
 
-async def serve(app: App, settings: Settings) -> None:
-    """Poll at start, then every ``poll_interval`` with jitter, until SIGTERM or SIGINT."""
+async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter]) -> None:
+    """Poll at start, then every ``poll_interval`` with jitter, and serve every chat adapter, all in
+    this one event loop, until SIGTERM or SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -185,11 +187,26 @@ async def serve(app: App, settings: Settings) -> None:
         id="poll",
     )
     scheduler.start()
-    log.info("paperbot running", extra={"kv": {"poll_interval_minutes": settings.poll_interval_minutes}})
+    listeners = [asyncio.create_task(a.run(app.commands), name=name) for name, a in adapters.items() if isinstance(a, Listener)]
+    log.info(
+        "paperbot running",
+        extra={
+            "kv": {
+                "poll_interval_minutes": settings.poll_interval_minutes,
+                "chat": ",".join(t.get_name() for t in listeners) or "none",
+            }
+        },
+    )
     try:
-        await stop.wait()
+        done = asyncio.ensure_future(stop.wait())
+        finished, _ = await asyncio.wait([done, *listeners], return_when=asyncio.FIRST_COMPLETED)
+        for task in finished - {done}:
+            task.result()  # a listener that stopped on its own: surface why
     finally:
         scheduler.shutdown(wait=False)
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("paperbot stopped")

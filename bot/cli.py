@@ -66,7 +66,7 @@ async def _run(args: argparse.Namespace, settings: Settings, make_adapters: Adap
     adapters = make_adapters(args, settings)
     async with open_app(settings, adapters) as app:
         if args.command == "run":
-            await (run_once(app) if args.once else serve(app, settings))
+            await (run_once(app) if args.once else serve(app, settings, adapters))
         else:
             await converse(app, adapters["console"], args)
     return 0

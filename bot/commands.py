@@ -16,7 +16,7 @@ from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
 from bot.model import Destination, Paper, Reaction, Reply, UserRef
 from bot.search import PaperIndex
-from bot.store.library import RedisLibrary
+from bot.store.library import RedisLibrary, Saved
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
 from bot.topics import parse_query
@@ -107,6 +107,14 @@ class CommandCore:
             return await (self.save(reaction.user, paper_id) if reaction.added else self.unsave(reaction.user, paper_id))
         except CommandError as exc:
             return Reply(str(exc))
+
+    async def once(self, event_id: str) -> bool:
+        """True the first time a platform delivers ``event_id``; its retries get False."""
+        return await self._store.first_time(event_id)
+
+    async def saved(self, user: UserRef) -> list[Saved]:
+        """``user``'s saved papers, newest first (for the Slack App Home)."""
+        return await self._library.saved(user)
 
     async def save(self, user: UserRef, paper_id: str) -> Reply:
         """Keep a paper in ``user``'s list: what reactions, Save buttons and ``/papers save`` all call."""

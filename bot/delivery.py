@@ -15,6 +15,8 @@ from bot.ports import Adapter, OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 
+PAUSE_SECONDS = 3600
+
 
 @dataclass
 class DeliveryReport:
@@ -69,6 +71,11 @@ class Deliverer:
             report.failed[destination.key] = f"no {destination.platform} adapter is running"
             report.pending += len(queue)
             return
+        paused = await self._store.paused(destination)
+        if paused:
+            report.failed[destination.key] = f"paused: {paused}"
+            report.pending += len(queue)
+            return
         channel = self._channel(destination)
         owed = await self._settle_already_delivered(queue, report)
         papers = {p.id: p for p in await self._store.papers([e.delivery.paper_id for e in owed])}
@@ -86,10 +93,15 @@ class Deliverer:
                     posted += 1
         except DeliveryError as exc:
             report.failed[destination.key] = str(exc)
-            log.warning(
-                "delivery refused; fix the destination" if exc.permanent else "delivery failed; will retry",
-                extra={"kv": {"destination": destination.key, "problem": str(exc)}},
-            )
+            if exc.permanent:
+                # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
+                await self._store.pause(destination, str(exc), PAUSE_SECONDS)
+                log.error(
+                    "destination paused: fix it (invite the bot, grant the scope, renew the token); its papers stay queued",
+                    extra={"kv": {"destination": destination.key, "problem": str(exc), "retry_in_s": PAUSE_SECONDS}},
+                )
+            else:
+                log.warning("delivery failed; will retry", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
         report.delivered += posted
         report.pending += len(owed) - posted
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.model import Card, Delivery, Destination, Paper, PostRef, Reply
+
+if TYPE_CHECKING:  # the core depends on the ports, not the other way round
+    from bot.commands import CommandCore
 
 
 class Source(Protocol):
@@ -32,6 +35,15 @@ class Adapter(Protocol):
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """Show several cards as one digest: the first ``top`` in the message, the rest in its thread
         where the platform has threads. Returns one reference per card, in order."""
+        ...
+
+
+@runtime_checkable
+class Listener(Protocol):
+    """An adapter that also receives commands and reactions (Slack, Discord)."""
+
+    async def run(self, core: CommandCore) -> None:
+        """Serve inbound events with ``core`` until cancelled."""
         ...
 
 
@@ -87,6 +99,14 @@ class Store(Protocol):
 
     async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
         """The cached papers among ``paper_ids``; expired ones are left out."""
+        ...
+
+    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
+        """Stop delivering to ``destination`` for a while; its papers stay queued."""
+        ...
+
+    async def paused(self, destination: Destination) -> str | None:
+        """Why ``destination`` is paused, or None."""
         ...
 
     async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:

@@ -72,13 +72,19 @@ class Settings:
     page_size: int
     save_emoji: dict[str, str]
     channels: tuple[Channel, ...]
+    slack_command: str = "/papers"
+    slack_port: int = 3000
     hf_token: Secret | None = None
     redis_url: Secret | None = None
+    slack_bot_token: Secret | None = None
+    slack_app_token: Secret | None = None
+    slack_signing_secret: Secret | None = None
     config_path: str = ""
 
     def secrets(self) -> list[str]:
         """Every secret value in use, so logging can scrub them."""
-        return [s.reveal() for s in (self.hf_token, self.redis_url) if s]
+        values = (self.hf_token, self.redis_url, self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        return [s.reveal() for s in values if s]
 
 
 def _bool(raw: Any) -> bool:
@@ -127,6 +133,12 @@ def _text(raw: Any) -> str:
     return raw
 
 
+def _command(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.startswith("/") or not raw[1:].replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"expected a slash command like /papers, got {raw!r}")
+    return raw
+
+
 def _emoji(raw: Any) -> dict[str, str]:
     if not isinstance(raw, dict) or not all(isinstance(v, str) and v.strip(":") for v in raw.values()):
         raise ValueError(f'expected a table like {{ slack = "bookmark", discord = "🔖" }}, got {raw!r}')
@@ -158,6 +170,8 @@ _FIELDS: list[tuple[str, str, str | None, Callable[[Any], Any], Any]] = [
     ("paper_ttl_days", "store.paper_ttl_days", None, _number(int, 1, 3650), 30),
     ("claim_idle_seconds", "delivery.claim_idle_seconds", None, _number(float, 1, 86400), 300.0),
     ("slack_api_url", "slack.api_url", "SLACK_API_URL", _url, "https://slack.com/api/"),
+    ("slack_command", "slack.command", None, _command, "/papers"),
+    ("slack_port", "slack.port", "PORT", _number(int, 1, 65535), 3000),
     ("page_size", "chat.page_size", None, _number(int, 1, 20), 5),
     ("save_emoji", "chat.save_emoji", None, _emoji, DEFAULT_SAVE_EMOJI),
 ]
@@ -206,20 +220,43 @@ def settings_from(
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
     channels = _channels(flat.pop("channels", None), problems)
+    _check_platforms(channels, environ, problems)
     for key in flat:
         problems.append(f"{key}: unknown setting (check the spelling against config/paperbot.toml)")
     if values.get("key_prefix") == "":
         problems.append("store.key_prefix: must not be empty (keys of other applications could collide)")
     if problems:
         raise ConfigError(problems)
-    secrets = {name: Secret(environ[name]) if environ.get(name) else None for name in ("HF_TOKEN", "REDIS_URL")}
+    secrets = {name: Secret(environ[name]) if environ.get(name) else None for name in SECRET_ENV}
     return Settings(
         **values,
         channels=channels,
         hf_token=secrets["HF_TOKEN"],
         redis_url=secrets["REDIS_URL"],
+        slack_bot_token=secrets["SLACK_BOT_TOKEN"],
+        slack_app_token=secrets["SLACK_APP_TOKEN"],
+        slack_signing_secret=secrets["SLACK_SIGNING_SECRET"],
         config_path=config_path,
     )
+
+
+def _check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], problems: list[str]) -> None:
+    """Each platform in use has the secrets it needs, with a hint where to get them."""
+    if any(c.destination.platform == "slack" for c in channels) and not environ.get("SLACK_BOT_TOKEN"):
+        problems.append("SLACK_BOT_TOKEN: required for slack channels (OAuth & Permissions → Bot User OAuth Token, xoxb-…)")
+    if environ.get("SLACK_BOT_TOKEN") and not (environ.get("SLACK_APP_TOKEN") or environ.get("SLACK_SIGNING_SECRET")):
+        problems.append(
+            "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: Slack needs one (Socket Mode: Basic Information → App-Level Tokens, "
+            "xapp-… with connections:write; HTTP mode: Basic Information → Signing Secret)"
+        )
+    if environ.get("SLACK_CLIENT_ID") and environ.get("SLACK_CLIENT_SECRET"):
+        problems.append(
+            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; they switch slack-bolt to its multi-workspace OAuth flow, "
+            "and paperbot is installed in one workspace with SLACK_BOT_TOKEN"
+        )
+    for name, prefix in (("SLACK_BOT_TOKEN", "xoxb-"), ("SLACK_APP_TOKEN", "xapp-")):
+        if environ.get(name) and not environ[name].startswith(prefix):
+            problems.append(f"{name}: expected a token starting with {prefix!r}")
 
 
 def _flatten(document: Mapping[str, Any], problems: list[str], prefix: str = "") -> dict[str, Any]:
@@ -258,8 +295,8 @@ def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
     platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
     if platform not in PLATFORMS:
         problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
-    elif platform != "console":
-        problems.append(f"{where}.platform: {platform!r} is not available in this version yet (use 'console')")
+    elif platform == "discord":
+        problems.append(f"{where}.platform: 'discord' is not available in this version yet (use 'console' or 'slack')")
     if not isinstance(channel_id, str) or not channel_id.strip():
         problems.append(f"{where}.id: a non-empty channel id is required")
     if mode not in MODES:

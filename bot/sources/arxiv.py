@@ -13,7 +13,8 @@ from defusedxml.ElementTree import fromstring
 from bot.errors import SourceError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
-from bot.sources.http import MinInterval, RetryingGetter
+from bot.pacing import MinInterval
+from bot.sources.http import RetryingGetter
 from bot.text import clean
 
 log = logging.getLogger(__name__)

@@ -160,6 +160,27 @@ class RedisStore:
             raw = await self._redis.get(self.key("post", post.destination.key, post.message_id))
         return text(raw) if raw is not None else None
 
+    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
+        """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
+        async with self._errors("pause a destination"):
+            await self._redis.set(self.key("paused", destination.key), reason, ex=max(1, seconds))
+
+    async def unpause(self, destination: Destination) -> bool:
+        """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
+        async with self._errors("resume a destination"):
+            return bool(await self._redis.delete(self.key("paused", destination.key)))
+
+    async def paused(self, destination: Destination) -> str | None:
+        """Why ``destination`` is paused, or None."""
+        async with self._errors("read a pause"):
+            raw = await self._redis.get(self.key("paused", destination.key))
+        return text(raw) if raw is not None else None
+
+    async def first_time(self, key: str, ttl: int = 3600) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""
+        async with self._errors("record an event"):
+            return bool(await self._redis.set(self.key("once", key), 1, nx=True, ex=ttl))
+
     async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
         """Add ``delta`` to the destination's posts on ``day`` (YYYY-MM-DD); the new total."""
         key = self.key("posted", destination.key, day)

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from bot.errors import SourceError
+from bot.pacing import MinInterval
 from bot.sources.arxiv import ArxivSource, parse_feed
-from bot.sources.http import MinInterval, RetryingGetter, make_client
+from bot.sources.http import RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource, paper_from_item, papers_from_items, papers_from_page
 from tests.conftest import fixture_json, fixture_text
 from tests.standins import ArxivEntry, atom_feed

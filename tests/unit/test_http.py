@@ -6,7 +6,8 @@ import httpx
 import pytest
 
 from bot.errors import SourceError, SourceUnreachableError
-from bot.sources.http import USER_AGENT, MinInterval, RetryingGetter, make_client
+from bot.pacing import MinInterval
+from bot.sources.http import USER_AGENT, RetryingGetter, make_client
 
 
 def scripted(*responses: httpx.Response | Exception) -> tuple[httpx.MockTransport, list[httpx.Request]]:

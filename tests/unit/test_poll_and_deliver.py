@@ -90,13 +90,21 @@ async def test_a_failed_post_stays_queued_and_goes_out_once_later(store: RedisSt
     assert len(bot.adapter.posts) == 4
 
 
-async def test_a_refused_destination_keeps_its_order_and_does_not_block_others(store: RedisStore) -> None:
+async def test_a_refused_destination_is_paused_keeps_its_papers_and_does_not_block_others(
+    store: RedisStore, caplog: pytest.LogCaptureFixture
+) -> None:
     papers = [make_paper(f"2603.0000{i}") for i in range(3)]
     bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL), Channel(ML)])
     bot.adapter.refuse("ml", DeliveryError("not_in_channel", permanent=True))
     await bot.cycle()
     assert bot.adapter.ids("all") == [p.id for p in papers]
-    bot.adapter.refuse("ml", None)
+    assert caplog.text.count("destination paused") == 1
+    bot.adapter.refuse("ml", None)  # fixed, but paused: no retry storm against the platform
+    report = await bot.deliverer.deliver()
+    assert report.pending == 3
+    assert report.failed["console:ml"].startswith("paused: not_in_channel")
+    assert caplog.text.count("destination paused") == 1
+    assert await store.unpause(ML)
     await bot.cycle()
     assert bot.adapter.ids("ml") == [p.id for p in papers]
 

@@ -71,7 +71,6 @@ class SlackAdapter:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = AsyncWebClient(token=bot_token, base_url=api_url, timeout=15)
-        self._bot_token = bot_token
         self._app_token = app_token
         self._signing_secret = signing_secret or ""
         self._command = command
@@ -150,14 +149,16 @@ class SlackAdapter:
 
     def build_app(self, core: CommandCore, process_before_response: bool = False) -> AsyncApp:
         """The bolt app wired to the core. Every value bolt would read from the environment is given."""
+        bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log.addFilter(_IgnoreUnusedTokenWarning())
         app = AsyncApp(
-            client=self.client,
-            token=self._bot_token,
+            client=self.client,  # carries the bot token and SLACK_API_URL
+            token=None,
             signing_secret=self._signing_secret,
             process_before_response=process_before_response,
             request_verification_enabled=True,
             ignoring_self_events_enabled=True,
-            logger=logging.getLogger("adapters.slack.bolt"),
+            logger=bolt_log,
         )
         app.command(self._command)(self._on_command(core))
         app.event("reaction_added")(self._on_reaction(core, added=True))
@@ -271,6 +272,14 @@ def http_app(app: AsyncApp) -> web.Application:
     web_app.router.add_post("/slack/events", events)
     web_app.router.add_get("/healthz", health)
     return web_app
+
+
+class _IgnoreUnusedTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that our client's token
+    wins; that is intended (the client carries SLACK_API_URL), so the warning is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 async def _ack_only(ack) -> None:  # type: ignore[no-untyped-def]

@@ -5,40 +5,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import bibtexparser
-import fakeredis
 import pytest
 
-from bot.commands import USAGE, CommandCore, parse_command
+from bot.commands import USAGE, parse_command
 from bot.model import Delivery, Destination, PostRef, Reaction, UserRef
-from bot.search import PaperIndex
-from bot.store.library import RedisLibrary
-from bot.store.redis import RedisStore
-from bot.store.subscriptions import RedisSubscriptions
 from tests.fakes import make_paper
+from tests.world import World as BaseWorld
 
 HERE = Destination("slack", "C1")
 ADA, BOB = UserRef("slack", "UADA"), UserRef("slack", "UBOB")
-EMOJI = {"slack": "bookmark", "discord": "🔖", "console": "bookmark"}
 
 
-class World:
-    def __init__(self, client: fakeredis.FakeAsyncRedis) -> None:
-        self.client = client
-        self.store = RedisStore(client, prefix="c:")
-        self.subscriptions = RedisSubscriptions(client, prefix="c:")
-        self.library = RedisLibrary(client, prefix="c:")
-        self.core = CommandCore(
-            self.store, self.subscriptions, self.library, PaperIndex(self.store, 30 * 86400), EMOJI, page_size=2
-        )
-
-    async def ask(self, text: str, user: UserRef = ADA) -> str:
+class World(BaseWorld):
+    async def ask(self, text: str, user: UserRef = ADA) -> str:  # type: ignore[override]
         return (await self.core.handle(text, user, HERE)).text
 
 
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
-    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
-    world = World(client)
+    world = World()
     await world.store.commit(
         [
             make_paper("2603.00001", title="Reasoning with tokens", upvotes=9),
@@ -49,7 +34,7 @@ async def world() -> AsyncIterator[World]:
         [Delivery(HERE, "2603.00001")],
     )
     yield world
-    await client.aclose()
+    await world.aclose()
 
 
 @pytest.mark.parametrize(

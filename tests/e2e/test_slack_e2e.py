@@ -1,0 +1,140 @@
+"""Slack end to end: paperbot as a subprocess, the stand-in Web API, a real Redis."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from tests.e2e.conftest import ROOT, Run, base_env
+from tests.e2e.test_run_once import DAYS, hf_item
+from tests.redis_servers import free_port
+from tests.slack.standin import SlackStandIn
+from tests.standins import HuggingFaceStandIn, StandIn
+
+pytestmark = pytest.mark.e2e
+SECRET = "e2e-signing-secret"
+CONFIG = """
+[[channels]]
+platform = "slack"
+id = "CREASON"
+topics = ["reasoning"]
+
+[[channels]]
+platform = "slack"
+id = "CALL"
+"""
+
+
+@pytest.fixture
+def slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = tmp_path / "paperbot.toml"
+    config.write_text(CONFIG)
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00031", "Reasoning at Scale"), hf_item("2611.00032", "Protein Design")]})
+    with StandIn(hf) as hf_server, SlackStandIn() as api:
+        env = base_env(
+            tmp_path,
+            REDIS_URL=real_redis_url,
+            HF_ENDPOINT=hf_server.url,
+            SLACK_API_URL=api.api_url,
+            PAPERBOT_CONFIG=str(config),
+            SLACK_BOT_TOKEN="xoxb-e2e-token",
+            SLACK_SIGNING_SECRET=SECRET,
+            PORT=str(free_port()),
+        )
+        yield env, api
+
+
+def test_run_once_posts_every_new_paper_once_to_each_matching_slack_channel(slack_env, paperbot: Run) -> None:  # type: ignore[no-untyped-def]
+    env, api = slack_env
+    for _ in range(2):
+        result = paperbot(env, "run", "--once")
+        assert result.returncode == 0, result.stderr
+    shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in api.accepted)
+    assert shown == Counter({("CREASON", "2611.00031"): 1, ("CALL", "2611.00031"): 1, ("CALL", "2611.00032"): 1})
+    reason = next(m for m in api.accepted if m["channel"] == "CREASON")
+    assert "matched: reasoning" in json.dumps(reason["blocks"])
+    assert "xoxb-e2e-token" not in result.stderr
+
+
+def signed_post(port: str, body: str, content_type: str, age: float = 0) -> httpx.Response:
+    timestamp = str(int(time.time() - age))
+    headers = {
+        "Content-Type": content_type,
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body),
+    }
+    return httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=10)
+
+
+def slash(text: str, user: str = "UADA", channel: str = "CALL") -> str:
+    return urlencode(
+        {
+            "command": "/papers",
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "team_id": "T1",
+            "response_url": "http://127.0.0.1:9/hooks/unused",
+            "trigger_id": "1.2.3",
+            "api_app_id": "A1",
+        }
+    )
+
+
+def test_http_mode_answers_signed_commands_and_reactions(slack_env, paperbot: Run) -> None:  # type: ignore[no-untyped-def]
+    env, api = slack_env
+    assert paperbot(env, "run", "--once").returncode == 0  # the papers are posted, so reactions can find them
+    ts = next(m["ts"] for m in api.accepted if m["channel"] == "CALL")
+    port = env["PORT"]
+    command = [sys.executable, "-m", "bot", "run"]
+    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as service:
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            answer = signed_post(port, slash("reasoning"), "application/x-www-form-urlencoded")
+            assert answer.status_code == 200
+            assert answer.json()["response_type"] == "ephemeral"
+            assert answer.json()["text"] == "1 papers match “reasoning” (showing 1–1)"
+            assert signed_post(port, slash("help"), "application/x-www-form-urlencoded", age=400).status_code == 401
+            event = {
+                "type": "event_callback",
+                "team_id": "T1",
+                "api_app_id": "A1",
+                "event_id": "EvE2E1",
+                "event_time": 1,
+                "event": {
+                    "type": "reaction_added",
+                    "user": "UADA",
+                    "reaction": "bookmark",
+                    "item": {"type": "message", "channel": "CALL", "ts": ts},
+                    "event_ts": "1.2",
+                },
+            }
+            assert signed_post(port, json.dumps(event), "application/json").status_code == 200
+            deadline = time.monotonic() + 10
+            saved = ""
+            while "Reasoning at Scale" not in saved and time.monotonic() < deadline:
+                saved = signed_post(port, slash("saved"), "application/x-www-form-urlencoded").json()["text"]
+                time.sleep(0.1)
+            assert "1. Reasoning at Scale — 2611.00031" in saved
+        finally:
+            service.send_signal(signal.SIGTERM)
+            _, stderr = service.communicate(timeout=20)
+    assert service.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert SECRET not in stderr

@@ -1,0 +1,142 @@
+"""A stand-in Slack Web API on 127.0.0.1: records calls, checks Block Kit limits like Slack, injects faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+LIMITS = {"blocks": 50, "section": 3000, "header": 150, "context": 10, "actions": 25, "button_text": 75, "value": 2000}
+
+
+def block_problems(blocks: list[dict[str, Any]]) -> list[str]:
+    """What Slack would reject in ``blocks`` (the documented limits, plus the ~12k total)."""
+    problems = []
+    if len(blocks) > LIMITS["blocks"]:
+        problems.append(f"{len(blocks)} blocks")
+    total = 0
+    for block in blocks:
+        kind = block.get("type")
+        text = (block.get("text") or {}).get("text", "")
+        total += len(text)
+        if kind == "section" and len(text) > LIMITS["section"]:
+            problems.append(f"section of {len(text)}")
+        if kind == "header" and len(text) > LIMITS["header"]:
+            problems.append(f"header of {len(text)}")
+        if kind == "context" and len(block.get("elements", [])) > LIMITS["context"]:
+            problems.append("context elements")
+        for element in block.get("elements", []) + ([block["accessory"]] if "accessory" in block else []):
+            total += len(element.get("text", "") if isinstance(element.get("text"), str) else "")
+            if element.get("type") == "button" and _button_too_long(element):
+                problems.append("button")
+    if total > 12_000:
+        problems.append(f"msg_blocks_too_long ({total})")
+    return problems
+
+
+def _button_too_long(button: dict[str, Any]) -> bool:
+    return len(button["text"]["text"]) > LIMITS["button_text"] or len(button.get("value", "")) > LIMITS["value"]
+
+
+@dataclass
+class SlackStandIn:
+    """Answers the Web API methods paperbot uses. ``calls`` holds (method, payload) of every request;
+    ``accepted`` the chat.postMessage payloads Slack would have shown."""
+
+    channel_interval: float = 0.0  # > 0: a second post to a channel sooner than this gets 429
+    forbidden: set[str] = field(default_factory=set)  # channels answering not_in_channel
+    faults: dict[str, deque[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_post: dict[str, float] = {}
+        self._ts = 1_700_000_000
+        standin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                if self.headers.get("Content-Type", "").startswith("application/json"):
+                    payload = json.loads(raw or "{}")
+                else:
+                    payload = {k: v[-1] for k, v in parse_qs(raw).items()}
+                status, headers, body = standin.answer(self.path, payload)
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                for key, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def fail(self, method: str, *answers: tuple[int, dict[str, str], dict[str, Any]]) -> None:
+        """Answer the next calls of ``method`` with ``answers`` (status, headers, body), then normally."""
+        self.faults.setdefault(method, deque()).extend(answers)
+
+    def answer(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        path = path.split("?", 1)[0]
+        method = path.rsplit("/", 1)[-1]
+        with self._lock:
+            self.calls.append((method, payload))
+            queue = self.faults.get(method)
+            if queue:
+                return queue.popleft()
+            if path.startswith("/hooks/"):
+                return 200, {}, {"ok": True}
+            if method == "auth.test":
+                return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "paperbot"}
+            if method == "chat.postMessage":
+                return self._post_message(payload)
+            return 200, {}, {"ok": True}
+
+    def _post_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        channel = payload.get("channel", "")
+        if channel in self.forbidden:
+            return 200, {}, {"ok": False, "error": "not_in_channel"}
+        blocks = payload.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if block_problems(blocks) or not payload.get("text"):
+            return 200, {}, {"ok": False, "error": "invalid_blocks", "problems": block_problems(blocks)}
+        now = time.monotonic()
+        if self.channel_interval and now - self._last_post.get(channel, -1e9) < self.channel_interval:
+            return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
+        self._last_post[channel] = now
+        self._ts += 1
+        ts = f"{self._ts}.000100"
+        self.accepted.append({**payload, "ts": ts})
+        return 200, {}, {"ok": True, "channel": channel, "ts": ts}
+
+    def methods(self, name: str) -> list[dict[str, Any]]:
+        """Payloads of every call to ``name``."""
+        return [payload for method, payload in self.calls if method == name]
+
+    def __enter__(self) -> SlackStandIn:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,129 @@
+"""The real bolt app, driven with signed recorded payloads: /papers, reactions, buttons, App Home."""
+
+from __future__ import annotations
+
+import json
+
+from slack_bolt.request.async_request import AsyncBoltRequest
+
+from adapters.slack.adapter import SlackAdapter
+from bot.delivery import Deliverer
+from bot.model import Delivery, Destination, UserRef
+from tests.fakes import make_paper
+from tests.slack.conftest import SlackHarness, action_body, event_body, no_sleep, signed, slash_body
+
+C1 = Destination("slack", "C1")
+FORM, JSON = "application/x-www-form-urlencoded", "application/json"
+
+
+async def post_paper(slack: SlackHarness, title: str = "Reasoning with tokens") -> str:
+    """Deliver one paper to C1 through the adapter, as a cycle would; return its message ts."""
+    paper = make_paper("2611.00001", title=title)
+    await slack.world.store.commit([paper], [Delivery(C1, paper.id)])
+    report = await Deliverer(slack.world.store, {"slack": slack.adapter}, "w", 60).deliver()
+    assert report.delivered == 1
+    return slack.api.accepted[-1]["ts"]
+
+
+async def test_papers_query_is_answered_ephemerally_in_the_ack(slack: SlackHarness) -> None:
+    await post_paper(slack)
+    status, body = await slack.dispatch(signed(slash_body("reasoning"), FORM))
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["response_type"] == "ephemeral"
+    assert answer["text"] == "1 papers match “reasoning” (showing 1–1)"
+    assert answer["blocks"][1]["text"]["text"].startswith("*<https://arxiv.org/abs/2611.00001|Reasoning with tokens>*")
+
+
+async def test_a_slow_answer_is_acked_at_once_and_sent_to_the_response_url(slack: SlackHarness) -> None:
+    slow = SlackAdapter(
+        "xoxb-test-token",
+        api_url=slack.api.api_url,
+        signing_secret="test-signing-secret-0123456789",
+        ack_budget=0,
+        sleep=no_sleep,
+    )
+    app = slow.build_app(slack.world.core, process_before_response=True)
+    hook = f"{slack.api.url}/hooks/cmd-1"
+    response = await app.async_dispatch(signed(slash_body("help", response_url=hook), FORM))
+    assert json.loads(response.body) == {"response_type": "ephemeral", "text": "Looking…"}
+    [sent] = slack.api.methods("cmd-1")
+    assert sent["response_type"] == "ephemeral"
+    assert sent["replace_original"] is True
+    assert sent["text"].startswith("/papers &lt;query&gt;")
+
+
+async def test_bad_signatures_and_stale_timestamps_get_401(slack: SlackHarness) -> None:
+    assert (await slack.dispatch(signed(slash_body("help"), FORM, secret="wrong-secret")))[0] == 401
+    assert (await slack.dispatch(signed(slash_body("help"), FORM, age=6 * 60)))[0] == 401
+    tampered = signed(slash_body("help"), FORM)
+    tampered.raw_body = slash_body("subscribe everything")
+    assert (await slack.dispatch(AsyncBoltRequest(body=slash_body("subscribe everything"), headers=tampered.headers)))[0] == 401
+    assert await slack.world.subscriptions.topics(C1) == []
+
+
+async def test_subscribe_from_slack_reaches_the_core(slack: SlackHarness) -> None:
+    _, body = await slack.dispatch(signed(slash_body("subscribe cat:cs.CL OR reasoning"), FORM))
+    assert "Subscribed this channel to “cat:cs.CL OR reasoning”" in json.loads(body)["text"]
+    assert await slack.world.subscriptions.topics(C1) == ["cat:cs.CL OR reasoning"]
+
+
+async def test_reaction_saves_once_then_lists_and_removal_unsaves(slack: SlackHarness) -> None:
+    ts = await post_paper(slack)
+    reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
+    for _ in range(2):  # Slack retries the same event: processed once
+        assert (await slack.dispatch(signed(event_body("reaction_added", "Ev001", **reaction), JSON)))[0] == 200
+    assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UADA"))] == ["2611.00001"]
+    assert len(slack.api.methods("chat.postEphemeral")) == 1
+    _, body = await slack.dispatch(signed(slash_body("saved"), FORM))
+    assert "1. Reasoning with tokens — 2611.00001" in json.loads(body)["text"]
+    await slack.dispatch(signed(event_body("reaction_removed", "Ev002", **{**reaction, "type": "reaction_removed"}), JSON))
+    assert await slack.world.library.saved(UserRef("slack", "UADA")) == []
+
+
+async def test_other_reactions_other_messages_and_the_bots_own_are_ignored(slack: SlackHarness) -> None:
+    ts = await post_paper(slack)
+    cases = [
+        {"user": "UADA", "reaction": "thumbsup", "item": {"type": "message", "channel": "C1", "ts": ts}},
+        {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": "1.000001"}},
+        {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C2", "ts": ts}},
+        {"user": "UBOT", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}},
+    ]
+    for number, reaction in enumerate(cases):
+        assert (await slack.dispatch(signed(event_body("reaction_added", f"Ev1{number}", **reaction), JSON)))[0] == 200
+    assert await slack.world.library.saved(UserRef("slack", "UADA")) == []
+    assert await slack.world.library.saved(UserRef("slack", "UBOT")) == []
+
+
+async def test_the_save_button_saves_and_confirms_ephemerally(slack: SlackHarness) -> None:
+    await post_paper(slack)
+    hook = f"{slack.api.url}/hooks/action-1"
+    status, _ = await slack.dispatch(signed(action_body("paper_save", "2611.00001", "UBOB", hook), FORM))
+    assert status == 200
+    [confirmation] = slack.api.methods("action-1")
+    assert confirmation == {"response_type": "ephemeral", "replace_original": False, "text": "Saved “Reasoning with tokens”."}
+    assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UBOB"))] == ["2611.00001"]
+
+
+async def test_app_home_lists_saved_papers_and_unsave_updates_it(slack: SlackHarness) -> None:
+    await post_paper(slack)
+    await slack.world.core.save(UserRef("slack", "U123ABC456"), "2611.00001")
+    await slack.dispatch(signed(event_body("app_home_opened", "EvHome1"), JSON))
+    [published] = slack.api.methods("views.publish")
+    assert published["user_id"] == "U123ABC456"
+    home = published["view"] if isinstance(published["view"], dict) else json.loads(published["view"])
+    assert "Reasoning with tokens" in home["blocks"][1]["text"]["text"]
+    assert home["blocks"][1]["accessory"]["action_id"] == "paper_unsave"
+    await slack.dispatch(
+        signed(action_body("paper_unsave", "2611.00001", "U123ABC456", f"{slack.api.url}/hooks/h", view={"type": "home"}), FORM)
+    )
+    assert await slack.world.library.saved(UserRef("slack", "U123ABC456")) == []
+    assert "Nothing saved yet" in json.dumps(slack.api.methods("views.publish")[-1])
+
+
+async def test_socket_mode_payloads_skip_signatures_and_work(slack: SlackHarness) -> None:
+    body = dict(pair.split("=", 1) for pair in slash_body("help").split("&"))
+    body.update(text="help", command="/papers")
+    response = await slack.app.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+    assert response.status == 200
+    assert json.loads(response.body)["text"].startswith("/papers &lt;query&gt;")

@@ -1,0 +1,114 @@
+"""Delivery through SlackAdapter to the stand-in Web API: limits, bursts of 429/500, refusals, pace."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+from adapters.slack.adapter import SlackAdapter
+from bot.delivery import Deliverer
+from bot.model import Channel, Delivery, Destination
+from tests.fakes import make_paper
+from tests.hostile import hostile_papers
+from tests.slack.conftest import no_sleep
+from tests.slack.standin import SlackStandIn
+from tests.world import World
+
+C1, C2 = Destination("slack", "C1"), Destination("slack", "C2")
+
+
+async def deliver_until_settled(world: World, adapter: SlackAdapter, passes: int = 10) -> None:
+    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60)
+    for _ in range(passes):
+        report = await deliverer.deliver()
+        if not report.pending:
+            return
+
+
+@pytest.fixture
+async def world():  # type: ignore[no-untyped-def]
+    world = World()
+    yield world
+    await world.aclose()
+
+
+async def test_hostile_papers_are_accepted_by_slack_and_ping_nobody(world: World, slack_api: SlackStandIn) -> None:
+    papers = hostile_papers()
+    await world.store.commit(papers, [Delivery(C1, p.id, ("<!channel>",)) for p in papers])
+    await deliver_until_settled(world, SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep))
+    assert [m.get("error") for _, m in slack_api.calls if m.get("ok") is False] == []
+    assert len(slack_api.accepted) == len(papers)
+    for message in slack_api.accepted:
+        assert message["unfurl_links"] is False
+        assert message["unfurl_media"] is False
+        assert "link_names" not in message
+        assert "parse" not in message
+        assert "<!channel>" not in str(message)
+        assert "<!here>" not in str(message)
+        assert "<@U0123ABC>" not in str(message)
+
+
+async def test_429_and_500_bursts_lose_nothing_and_duplicate_nothing(world: World, slack_api: SlackStandIn) -> None:
+    papers = [make_paper(f"2611.0000{i}") for i in range(6)]
+    await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
+    slack_api.fail(
+        "chat.postMessage",
+        (429, {"Retry-After": "0"}, {"ok": False, "error": "ratelimited"}),
+        (500, {}, {"ok": False}),
+        (503, {}, {"ok": False}),
+        *[(500, {}, {"ok": False})] * 6,  # more than one call's retries: those papers wait for the next pass
+        (429, {"Retry-After": "0"}, {"ok": False, "error": "ratelimited"}),
+    )
+    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, retries=2, sleep=no_sleep)
+    await deliver_until_settled(world, adapter)
+    shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in slack_api.accepted)
+    assert shown == Counter({(c.channel, p.id): 1 for p in papers for c in (C1, C2)})
+    assert [p.id for p in papers] == [m["blocks"][-1]["elements"][0]["value"] for m in slack_api.accepted if m["channel"] == "C1"]
+
+
+async def test_a_channel_the_bot_is_not_in_is_paused_once_and_keeps_its_papers(
+    world: World, slack_api: SlackStandIn, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack_api.forbidden.add("C2")
+    papers = [make_paper(f"2611.0000{i}") for i in range(3)]
+    await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
+    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
+    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60)
+    for _ in range(3):
+        await deliverer.deliver()
+    assert len([m for m in slack_api.methods("chat.postMessage") if m["channel"] == "C2"]) == 1  # one try, no storm
+    [paused] = [r for r in caplog.records if r.getMessage().startswith("destination paused")]
+    assert paused.kv["problem"] == "Slack chat.postMessage to C2: not_in_channel"  # type: ignore[attr-defined]
+    assert len(slack_api.accepted) == 3
+    slack_api.forbidden.clear()  # someone invited the bot
+    await world.store.unpause(C2)
+    report = await deliverer.deliver()
+    assert report.delivered == 3
+
+
+async def test_one_message_per_second_per_channel_channels_in_parallel(world: World, slack_api: SlackStandIn) -> None:
+    slack_api.channel_interval = 0.2  # the stand-in answers 429 to anything faster
+    papers = [make_paper(f"2611.0000{i}") for i in range(3)]
+    await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
+    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0.25)  # real sleeps: pacing is the point
+    started = time.monotonic()
+    report = await Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60).deliver()
+    elapsed = time.monotonic() - started
+    assert report.delivered == 6
+    assert not [m for m, a in slack_api.calls if a.get("error") == "ratelimited"]
+    assert 0.5 <= elapsed < 1.5  # 3 posts a channel at 0.25 s, both channels at once
+
+
+async def test_digest_mode_posts_a_parent_and_a_thread(world: World, slack_api: SlackStandIn) -> None:
+    papers = [make_paper(f"2611.0000{i}", upvotes=i) for i in range(5)]
+    await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
+    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
+    deliverer = Deliverer(world.store, {"slack": adapter}, "w", 60, channel=lambda d: Channel(d, mode="digest", digest_size=2))
+    assert (await deliverer.deliver()).delivered == 5
+    parent, *replies = slack_api.accepted
+    assert parent["text"] == "5 new papers"
+    assert "thread_ts" not in parent
+    assert [r["thread_ts"] for r in replies] == [parent["ts"]] * 3
+    assert [r["blocks"][-1]["elements"][0]["value"] for r in replies] == ["2611.00002", "2611.00001", "2611.00000"]

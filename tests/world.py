@@ -1,0 +1,31 @@
+"""The real command core over RedisStore on a private fakeredis server, for adapter tests."""
+
+from __future__ import annotations
+
+import fakeredis
+
+from bot.commands import CommandCore
+from bot.model import Destination, UserRef
+from bot.search import PaperIndex
+from bot.settings import DEFAULT_SAVE_EMOJI
+from bot.store.library import RedisLibrary
+from bot.store.redis import RedisStore
+from bot.store.subscriptions import RedisSubscriptions
+
+
+class World:
+    """Stores and the command core sharing one fakeredis server."""
+
+    def __init__(self, page_size: int = 2, prefix: str = "c:") -> None:
+        self.client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+        self.store = RedisStore(self.client, prefix=prefix)
+        self.subscriptions = RedisSubscriptions(self.client, prefix=prefix)
+        self.library = RedisLibrary(self.client, prefix=prefix)
+        index = PaperIndex(self.store, 30 * 86400)
+        self.core = CommandCore(self.store, self.subscriptions, self.library, index, DEFAULT_SAVE_EMOJI, page_size=page_size)
+
+    async def ask(self, text: str, user: UserRef, where: Destination) -> str:
+        return (await self.core.handle(text, user, where)).text
+
+    async def aclose(self) -> None:
+        await self.client.aclose()

@@ -16,6 +16,7 @@ from bot.ports import Adapter, OutboxEntry, Store
 log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 3600
+BATCH, MAX_BATCHES = 500, 200  # 100,000 deliveries a pass at most; the next pass continues
 
 
 @dataclass
@@ -56,13 +57,17 @@ class Deliverer:
         self._today = today
 
     async def deliver(self) -> DeliveryReport:
-        """One pass over everything this worker may deliver now."""
-        entries = await self._store.take(self._consumer, self._claim_idle)
-        by_destination: dict[Destination, list[OutboxEntry]] = {}
-        for entry in entries:
-            by_destination.setdefault(entry.delivery.destination, []).append(entry)
+        """Deliver everything this worker may deliver now, a batch at a time. Stops after a batch
+        with failures: what failed waits for the next pass rather than being retried in a loop."""
         report = DeliveryReport()
-        await asyncio.gather(*(self._deliver_to(dest, queue, report) for dest, queue in by_destination.items()))
+        for _ in range(MAX_BATCHES):
+            entries = await self._store.take(self._consumer, self._claim_idle, BATCH)
+            by_destination: dict[Destination, list[OutboxEntry]] = {}
+            for entry in entries:
+                by_destination.setdefault(entry.delivery.destination, []).append(entry)
+            await asyncio.gather(*(self._deliver_to(dest, queue, report) for dest, queue in by_destination.items()))
+            if len(entries) < BATCH or report.failed:
+                break
         return report
 
     async def _deliver_to(self, destination: Destination, queue: list[OutboxEntry], report: DeliveryReport) -> None:

@@ -160,3 +160,9 @@ async def test_papers_below_a_channels_upvote_threshold_are_not_routed_there(sto
     await bot.cycle()
     assert sorted(bot.adapter.ids("all")) == ["2603.00001", "2603.00002"]
     assert bot.adapter.ids("ml") == ["2603.00002"]
+
+
+async def test_a_backlog_larger_than_one_batch_is_delivered_in_one_pass(store: RedisStore) -> None:
+    papers = [make_paper(f"2603.{i:05d}") for i in range(1200)]
+    bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL)])
+    assert await bot.cycle() == (1200, 1200)

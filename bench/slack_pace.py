@@ -50,9 +50,11 @@ async def main(args: argparse.Namespace) -> None:
     total = args.channels * args.papers
     assert report.delivered == total, report
     naive_total = naive_per_message * total
-    print(f"channels={args.channels} papers={args.papers} messages={total} 429s={limited} naive sample calls={len(api.calls) - naive_api_calls}")
+    sample = len(api.calls) - naive_api_calls
+    print(f"channels={args.channels} papers={args.papers} messages={total} 429s={limited} naive sample calls={sample}")
     print(f"paperbot (channels in parallel, 1/s each): {parallel:6.1f} s   per-channel bound {args.papers - 1} s")
-    print(f"naive single queue at 1/s: {naive_per_message:.3f} s/message → {naive_total:7.1f} s for {total}   ratio {naive_total / parallel:5.1f}x")
+    naive_line = f"naive single queue at 1/s: {naive_per_message:.3f} s/message → {naive_total:7.1f} s for {total}"
+    print(f"{naive_line}   ratio {naive_total / parallel:5.1f}x")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ def make_adapters(args: argparse.Namespace, settings: Settings) -> dict[str, Ada
             command=settings.slack_command,
             port=settings.slack_port,
         )
+    if settings.discord_token:
+        from adapters.discord.adapter import DiscordAdapter
+
+        adapters["discord"] = DiscordAdapter(settings.discord_token.reveal(), guild_id=settings.discord_guild_id)
     return adapters
 
 

@@ -123,6 +123,9 @@ async def open_app(
         client = make_client(settings.http_timeout, token, transport)
         stack.push_async_callback(client.aclose)
         sources = build_sources(settings, client)
+        for adapter in adapters.values():
+            if callable(getattr(adapter, "aclose", None)):
+                stack.push_async_callback(adapter.aclose)  # type: ignore[attr-defined]
         missing = {c.destination.platform for c in settings.channels} - set(adapters)
         if missing:
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])

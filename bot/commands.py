@@ -112,6 +112,10 @@ class CommandCore:
         """True the first time a platform delivers ``event_id``; its retries get False."""
         return await self._store.first_time(event_id)
 
+    async def topics(self, where: Destination) -> list[str]:
+        """The destination's subscriptions (for autocomplete)."""
+        return await self._subscriptions.topics(where)
+
     async def saved(self, user: UserRef) -> list[Saved]:
         """``user``'s saved papers, newest first (for the Slack App Home)."""
         return await self._library.saved(user)
@@ -148,7 +152,8 @@ class CommandCore:
         cards = tuple(to_card(papers[i], tldr_limit=self._tldr_length) for i in ids if i in papers)
         first = page * self._page_size + 1
         more = " · /papers more for the next" if first + len(ids) - 1 < total else ""
-        return Reply(f"{total} papers match “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
+        matches = "1 paper matches" if total == 1 else f"{total} papers match"
+        return Reply(f"{matches} “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
 
     async def _more(self, argument: str, user: UserRef, where: Destination) -> Reply:
         last = await self._library.last_search(user)

@@ -79,11 +79,20 @@ class Settings:
     slack_bot_token: Secret | None = None
     slack_app_token: Secret | None = None
     slack_signing_secret: Secret | None = None
+    discord_token: Secret | None = None
+    discord_guild_id: int | None = None
     config_path: str = ""
 
     def secrets(self) -> list[str]:
         """Every secret value in use, so logging can scrub them."""
-        values = (self.hf_token, self.redis_url, self.slack_bot_token, self.slack_app_token, self.slack_signing_secret)
+        values = (
+            self.hf_token,
+            self.redis_url,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.discord_token,
+        )
         return [s.reveal() for s in values if s]
 
 
@@ -225,6 +234,12 @@ def settings_from(
         problems.append(f"{key}: unknown setting (check the spelling against config/paperbot.toml)")
     if values.get("key_prefix") == "":
         problems.append("store.key_prefix: must not be empty (keys of other applications could collide)")
+    guild = None
+    if environ.get("DISCORD_GUILD_ID"):
+        try:
+            guild = _number(int, 1, 2**64)(environ["DISCORD_GUILD_ID"])
+        except ValueError as exc:
+            problems.append(f"DISCORD_GUILD_ID: {exc} (Developer Mode → right-click the server → Copy Server ID)")
     if problems:
         raise ConfigError(problems)
     secrets = {name: Secret(environ[name]) if environ.get(name) else None for name in SECRET_ENV}
@@ -236,6 +251,8 @@ def settings_from(
         slack_bot_token=secrets["SLACK_BOT_TOKEN"],
         slack_app_token=secrets["SLACK_APP_TOKEN"],
         slack_signing_secret=secrets["SLACK_SIGNING_SECRET"],
+        discord_token=secrets["DISCORD_TOKEN"],
+        discord_guild_id=guild,
         config_path=config_path,
     )
 
@@ -249,6 +266,12 @@ def _check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], 
             "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: Slack needs one (Socket Mode: Basic Information → App-Level Tokens, "
             "xapp-… with connections:write; HTTP mode: Basic Information → Signing Secret)"
         )
+    if any(c.destination.platform == "discord" for c in channels) and not environ.get("DISCORD_TOKEN"):
+        problems.append("DISCORD_TOKEN: required for discord channels (Developer Portal → your application → Bot → Reset Token)")
+    bad_ids = [
+        c.destination.channel for c in channels if c.destination.platform == "discord" and not c.destination.channel.isdigit()
+    ]
+    problems.extend(f"channels: discord channel id {i!r} must be a number (Copy Channel ID)" for i in bad_ids)
     if environ.get("SLACK_CLIENT_ID") and environ.get("SLACK_CLIENT_SECRET"):
         problems.append(
             "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; they switch slack-bolt to its multi-workspace OAuth flow, "
@@ -295,8 +318,6 @@ def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
     platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
     if platform not in PLATFORMS:
         problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
-    elif platform == "discord":
-        problems.append(f"{where}.platform: 'discord' is not available in this version yet (use 'console' or 'slack')")
     if not isinstance(channel_id, str) or not channel_id.strip():
         problems.append(f"{where}.id: a non-empty channel id is required")
     if mode not in MODES:

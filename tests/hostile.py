@@ -7,7 +7,8 @@ from tests.fakes import make_paper
 
 INJECTION = (
     "<!channel> <!here> @everyone @here <@U0123ABC> <#C0123|general> <!subteam^S0123> "
-    "<https://evil.example|click me> [x](https://evil.example) **bold** `code` &amp; ||spoiler||"
+    "<https://evil.example|click me> [x](https://evil.example) **bold** `code` &amp; ||spoiler|| "
+    "<@123456789012345678> <@&876543210987654321> <@!123456789012345678>"
 )
 
 

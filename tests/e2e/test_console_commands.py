@@ -54,7 +54,7 @@ def test_subscribe_from_the_shell_poll_see_only_matches_save_and_export(
         assert delivered == {"2611.00021": ["reasoning"], "2611.00023": ["cat:cs.RO"]}
 
         human = paperbot(env, "ask", "/papers reasoning")
-        assert "1 papers match “reasoning”" in human.stdout
+        assert "1 paper matches “reasoning”" in human.stdout
         assert "Scaling Test-Time Reasoning" in human.stdout
 
         saved = paperbot(env, "ask", "/papers save 2611.00021", "--user", "ada")

@@ -109,7 +109,7 @@ def test_http_mode_answers_signed_commands_and_reactions(slack_env, paperbot: Ru
             answer = signed_post(port, slash("reasoning"), "application/x-www-form-urlencoded")
             assert answer.status_code == 200
             assert answer.json()["response_type"] == "ephemeral"
-            assert answer.json()["text"] == "1 papers match “reasoning” (showing 1–1)"
+            assert answer.json()["text"] == "1 paper matches “reasoning” (showing 1–1)"
             assert signed_post(port, slash("help"), "application/x-www-form-urlencoded", age=400).status_code == 401
             event = {
                 "type": "event_callback",

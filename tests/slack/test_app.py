@@ -31,7 +31,7 @@ async def test_papers_query_is_answered_ephemerally_in_the_ack(slack: SlackHarne
     assert status == 200
     answer = json.loads(body)
     assert answer["response_type"] == "ephemeral"
-    assert answer["text"] == "1 papers match “reasoning” (showing 1–1)"
+    assert answer["text"] == "1 paper matches “reasoning” (showing 1–1)"
     assert answer["blocks"][1]["text"]["text"].startswith("*<https://arxiv.org/abs/2611.00001|Reasoning with tokens>*")
 
 

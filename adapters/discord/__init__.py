@@ -1,0 +1,1 @@
+"""The Discord adapter: embeds in channels, ``/papers`` app commands, reactions and a persistent Save button."""

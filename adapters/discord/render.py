@@ -1,0 +1,75 @@
+"""Card → discord.Embed. Pure functions: markdown and mentions escaped, every Discord limit enforced.
+
+Limits (platforms.md rule 11): title 256, description 4096, 25 fields, field name 256 and value
+1024, footer 2048, and 6000 characters over all embeds of one message; content 2000; 10 embeds.
+discord.py checks only the embed count, so the renderer checks the characters (``len(embed)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import discord
+from discord.utils import escape_markdown, escape_mentions
+
+from bot.cards import shorten
+from bot.model import Card
+
+TITLE, DESCRIPTION, FIELD_VALUE, FOOTER, CONTENT, MESSAGE_TOTAL, EMBEDS = 256, 4096, 1024, 2048, 2000, 6000, 10
+CARD_BUDGET = 1800  # one card's characters, so that a digest of three still fits in one message
+COLOUR = discord.Colour(0x1D3557)
+
+
+def escape(text: str) -> str:
+    """Untrusted text as literal Discord text: no markdown, and ``@everyone``/``<@id>`` defused."""
+    return escape_markdown(escape_mentions(text))
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` shortened at a word boundary so that, escaped, it fits in ``limit`` characters."""
+    budget = limit
+    while True:
+        escaped = escape(shorten(text, budget))
+        if len(escaped) <= limit:
+            return escaped
+        budget -= len(escaped) - limit
+
+
+def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:
+    """One paper as an embed: linked title, TL;DR, authors, organization, upvotes, links, why; thumbnail; footer."""
+    embed = discord.Embed(title=fit(card.title, min(TITLE, 250)), url=card.url or None, colour=COLOUR)
+    count = f" ({len(card.authors)} authors)" if len(card.authors) > 3 else ""
+    if card.byline:
+        embed.add_field(name="Authors", value=fit(card.byline + count, 300), inline=False)
+    if card.organization:
+        embed.add_field(name="Organization", value=fit(card.organization, 200), inline=True)
+    if card.upvotes is not None:
+        embed.add_field(name="Upvotes", value=f"▲ {card.upvotes}", inline=True)
+    links = " · ".join(f"[{label}]({url})" for label, url in card.links if label in ("arXiv", "PDF", "Code", "Project"))
+    if links:
+        embed.add_field(name="Links", value=links[:FIELD_VALUE], inline=False)
+    if card.why:
+        embed.add_field(name="Matched", value=fit(", ".join(card.why), 300), inline=False)
+    if card.thumbnail:
+        embed.set_thumbnail(url=card.thumbnail)
+    embed.set_footer(text=fit(" · ".join(f for f in (card.date, ", ".join(card.sources), f"arXiv {card.paper_id}") if f), 200))
+    embed.description = fit(card.tldr, max(100, min(DESCRIPTION, budget - len(embed))))
+    return embed
+
+
+def batches(embeds: Sequence[discord.Embed]) -> list[list[discord.Embed]]:
+    """Group embeds into messages: at most 10 each and 6000 characters in all."""
+    messages: list[list[discord.Embed]] = []
+    size = 0
+    for embed in embeds:
+        if not messages or len(messages[-1]) == EMBEDS or size + len(embed) > MESSAGE_TOTAL:
+            messages.append([])
+            size = 0
+        messages[-1].append(embed)
+        size += len(embed)
+    return messages
+
+
+def content(text: str) -> str:
+    """Message content (a command's reply): escaped and within 2000 characters."""
+    return fit(text, CONTENT)

@@ -1,0 +1,184 @@
+"""The Discord adapter with real discord.py objects: embeds, app commands, reactions, buttons, refusals."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import discord
+import pytest
+
+from adapters.discord.adapter import DiscordAdapter, SaveButton, delivery_error
+from adapters.discord.render import MESSAGE_TOTAL, batches, embed_for
+from bot.cards import to_card
+from bot.delivery import Deliverer
+from bot.model import Delivery, Destination, UserRef
+from tests.conftest import fixture_json
+from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, logged_in
+from tests.fakes import make_paper
+from tests.hostile import hostile_papers
+from tests.world import World
+
+HERE = Destination("discord", str(CHANNEL))
+ADA = UserRef("discord", "1249000000000000011")
+
+
+@pytest.mark.parametrize("paper", hostile_papers(), ids=["mentions", "20k-abstract", "600-title", "250-authors", "unicode"])
+def test_embeds_are_within_every_limit_and_inert(paper) -> None:  # type: ignore[no-untyped-def]
+    embed = embed_for(to_card(paper, why=("@everyone topic",), tldr_limit=2000))
+    data = embed.to_dict()
+    assert len(embed) <= MESSAGE_TOTAL
+    assert len(data.get("title", "")) <= 256
+    assert len(data.get("description", "")) <= 4096
+    assert len(data.get("fields", [])) <= 25
+    assert all(len(f["name"]) <= 256 and len(f["value"]) <= 1024 for f in data.get("fields", []))
+    assert len(data["footer"]["text"]) <= 2048
+    text = json.dumps(data, ensure_ascii=False)
+    assert "@everyone" not in text.replace("@\u200beveryone", "")
+    for mention in ("<@123456789012345678>", "<@&876543210987654321>", "<@!123456789012345678>"):
+        assert mention not in text
+
+
+def test_injected_markdown_and_mentions_are_escaped() -> None:
+    data = embed_for(to_card(hostile_papers()[0])).to_dict()
+    assert "\\*\\*bold\\*\\*" in data["title"]
+    assert "@\u200beveryone" in data["title"]
+    assert data["url"] == "https://arxiv.org/abs/2611.00101"
+
+
+def test_digest_batches_respect_ten_embeds_and_6000_characters() -> None:
+    embeds = [embed_for(to_card(p), budget=600) for p in hostile_papers() * 5]
+    grouped = batches(embeds)
+    assert sum(len(b) for b in grouped) == 25
+    assert all(len(b) <= 10 and sum(len(e) for e in b) <= MESSAGE_TOTAL for b in grouped)
+
+
+async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_bot: DiscordHarness) -> None:
+    paper = make_paper("2611.00001", title="Reasoning with tokens")
+    await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
+    report = await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    assert report.delivered == 1
+    [(channel, message)] = discord_bot.outbox.sent
+    assert channel == CHANNEL
+    assert message["embeds"][0].title == "Reasoning with tokens"
+    [button] = message["view"].children
+    assert button.custom_id == "paper:save:2611.00001"
+    assert message["view"].timeout is None
+
+
+async def test_a_command_is_deferred_ephemerally_and_answered_without_pings(discord_bot: DiscordHarness) -> None:
+    await discord_bot.adapter.tree._call(discord_bot.command("subscribe", query="reasoning OR @everyone"))
+    defer, followup = discord_bot.responses
+    assert defer[2]["payload"] == {"type": 5, "data": {"flags": 64}}
+    payload = followup[2]["payload"]
+    assert payload["flags"] == 64
+    assert payload["allowed_mentions"] == {"parse": []}
+    assert "Subscribed this channel to “reasoning OR @\u200beveryone”" in payload["content"]
+    assert await discord_bot.world.subscriptions.topics(HERE) == ["reasoning OR @everyone"]
+
+
+async def test_search_results_come_back_as_embeds(discord_bot: DiscordHarness) -> None:
+    await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
+    await discord_bot.adapter.tree._call(discord_bot.command("search", query="reasoning"))
+    payload = discord_bot.responses[-1][2]["payload"]
+    assert payload["content"] == "1 paper matches “reasoning” (showing 1–1)"
+    assert payload["embeds"][0]["title"] == "Reasoning with tokens"
+
+
+async def test_export_arrives_as_a_file(discord_bot: DiscordHarness) -> None:
+    papers = [make_paper(f"2611.{n:05d}", title=f"A fairly long paper title number {n}") for n in range(40)]
+    await discord_bot.world.store.commit(papers, [])
+    for paper in papers:
+        await discord_bot.world.core.save(ADA, paper.id)
+    await discord_bot.adapter.tree._call(discord_bot.command("export", form="bibtex"))
+    assert discord_bot.responses[-1][2]["files"] == ["saved-papers.bib"]
+
+
+async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: DiscordHarness) -> None:
+    for topic in ("reasoning", "robot", "protein"):
+        await discord_bot.world.subscriptions.subscribe(HERE, topic)
+    choices = await discord_bot.adapter.topic_choices(discord_bot.command("topics"), "ro")
+    assert [c.value for c in choices] == ["robot", "protein"]
+
+
+async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: DiscordHarness) -> None:
+    paper = make_paper("2611.00001", title="Reasoning with tokens")
+    await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
+    await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction())
+    assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
+    await discord_bot.adapter.tree._call(discord_bot.command("saved"))
+    assert "1. Reasoning with tokens — 2611.00001" in discord_bot.responses[-1][2]["payload"]["content"]
+    await discord_bot.adapter.on_raw_reaction_remove(discord_bot.reaction(event="REACTION_REMOVE"))
+    assert await discord_bot.world.library.saved(ADA) == []
+
+
+async def test_other_emoji_other_messages_and_the_bots_own_reactions_do_nothing(discord_bot: DiscordHarness) -> None:
+    paper = make_paper("2611.00001")
+    await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
+    await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
+    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
+    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
+    assert await discord_bot.world.library.saved(ADA) == []
+    assert await discord_bot.world.library.saved(UserRef("discord", str(BOT_ID))) == []
+
+
+async def test_the_save_button_works_after_a_restart(discord_bot: DiscordHarness) -> None:
+    await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
+    restarted = logged_in(DiscordAdapter("discord-test-token", send=Outbox().send))  # a new process: no view in memory
+    restarted.attach(discord_bot.world.core)
+    interaction = discord.Interaction(data=fixture_json("discord/interaction_button.json"), state=restarted.client._connection)
+    match = SaveButton.__discord_ui_compiled_template__.fullmatch(interaction.data["custom_id"])  # type: ignore[index]
+    button = await SaveButton.from_custom_id(interaction, discord.ui.Button(custom_id=interaction.data["custom_id"]), match)
+    await button.callback(interaction)
+    payload = discord_bot.responses[-1][2]["payload"]
+    assert payload["type"] == 4
+    assert payload["data"]["flags"] == 64
+    assert payload["data"]["content"] == "Saved “Reasoning with tokens”."
+    assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
+
+
+async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
+    discord_bot: DiscordHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    forbidden = discord.Forbidden(
+        SimpleNamespace(status=403, reason="Forbidden"), {"code": 50013, "message": "Missing Permissions"}
+    )
+    discord_bot.outbox.refuse = forbidden
+    papers = [make_paper(f"2611.0000{n}") for n in range(3)]
+    await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
+    deliverer = Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60)
+    calls = 0
+    original = discord_bot.outbox.send
+
+    async def counting(channel_id: int, message: dict) -> int:
+        nonlocal calls
+        calls += 1
+        return await original(channel_id, message)
+
+    discord_bot.adapter._send = counting  # count attempts at the boundary
+    for _ in range(3):
+        report = await deliverer.deliver()
+    assert calls == 1  # one attempt, then paused: no retry loop
+    assert report.pending == 3
+    assert (
+        next(r for r in caplog.records if r.getMessage().startswith("destination paused"))
+        .kv["problem"]
+        .endswith("Missing Permissions")
+    )  # type: ignore[attr-defined]
+
+
+def test_errors_are_translated() -> None:
+    response = SimpleNamespace(status=404, reason="Not Found")
+    assert delivery_error(discord.NotFound(response, {"message": "Unknown Channel"}), "x").permanent
+    assert not delivery_error(discord.HTTPException(SimpleNamespace(status=503, reason="x"), "down"), "x").permanent
+    assert delivery_error(discord.RateLimited(42.0), "x").retry_after == 42.0
+
+
+async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
+    world = World()
+    adapter = DiscordAdapter("t", send=Outbox().send)
+    with pytest.raises(Exception, match="a Discord channel id is a number"):
+        await adapter.post(Destination("discord", "general"), to_card(make_paper("2611.00001")))
+    await world.aclose()

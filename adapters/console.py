@@ -14,7 +14,8 @@ from bot.model import Card, Destination, PostRef, Reply
 
 
 class ConsoleAdapter:
-    """Prints each card to ``stream``. Feed text is never interpreted as markup or emoji codes."""
+    """Prints each card to ``stream``. Feed text is never interpreted as markup or emoji codes, and
+    lines are never broken by paperbot (``soft_wrap``): the terminal wraps, pipes get whole URLs."""
 
     platform = "console"
 
@@ -28,7 +29,7 @@ class ConsoleAdapter:
             highlight=False,
             no_color=color is False,
             force_terminal=color,
-            soft_wrap=False,
+            soft_wrap=True,
         )
         self._count = 0
 

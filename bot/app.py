@@ -162,12 +162,13 @@ async def run_once(app: App) -> CycleReport:
     return report
 
 
-async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter]) -> None:
+async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], stop: asyncio.Event | None = None) -> None:
     """Poll at start, then every ``poll_interval`` with jitter, and serve every chat adapter, all in
-    this one event loop, until SIGTERM or SIGINT."""
-    stop = asyncio.Event()
+    this one event loop, until SIGTERM or SIGINT (or until ``stop`` is set, when one is given)."""
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+    stop = stop or asyncio.Event()
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
 
     async def guarded_cycle() -> None:
@@ -210,6 +211,6 @@ async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter]) -
         for task in listeners:
             task.cancel()
         await asyncio.gather(*listeners, return_exceptions=True)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("paperbot stopped")

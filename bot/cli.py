@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--channel", default="terminal", help="the console channel (default: terminal)")
         sub.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
         sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    discord_cmd = commands.add_parser("discord", help="Discord maintenance")
+    discord_cmd.add_argument("action", choices=["sync"], help="sync: register /papers for every server (a deploy step)")
+    discord_cmd.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
+    discord_cmd.add_argument("-q", "--quiet", action="store_true", help="errors only")
     return main
 
 
@@ -64,6 +68,13 @@ def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
     adapters = make_adapters(args, settings)
+    if args.command == "discord":
+        discord = adapters.get("discord")
+        if discord is None or not hasattr(discord, "sync_globally"):
+            raise ConfigError(["DISCORD_TOKEN: required to sync the Discord commands"])
+        count = await discord.sync_globally()
+        print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
+        return 0
     async with open_app(settings, adapters) as app:
         if args.command == "run":
             await (run_once(app) if args.once else serve(app, settings, adapters))

@@ -66,3 +66,5 @@ def configure(verbosity: int, secrets: Iterable[str] = ()) -> None:
     # Third-party chatter (every HTTP request, every scheduler tick) only when asked for.
     for name in ("httpx", "httpcore", "apscheduler", "asyncio"):
         logging.getLogger(name).setLevel(logging.INFO if verbosity > 1 else logging.WARNING)
+    # discord.client warns at every start that voice support is missing; paperbot has no voice.
+    logging.getLogger("discord.client").setLevel(logging.INFO if verbosity > 1 else logging.ERROR)

@@ -1,0 +1,105 @@
+"""Slack and Discord served together by one paperbot in one asyncio loop, with the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import discord
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from adapters.discord.adapter import DiscordAdapter
+from adapters.slack.adapter import SlackAdapter
+from bot.app import open_app, serve
+from bot.model import UserRef
+from bot.settings import settings_from
+from tests.conftest import fixture_text
+from tests.discord.conftest import Outbox, logged_in
+from tests.e2e.test_run_once import DAYS, hf_item
+from tests.redis_servers import RedisProcess, free_port
+from tests.slack.standin import SlackStandIn
+from tests.standins import HuggingFaceStandIn, StandIn
+
+pytestmark = pytest.mark.e2e
+SECRET = "one-loop-secret"
+
+
+async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisProcess, tmp_path: Path) -> None:
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00041", "Reasoning Together")]})
+    port = free_port()
+    with StandIn(hf) as hf_server, SlackStandIn() as api:
+        document = {"channels": [{"platform": "slack", "id": "C1"}, {"platform": "discord", "id": "1249000000000000005"}]}
+        env = {
+            "REDIS_URL": embedded_redis.url,
+            "HF_ENDPOINT": hf_server.url,
+            "PAPERBOT_KEY_PREFIX": f"loop{port}:",
+            "SLACK_BOT_TOKEN": "xoxb-loop",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "DISCORD_TOKEN": "discord-loop",
+            "PORT": str(port),
+        }
+        settings = settings_from(document, env)
+        outbox = Outbox()
+        gateway_up = asyncio.Event()
+
+        async def gateway() -> None:  # stands in for client.start(): the gateway is the one thing not on 127.0.0.1
+            gateway_up.set()
+            await asyncio.Event().wait()
+
+        adapters = {
+            "slack": SlackAdapter("xoxb-loop", api_url=api.api_url, signing_secret=SECRET, port=port, host="127.0.0.1"),
+            "discord": logged_in(DiscordAdapter("discord-loop", send=outbox.send, connect=gateway)),
+        }
+        stop = asyncio.Event()
+        async with open_app(settings, adapters) as app:
+            service = asyncio.create_task(serve(app, settings, adapters, stop))
+            async with httpx.AsyncClient() as http:
+                deadline = time.monotonic() + 20
+                while not (api.accepted and outbox.sent and gateway_up.is_set()) and time.monotonic() < deadline:  # noqa: ASYNC110 - stand-ins record from their own threads
+                    await asyncio.sleep(0.05)
+                assert [m["channel"] for m in api.accepted] == ["C1"]  # the first poll posted to both platforms
+                assert [c for c, _ in outbox.sent] == [1249000000000000005]
+
+                body = json.dumps(
+                    {
+                        "type": "event_callback",
+                        "team_id": "T1",
+                        "api_app_id": "A1",
+                        "event_id": "EvLoop1",
+                        "event": {
+                            "type": "reaction_added",
+                            "user": "USLACK",
+                            "reaction": "bookmark",
+                            "item": {"type": "message", "channel": "C1", "ts": api.accepted[0]["ts"]},
+                        },
+                    }
+                )
+                stamp = str(int(time.time()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Slack-Request-Timestamp": stamp,
+                    "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=stamp, body=body),
+                }
+                response = await http.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers)
+                assert response.status_code == 200
+
+                raw = json.loads(fixture_text("discord/raw_reaction_add.json"))
+                raw["message_id"] = "1249000000000000300"
+                event = discord.RawReactionActionEvent(raw, discord.PartialEmoji(name="🔖"), "REACTION_ADD")
+                await adapters["discord"].on_raw_reaction_add(event)  # what the gateway's MESSAGE_REACTION_ADD calls
+
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    slack_saved = await app.commands.saved(UserRef("slack", "USLACK"))
+                    discord_saved = await app.commands.saved(UserRef("discord", "1249000000000000011"))
+                    if slack_saved and discord_saved:
+                        break
+                    await asyncio.sleep(0.05)
+                assert [s.paper.id for s in slack_saved] == ["2611.00041"]
+                assert [s.paper.id for s in discord_saved] == ["2611.00041"]
+            stop.set()
+            await asyncio.wait_for(service, 10)

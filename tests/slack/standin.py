@@ -49,6 +49,7 @@ class SlackStandIn:
     ``accepted`` the chat.postMessage payloads Slack would have shown."""
 
     channel_interval: float = 0.0  # > 0: a second post to a channel sooner than this gets 429
+    delay: float = 0.0  # seconds between accepting a message and answering (a slow Slack)
     forbidden: set[str] = field(default_factory=set)  # channels answering not_in_channel
     faults: dict[str, deque[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -68,6 +69,8 @@ class SlackStandIn:
                 else:
                     payload = {k: v[-1] for k, v in parse_qs(raw).items()}
                 status, headers, body = standin.answer(self.path, payload)
+                if standin.delay:
+                    time.sleep(standin.delay)  # the message is already accepted: dying now duplicates it
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 for key, value in {"Content-Type": "application/json", **headers}.items():
@@ -126,7 +129,7 @@ class SlackStandIn:
         self._last_post[channel] = now
         self._ts += 1
         ts = f"{self._ts}.000100"
-        self.accepted.append({**payload, "ts": ts})
+        self.accepted.append({**payload, "ts": ts, "_at": time.monotonic()})
         return 200, {}, {"ok": True, "channel": channel, "ts": ts}
 
     def methods(self, name: str) -> list[dict[str, Any]]:

@@ -56,18 +56,22 @@ class CycleReport:
         }
 
 
-class App:
-    """A poller, a deliverer and the command core over one store."""
+ROLES = ("all", "poller", "worker")
 
-    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore) -> None:
+
+class App:
+    """A poller, a deliverer and the command core over one store; ``role`` says which of the first two run."""
+
+    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore, role: str = "all") -> None:
         self.poller = poller
         self.deliverer = deliverer
         self.commands = commands
+        self.role = role
 
     async def cycle(self) -> CycleReport:
-        """Poll, then deliver everything owed (including what earlier cycles could not deliver)."""
-        poll = await self.poller.poll()
-        delivery = await self.deliverer.deliver()
+        """Poll (unless a worker), then deliver everything owed (unless a poller)."""
+        poll = await self.poller.poll() if self.role != "worker" else PollReport(skipped=True)
+        delivery = await self.deliverer.deliver() if self.role != "poller" else DeliveryReport()
         report = CycleReport(poll, delivery)
         log.info("cycle finished", extra={"kv": report.summary()})
         return report
@@ -115,7 +119,7 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
 
 @asynccontextmanager
 async def open_app(
-    settings: Settings, adapters: Mapping[str, Adapter], transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings, adapters: Mapping[str, Adapter], transport: httpx.AsyncBaseTransport | None = None, role: str = "all"
 ) -> AsyncIterator[App]:
     """Build the app; everything it opened is closed, in reverse order, when the block ends."""
     async with AsyncExitStack() as stack:
@@ -148,15 +152,15 @@ async def open_app(
             settings.page_size,
             settings.tldr_length,
         )
-        poller = Poller(sources, store, channels.router)
+        poller = Poller(sources, store, channels.router, owner=consumer)
         deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length, channels.settings)
-        yield App(poller, deliverer, commands)
+        yield App(poller, deliverer, commands, role)
 
 
 async def run_once(app: App) -> CycleReport:
     """One cycle; ``SourceError`` when every source failed, so the caller can exit non-zero."""
     report = await app.cycle()
-    if not report.poll.answered:
+    if not report.poll.answered and not report.poll.skipped:
         reasons = "; ".join(f"{name}: {why}" for name, why in report.poll.failed.items())
         raise SourceError(f"every source failed ({reasons})")
     return report
@@ -179,17 +183,29 @@ async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], s
             log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
 
     scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_job(
-        guarded_cycle,
-        "interval",
-        minutes=settings.poll_interval_minutes,
-        jitter=settings.poll_jitter_seconds,
-        next_run_time=datetime.now(UTC),
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=None,
-        id="poll",
-    )
+    if app.role == "worker":
+        # Workers only deliver: often, so what pollers queue goes out within a minute.
+        scheduler.add_job(
+            guarded_cycle,
+            "interval",
+            seconds=settings.deliver_interval_seconds,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            id="deliver",
+        )
+    else:
+        scheduler.add_job(
+            guarded_cycle,
+            "interval",
+            minutes=settings.poll_interval_minutes,
+            jitter=settings.poll_jitter_seconds,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            id="poll",
+        )
     scheduler.start()
     listeners = [asyncio.create_task(a.run(app.commands), name=name) for name, a in adapters.items() if isinstance(a, Listener)]
     log.info(

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from bot import __version__, logs
-from bot.app import App, open_app, run_once, serve
+from bot.app import ROLES, App, open_app, run_once, serve
 from bot.errors import ConfigError, PaperbotError
 from bot.model import Destination, UserRef
 from bot.ports import Adapter, ReplyViewer
@@ -28,6 +28,12 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="poll the sources and deliver new papers")
     run.add_argument("--once", action="store_true", help="run one poll-and-deliver cycle, then exit")
     run.add_argument("--json", action="store_true", help="print one JSON object per delivered paper per line")
+    run.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="poller: only poll (one replica at a time holds the lock); worker: only deliver; all: both (default)",
+    )
     run.add_argument("-v", "--verbose", action="count", default=0, help="debug logs (-vv: also HTTP requests)")
     run.add_argument("-q", "--quiet", action="store_true", help="errors only")
     for name, text in (("ask", "answer one /papers command as a console user"), ("shell", "type /papers commands at a prompt")):
@@ -75,7 +81,7 @@ async def _run(args: argparse.Namespace, settings: Settings, make_adapters: Adap
         count = await discord.sync_globally()
         print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
         return 0
-    async with open_app(settings, adapters) as app:
+    async with open_app(settings, adapters, role=getattr(args, "role", "all")) as app:
         if args.command == "run":
             await (run_once(app) if args.once else serve(app, settings, adapters))
         else:

@@ -24,6 +24,7 @@ class PollReport:
     fetched: int = 0
     new: int = 0
     queued: int = 0
+    skipped: bool = False  # another process held the poll lock
 
 
 def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
@@ -38,12 +39,40 @@ def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
 class Poller:
     """Finds new papers. Papers are marked seen only together with their queued deliveries."""
 
-    def __init__(self, sources: Sequence[Source], store: Store, router: Callable[[], Awaitable[Router]]) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        store: Store,
+        router: Callable[[], Awaitable[Router]],
+        owner: str = "poller",
+        lock_ttl: float = 600,
+    ) -> None:
         self._sources = sources
         self._store = store
         self._router = router  # asked every poll: subscriptions change from chat
+        self._owner = owner
+        self._lock_ttl = lock_ttl
 
     async def poll(self) -> PollReport:
+        """One poll, by one process at a time: replicas that find the lock taken skip this round."""
+        if not await self._store.lock("poll", self._owner, self._lock_ttl):
+            log.info("another process is polling; skipped", extra={"kv": {"owner": self._owner}})
+            return PollReport(skipped=True)
+        renewing = asyncio.create_task(self._keep_lock())
+        try:
+            return await self._poll()
+        finally:
+            renewing.cancel()
+            await self._store.unlock("poll", self._owner)
+
+    async def _keep_lock(self) -> None:
+        while True:
+            await asyncio.sleep(self._lock_ttl / 3)
+            if not await self._store.renew("poll", self._owner, self._lock_ttl):
+                log.warning("lost the poll lock while polling", extra={"kv": {"owner": self._owner}})
+                return
+
+    async def _poll(self) -> PollReport:
         """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
         report = PollReport()
         results = await asyncio.gather(*(source.fetch() for source in self._sources), return_exceptions=True)

@@ -67,6 +67,18 @@ class OutboxEntry:
 class Store(Protocol):
     """Durable state: the seen-set, the paper cache, the outbox and the delivery records."""
 
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take a lock for ``ttl`` seconds unless someone holds it."""
+        ...
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend a held lock; False if it was lost."""
+        ...
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release a lock if ``owner`` holds it."""
+        ...
+
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
         ...

@@ -68,6 +68,7 @@ class Settings:
     data_dir: str
     paper_ttl_days: int
     claim_idle_seconds: float
+    deliver_interval_seconds: float
     slack_api_url: str
     page_size: int
     save_emoji: dict[str, str]
@@ -178,6 +179,7 @@ _FIELDS: list[tuple[str, str, str | None, Callable[[Any], Any], Any]] = [
     ("data_dir", "store.data_dir", "PAPERBOT_DATA_DIR", _text, ""),
     ("paper_ttl_days", "store.paper_ttl_days", None, _number(int, 1, 3650), 30),
     ("claim_idle_seconds", "delivery.claim_idle_seconds", None, _number(float, 1, 86400), 300.0),
+    ("deliver_interval_seconds", "delivery.interval_seconds", None, _number(float, 1, 3600), 60.0),
     ("slack_api_url", "slack.api_url", "SLACK_API_URL", _url, "https://slack.com/api/"),
     ("slack_command", "slack.command", None, _command, "/papers"),
     ("slack_port", "slack.port", "PORT", _number(int, 1, 65535), 3000),

@@ -60,6 +60,11 @@ return committed
 POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
 
 
+# Renew or release a lock only if this owner still holds it (it may have expired and been taken).
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
     kwargs = client.connection_pool.connection_kwargs
@@ -93,6 +98,8 @@ class RedisStore:
         self._prefix = prefix
         self._paper_ttl = paper_ttl
         self._commit = client.register_script(_COMMIT)
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
         self._group_ready = False
         self._closed = False
 
@@ -175,6 +182,21 @@ class RedisStore:
         async with self._errors("read a pause"):
             raw = await self._redis.get(self.key("paused", destination.key))
         return text(raw) if raw is not None else None
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock ``name`` for ``ttl`` seconds unless someone holds it."""
+        async with self._errors("take a lock"):
+            return bool(await self._redis.set(self.key("lock", name), owner, nx=True, px=int(ttl * 1000)))
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend a lock ``owner`` holds; False if it was lost (expired, and maybe taken by another)."""
+        async with self._errors("renew a lock"):
+            return bool(await self._renew(keys=[self.key("lock", name)], args=[owner, int(ttl * 1000)]))
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release a lock, only if ``owner`` still holds it."""
+        async with self._errors("release a lock"):
+            await self._release(keys=[self.key("lock", name)], args=[owner])
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""

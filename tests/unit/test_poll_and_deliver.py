@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -166,3 +167,33 @@ async def test_a_backlog_larger_than_one_batch_is_delivered_in_one_pass(store: R
     papers = [make_paper(f"2603.{i:05d}") for i in range(1200)]
     bot = Bot(store, [StaticSource("s", papers)], [Channel(ALL)])
     assert await bot.cycle() == (1200, 1200)
+
+
+class SlowSource(StaticSource):
+    async def fetch(self) -> list:  # type: ignore[type-arg]
+        await asyncio.sleep(0.2)
+        return await super().fetch()
+
+
+async def test_two_pollers_started_together_only_one_polls(store: RedisStore) -> None:
+    source = SlowSource("s", [make_paper("2603.00001")])
+
+    async def router() -> Router:
+        return Router([compile_route(ALL, [], catch_all=True)])
+
+    first, second = Poller([source], store, router, owner="a"), Poller([source], store, router, owner="b")
+    reports = await asyncio.gather(first.poll(), second.poll())
+    assert sorted(r.skipped for r in reports) == [False, True]
+    assert sum(r.new for r in reports) == 1
+    assert (await first.poll()).skipped is False  # the lock is released after a poll
+
+
+async def test_a_lock_is_renewed_and_released_only_by_its_owner(store: RedisStore) -> None:
+    assert await store.lock("poll", "a", 60)
+    assert not await store.lock("poll", "b", 60)
+    assert not await store.renew("poll", "b", 60)
+    await store.unlock("poll", "b")  # not b's to release
+    assert not await store.lock("poll", "b", 60)
+    assert await store.renew("poll", "a", 60)
+    await store.unlock("poll", "a")
+    assert await store.lock("poll", "b", 60)

@@ -16,6 +16,7 @@ from bot.ports import Adapter, OutboxEntry, Store
 log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 3600
+MAX_ATTEMPTS = 8  # passes at the poll interval: about four hours of transient failures, then a dead letter
 BATCH, MAX_BATCHES = 500, 200  # 100,000 deliveries a pass at most; the next pass continues
 
 
@@ -28,6 +29,7 @@ class DeliveryReport:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # destination key → reason
     pending: int = 0
+    dead: int = 0  # moved to the dead letters this pass
 
 
 class Deliverer:
@@ -88,7 +90,7 @@ class Deliverer:
             await self._store.skip(entry, "expired from the paper cache")
             report.skipped += 1
         owed = await self._apply_cap(channel, [e for e in owed if e.delivery.paper_id in papers], papers, report)
-        posted = 0
+        posted = buried = 0
         try:
             if channel.mode == "digest" and owed:
                 posted = await self._post_digest(adapter, channel, owed, papers)
@@ -98,6 +100,11 @@ class Deliverer:
                     posted += 1
         except DeliveryError as exc:
             report.failed[destination.key] = str(exc)
+            failed = owed[posted] if channel.mode != "digest" else None
+            if failed is not None and (exc.permanent or failed.attempts >= MAX_ATTEMPTS):
+                why = str(exc) if exc.permanent else f"gave up after {failed.attempts} attempts: {exc}"
+                await self._store.bury(failed, why)  # `paperbot deliveries --retry` queues it again
+                buried = 1
             if exc.permanent:
                 # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
                 await self._store.pause(destination, str(exc), PAUSE_SECONDS)
@@ -108,7 +115,8 @@ class Deliverer:
             else:
                 log.warning("delivery failed; will retry", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
         report.delivered += posted
-        report.pending += len(owed) - posted
+        report.dead += buried
+        report.pending += len(owed) - posted - buried
 
     async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
         owed = []

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from bot.errors import SourceError
 from bot.model import Paper
@@ -13,6 +15,8 @@ from bot.ports import Source, Store
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_CAP = 14  # days; beyond that a person should run `paperbot backfill`
 
 
 @dataclass
@@ -25,6 +29,11 @@ class PollReport:
     new: int = 0
     queued: int = 0
     skipped: bool = False  # another process held the poll lock
+
+
+def days_since(moment: str, now: datetime) -> int:
+    """Whole days, rounded up, from an ISO timestamp to ``now``."""
+    return max(0, math.ceil((now - datetime.fromisoformat(moment)).total_seconds() / 86400))
 
 
 def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
@@ -65,6 +74,17 @@ class Poller:
             renewing.cancel()
             await self._store.unlock("poll", self._owner)
 
+    async def _catch_up_days(self) -> int:
+        """After downtime, how far back the sources must reach: days since the oldest last success."""
+        health = await self._store.health()
+        successes = [h["ok_at"] for h in health.values() if h.get("ok_at")]
+        if not successes:
+            return 0  # first run: the configured window
+        days = min(CATCH_UP_CAP, max(days_since(moment, datetime.now(UTC)) for moment in successes))
+        if days > 1:
+            log.info("catching up after downtime", extra={"kv": {"days": days}})
+        return days
+
     async def _keep_lock(self) -> None:
         while True:
             await asyncio.sleep(self._lock_ttl / 3)
@@ -75,17 +95,24 @@ class Poller:
     async def _poll(self) -> PollReport:
         """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
         report = PollReport()
-        results = await asyncio.gather(*(source.fetch() for source in self._sources), return_exceptions=True)
+        catch_up = await self._catch_up_days()
+        results = await asyncio.gather(*(source.fetch(catch_up) for source in self._sources), return_exceptions=True)
         batches = []
         for source, result in zip(self._sources, results, strict=True):
             if isinstance(result, SourceError):
                 report.failed[source.name] = str(result)
                 log.warning("source failed", extra={"kv": {"source": source.name, "problem": str(result)}})
+                await self._store.record_health(source.name, False, str(result))
             elif isinstance(result, BaseException):
                 raise result
             else:
                 report.answered.append(source.name)
                 batches.append(result)
+                await self._store.record_health(source.name, True, "", len(result))
+                if not result and datetime.now(UTC).weekday() < 5:
+                    # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
+                    # source than a quiet day, and nothing else would tell anyone.
+                    log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
         papers = merge(batches)
         report.fetched = len(papers)
         unseen_ids = set(await self._store.unseen([p.id for p in papers]))

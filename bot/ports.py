@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from bot.model import Card, Delivery, Destination, Paper, PostRef, Reply
 
@@ -17,8 +17,9 @@ class Source(Protocol):
 
     name: str
 
-    async def fetch(self) -> list[Paper]:
-        """The source's current papers; ``SourceError`` when it cannot say."""
+    async def fetch(self, catch_up: int = 0) -> list[Paper]:
+        """The source's current papers, reaching ``catch_up`` extra days back after downtime;
+        ``SourceError`` when it cannot say."""
         ...
 
 
@@ -62,6 +63,7 @@ class OutboxEntry:
 
     entry_id: str
     delivery: Delivery
+    attempts: int = 1  # how many times the outbox has handed it out (failed tries + this one)
 
 
 class Store(Protocol):
@@ -77,6 +79,18 @@ class Store(Protocol):
 
     async def unlock(self, name: str, owner: str) -> None:
         """Release a lock if ``owner`` holds it."""
+        ...
+
+    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0) -> None:
+        """Remember a source's latest success or failure."""
+        ...
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each source's latest success and failure (ISO times)."""
+        ...
+
+    async def bury(self, entry: OutboxEntry, reason: str) -> None:
+        """Move a delivery to the dead letters."""
         ...
 
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:

@@ -31,8 +31,10 @@ class StaticSource:
         self.name = name
         self.papers = papers
         self.failing: str | None = None
+        self.catch_up = 0
 
-    async def fetch(self) -> list[Paper]:
+    async def fetch(self, catch_up: int = 0) -> list[Paper]:
+        self.catch_up = catch_up
         if self.failing:
             raise SourceError(self.failing)
         return list(self.papers)

@@ -106,9 +106,9 @@ class ArxivSource:
         self._pace = pace or MinInterval(3.0)
         self._today = today
 
-    async def fetch(self) -> list[Paper]:
-        """Page newest-first until a page is short or reaches past the window."""
-        since = datetime.combine(self._today() - timedelta(days=self._lookback_days), time(), UTC)
+    async def fetch(self, catch_up: int = 0) -> list[Paper]:
+        """Page newest-first until a page is short or reaches past the window (wider after downtime)."""
+        since = datetime.combine(self._today() - timedelta(days=max(self._lookback_days, catch_up)), time(), UTC)
         papers: list[Paper] = []
         for page in range(_MAX_PAGES):
             params = {

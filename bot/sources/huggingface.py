@@ -138,13 +138,14 @@ class HuggingFaceSource:
         self._page_size = page_size
         self._today = today
 
-    async def fetch(self) -> list[Paper]:
-        """Every paper on the lists of the window's days. A day that fails is skipped with a warning;
-        ``SourceError`` only if every day failed, so one bad day never hides the others."""
+    async def fetch(self, catch_up: int = 0) -> list[Paper]:
+        """Every paper on the lists of the window's days (wider after downtime: ``catch_up`` days).
+        A day that fails is skipped with a warning; ``SourceError`` only if every day failed."""
         today = self._today()
         papers: list[Paper] = []
         failures: list[str] = []
-        for back in range(self._lookback_days + 1):
+        days = max(self._lookback_days, catch_up)
+        for back in range(days + 1):
             day = today - timedelta(days=back)
             try:
                 papers.extend(await self.fetch_day(day))
@@ -153,7 +154,7 @@ class HuggingFaceSource:
             except SourceError as exc:
                 failures.append(str(exc))
                 log.warning("a Daily Papers day failed", extra={"kv": {"day": day.isoformat(), "problem": str(exc)}})
-        if len(failures) == self._lookback_days + 1:
+        if len(failures) == days + 1:
             raise SourceError(f"every day failed; last: {failures[-1]}")
         return papers
 

@@ -9,6 +9,10 @@ Keys (``P`` is the prefix)::
     P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
     P recent                ZSET    paper id → when it was committed (ms), for the query cache
     P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
+    P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why
+    P paused:<dest>         STRING  why a destination is paused (expires)
+    P health                HASH    source → JSON of its last success, last failure and paper count
+    P lastpost              HASH    destination → when paperbot last posted there
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as redis
@@ -232,17 +237,25 @@ class RedisStore:
             claimed = await self._redis.xautoclaim(outbox, GROUP, consumer, int(claim_idle * 1000), "0-0", count=count)
             new = await self._redis.xreadgroup(GROUP, consumer, {outbox: ">"}, count=count)
         entries = [*_stream_entries(own), *claimed[1], *_stream_entries(new)]
-        seen: set[str] = set()
-        result = []
+        parsed: dict[str, Delivery] = {}
         for entry_id, fields in entries:
-            eid = text(entry_id)
-            if eid in seen or not fields:  # fields is empty for an entry deleted while pending
-                continue
-            seen.add(eid)
-            data = {text(k): text(v) for k, v in fields.items()}
-            delivery = Delivery(Destination.parse(data["dest"]), data["paper"], tuple(json.loads(data.get("why", "[]"))))
-            result.append(OutboxEntry(eid, delivery))
-        return result
+            if fields:  # empty for an entry deleted while pending
+                data = {text(k): text(v) for k, v in fields.items()}
+                why = tuple(json.loads(data.get("why", "[]")))
+                parsed.setdefault(text(entry_id), Delivery(Destination.parse(data["dest"]), data["paper"], why))
+        if not parsed:
+            return []
+        async with self._errors("count delivery attempts"):
+            rows = await self._redis.xpending_range(
+                outbox,
+                GROUP,
+                min(parsed, key=_stream_order),
+                max(parsed, key=_stream_order),
+                len(parsed) + 100,
+                consumername=consumer,
+            )
+        attempts = {text(row["message_id"]): int(row["times_delivered"]) for row in rows}
+        return [OutboxEntry(eid, delivery, attempts.get(eid, 1)) for eid, delivery in parsed.items()]
 
     async def delivered(self, destination: Destination, paper_id: str) -> str | None:
         async with self._errors("read a delivery record"):
@@ -256,7 +269,77 @@ class RedisStore:
             pipe.set(self.key("post", dest, post.message_id), paper_id, ex=POST_TTL)
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
+            pipe.hset(self.key("lastpost"), dest, datetime.now(UTC).isoformat(timespec="seconds"))
             await pipe.execute()
+
+    async def bury(self, entry: OutboxEntry, reason: str) -> None:
+        """Move a delivery to the dead letters (acknowledged here, kept there with the reason), atomically."""
+        delivery = entry.delivery
+        fields = {
+            "dest": delivery.destination.key,
+            "paper": delivery.paper_id,
+            "why": json.dumps(list(delivery.why)),
+            "reason": reason,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        async with self._errors("move a delivery to the dead letters"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.key("dead"), fields)
+            pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
+            pipe.xdel(self.key("outbox"), entry.entry_id)
+            await pipe.execute()
+
+    async def dead_letters(self) -> list[dict[str, str]]:
+        """Every delivery given up on, oldest first, with ``id``, ``dest``, ``paper``, ``reason``, ``at``."""
+        async with self._errors("list dead letters"):
+            rows = await self._redis.xrange(self.key("dead"))
+        return [{"id": text(eid), **{text(k): text(v) for k, v in fields.items()}} for eid, fields in rows]
+
+    async def requeue_dead(self) -> int:
+        """Queue every dead letter again (someone fixed the cause); returns how many."""
+        await self._ensure_group()
+        requeued = 0
+        for letter in await self.dead_letters():
+            async with self._errors("requeue a dead letter"), self._redis.pipeline(transaction=True) as pipe:
+                pipe.xadd(self.key("outbox"), {"dest": letter["dest"], "paper": letter["paper"], "why": letter.get("why", "[]")})
+                pipe.xdel(self.key("dead"), letter["id"])
+                await pipe.execute()
+            requeued += 1
+        return requeued
+
+    async def queued(self) -> list[dict[str, str]]:
+        """Every delivery still owed (delivered ones are removed from the outbox), oldest first."""
+        async with self._errors("list queued deliveries"):
+            rows = await self._redis.xrange(self.key("outbox"))
+        return [{"id": text(eid), **{text(k): text(v) for k, v in fields.items()}} for eid, fields in rows]
+
+    async def paused_destinations(self) -> dict[str, str]:
+        """Every paused destination and why."""
+        prefix = self.key("paused", "")
+        async with self._errors("list paused destinations"):
+            keys = [text(k) async for k in self._redis.scan_iter(match=prefix + "*")]
+            reasons = await self._redis.mget(keys) if keys else []
+        return {key[len(prefix) :]: text(reason) for key, reason in zip(keys, reasons, strict=True) if reason is not None}
+
+    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0, at: datetime | None = None) -> None:
+        """Remember a source's latest success or failure (for ``paperbot status`` and catch-up)."""
+        now = (at or datetime.now(UTC)).isoformat(timespec="seconds")
+        async with self._errors("record source health"):
+            raw = await self._redis.hget(self.key("health"), source)
+            health = json.loads(raw) if raw else {}
+            health.update({"ok_at": now, "count": count} if ok else {"failed_at": now, "error": detail})
+            await self._redis.hset(self.key("health"), source, json.dumps(health))
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each source's latest success and failure."""
+        async with self._errors("read source health"):
+            raw = await self._redis.hgetall(self.key("health"))
+        return {text(k): json.loads(v) for k, v in raw.items()}
+
+    async def last_posts(self) -> dict[str, str]:
+        """When paperbot last posted to each destination."""
+        async with self._errors("read last posts"):
+            raw = await self._redis.hgetall(self.key("lastpost"))
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def skip(self, entry: OutboxEntry, reason: str) -> None:
         """Settle a delivery without posting (e.g. over the daily cap): recorded, acknowledged, never retried."""
@@ -280,6 +363,11 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
+
+
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def _stream_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:

@@ -66,7 +66,8 @@ async def test_a_dead_workers_entries_are_taken_over_once_idle(store: RedisStore
     [lost] = await store.take("dead-worker", claim_idle=60)
     await asyncio.sleep(0.05)
     [taken] = await store.take("w2", claim_idle=0.01)
-    assert taken == lost
+    assert (taken.entry_id, taken.delivery) == (lost.entry_id, lost.delivery)
+    assert (lost.attempts, taken.attempts) == (1, 2)
     assert await store.take("w3", claim_idle=60) == []
 
 

@@ -161,7 +161,8 @@ async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
     for _ in range(3):
         report = await deliverer.deliver()
     assert calls == 1  # one attempt, then paused: no retry loop
-    assert report.pending == 3
+    assert report.pending == 2  # the refused one is a dead letter, the others wait
+    assert len(await discord_bot.world.store.dead_letters()) == 1
     assert (
         next(r for r in caplog.records if r.getMessage().startswith("destination paused"))
         .kv["problem"]

@@ -82,7 +82,9 @@ async def test_a_channel_the_bot_is_not_in_is_paused_once_and_keeps_its_papers(
     [paused] = [r for r in caplog.records if r.getMessage().startswith("destination paused")]
     assert paused.kv["problem"] == "Slack chat.postMessage to C2: not_in_channel"  # type: ignore[attr-defined]
     assert len(slack_api.accepted) == 3
-    slack_api.forbidden.clear()  # someone invited the bot
+    assert [d["paper"] for d in await world.store.dead_letters()] == ["2611.00000"]  # the refused post
+    slack_api.forbidden.clear()  # someone invited the bot; then `paperbot deliveries --retry`:
+    await world.store.requeue_dead()
     await world.store.unpause(C2)
     report = await deliverer.deliver()
     assert report.delivered == 3

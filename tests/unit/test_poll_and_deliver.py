@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import fakeredis
 import pytest
@@ -100,14 +101,18 @@ async def test_a_refused_destination_is_paused_keeps_its_papers_and_does_not_blo
     await bot.cycle()
     assert bot.adapter.ids("all") == [p.id for p in papers]
     assert caplog.text.count("destination paused") == 1
+    [letter] = await store.dead_letters()  # the refused paper: a dead letter with its reason
+    assert (letter["dest"], letter["paper"], letter["reason"]) == ("console:ml", "2603.00000", "not_in_channel")
     bot.adapter.refuse("ml", None)  # fixed, but paused: no retry storm against the platform
     report = await bot.deliverer.deliver()
-    assert report.pending == 3
+    assert report.pending == 2
     assert report.failed["console:ml"].startswith("paused: not_in_channel")
     assert caplog.text.count("destination paused") == 1
+    assert await store.requeue_dead() == 1  # what `paperbot deliveries --retry` does
     assert await store.unpause(ML)
     await bot.cycle()
-    assert bot.adapter.ids("ml") == [p.id for p in papers]
+    assert sorted(bot.adapter.ids("ml")) == [p.id for p in papers]
+    assert await store.dead_letters() == []
 
 
 async def test_topics_route_papers_and_say_why(store: RedisStore) -> None:
@@ -170,9 +175,23 @@ async def test_a_backlog_larger_than_one_batch_is_delivered_in_one_pass(store: R
 
 
 class SlowSource(StaticSource):
-    async def fetch(self) -> list:  # type: ignore[type-arg]
+    async def fetch(self, catch_up: int = 0) -> list:  # type: ignore[type-arg]
         await asyncio.sleep(0.2)
-        return await super().fetch()
+        return await super().fetch(catch_up)
+
+
+async def test_transient_failures_become_a_dead_letter_after_enough_attempts(store: RedisStore) -> None:
+    from bot.delivery import MAX_ATTEMPTS
+
+    bot = Bot(store, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
+    bot.adapter.refuse("ml", DeliveryError("HTTP 503 after 5 attempts"))
+    await bot.poller.poll()
+    for _ in range(MAX_ATTEMPTS):
+        report = await bot.deliverer.deliver()
+    assert report.dead == 1
+    assert report.pending == 0
+    [letter] = await store.dead_letters()
+    assert letter["reason"] == f"gave up after {MAX_ATTEMPTS} attempts: HTTP 503 after 5 attempts"
 
 
 async def test_two_pollers_started_together_only_one_polls(store: RedisStore) -> None:
@@ -197,3 +216,17 @@ async def test_a_lock_is_renewed_and_released_only_by_its_owner(store: RedisStor
     assert await store.renew("poll", "a", 60)
     await store.unlock("poll", "a")
     assert await store.lock("poll", "b", 60)
+
+
+async def test_health_is_recorded_and_downtime_widens_the_window(store: RedisStore, caplog: pytest.LogCaptureFixture) -> None:
+    source = StaticSource("huggingface", [make_paper("2603.00001")])
+    bot = Bot(store, [source], [Channel(ALL)])
+    await bot.poller.poll()
+    assert source.catch_up == 0
+    health = (await store.health())["huggingface"]
+    assert health["count"] == 1
+    await store.record_health("huggingface", True, "", 1, at=datetime.now(UTC) - timedelta(days=4, hours=2))  # four days down
+    source.failing = "HTTP 503"
+    await bot.poller.poll()
+    assert source.catch_up == 5
+    assert "HTTP 503" in (await store.health())["huggingface"]["error"]

@@ -10,7 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.channels import Channels
 from bot.commands import CommandCore
 from bot.delivery import Deliverer, DeliveryReport
-from bot.errors import ConfigError, PaperbotError, SourceError
+from bot.errors import ConfigError, PaperbotError, SourceError, StoreError
 from bot.pacing import MinInterval
 from bot.poller import Poller, PollReport
 from bot.ports import Adapter, Listener, Source
@@ -35,6 +35,8 @@ from bot.store.redis import RedisStore, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST, RETRY_LAST = 5.0, 300.0  # seconds between attempts while Redis is unreachable
 
 
 @dataclass
@@ -62,7 +64,8 @@ ROLES = ("all", "poller", "worker")
 class App:
     """A poller, a deliverer and the command core over one store; ``role`` says which of the first two run."""
 
-    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore, role: str = "all") -> None:
+    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore, store: RedisStore, role: str = "all") -> None:
+        self.store = store
         self.poller = poller
         self.deliverer = deliverer
         self.commands = commands
@@ -154,7 +157,7 @@ async def open_app(
         )
         poller = Poller(sources, store, channels.router, owner=consumer)
         deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length, channels.settings)
-        yield App(poller, deliverer, commands, role)
+        yield App(poller, deliverer, commands, store, role)
 
 
 async def run_once(app: App) -> CycleReport:
@@ -175,12 +178,29 @@ async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], s
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
 
+    backoff = [RETRY_FIRST]
+    running: set[asyncio.Task[None]] = set()
+
     async def guarded_cycle() -> None:
+        task = asyncio.current_task()
+        running.add(task)  # type: ignore[arg-type]
         try:
             await app.cycle()
+            backoff[0] = RETRY_FIRST
+        except asyncio.CancelledError:
+            # Shutdown interrupted the cycle: nothing is lost (the outbox keeps what was not acknowledged).
+            log.info("cycle interrupted by shutdown")
+        except StoreError as exc:
+            # Redis away: one line per attempt, then again soon (doubling), not at the next poll.
+            log.error("cycle failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": backoff[0]}})
+            run_at = datetime.now(UTC) + timedelta(seconds=backoff[0])
+            scheduler.add_job(guarded_cycle, "date", run_date=run_at, id="retry", replace_existing=True)
+            backoff[0] = min(backoff[0] * 2, RETRY_LAST)
         except PaperbotError as exc:
-            # Expected trouble (Redis away, every source down) is one line; the next cycle tries again.
+            # Other expected trouble (every source down) is one line; the next cycle tries again.
             log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
+        finally:
+            running.discard(task)  # type: ignore[arg-type]
 
     scheduler = AsyncIOScheduler(timezone=UTC)
     if app.role == "worker":
@@ -224,9 +244,9 @@ async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], s
             task.result()  # a listener that stopped on its own: surface why
     finally:
         scheduler.shutdown(wait=False)
-        for task in listeners:
+        for task in [*listeners, *running]:
             task.cancel()
-        await asyncio.gather(*listeners, return_exceptions=True)
+        await asyncio.gather(*listeners, *running, return_exceptions=True)
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("paperbot stopped")

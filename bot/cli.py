@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 
-from bot import __version__, logs
+from rich.console import Console
+
+from bot import __version__, logs, operations
 from bot.app import ROLES, App, open_app, run_once, serve
-from bot.errors import ConfigError, PaperbotError
+from bot.errors import ConfigError, PaperbotError, StoreError
 from bot.model import Destination, UserRef
 from bot.ports import Adapter, ReplyViewer
 from bot.settings import Settings, load_settings
+
+log = logging.getLogger("bot.app")
 
 AdapterFactory = Callable[[argparse.Namespace, Settings], Mapping[str, Adapter]]
 
@@ -42,6 +47,18 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("text", help='the command, e.g. "/papers subscribe reasoning"')
         sub.add_argument("--user", default="you", help="the console user's name (default: you)")
         sub.add_argument("--channel", default="terminal", help="the console channel (default: terminal)")
+        sub.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
+        sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    for name, text in (
+        ("deliveries", "list queued and failed deliveries (--retry: queue the failed ones again)"),
+        ("status", "each source's last success and failure, the queue, each destination's last post"),
+        ("backfill", "fetch and deliver the papers of the last N days (after a long outage)"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        if name == "deliveries":
+            sub.add_argument("--retry", action="store_true", help="queue dead letters again and resume paused destinations")
+        if name == "backfill":
+            sub.add_argument("--days", type=int, required=True, help="how many days back, 1 to 60")
         sub.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
         sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
     discord_cmd = commands.add_parser("discord", help="Discord maintenance")
@@ -73,6 +90,19 @@ def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
+    if args.command != "run" or args.once:
+        return await _run_once(args, settings, make_adapters)
+    delay = 1.0
+    while True:  # the service outlives Redis outages: one line per attempt, backing off, then on its own again
+        try:
+            return await _run_once(args, settings, make_adapters)
+        except StoreError as exc:
+            log.error("cannot start: Redis unreachable; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": delay}})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
+
+
+async def _run_once(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
     adapters = make_adapters(args, settings)
     if args.command == "discord":
         discord = adapters.get("discord")
@@ -84,9 +114,32 @@ async def _run(args: argparse.Namespace, settings: Settings, make_adapters: Adap
     async with open_app(settings, adapters, role=getattr(args, "role", "all")) as app:
         if args.command == "run":
             await (run_once(app) if args.once else serve(app, settings, adapters))
+        elif args.command == "deliveries":
+            print(await operations.deliveries(app.store, args.retry))
+        elif args.command == "status":
+            print(await operations.status(app.store))
+        elif args.command == "backfill":
+            await _backfill(app, args.days)
         else:
             await converse(app, adapters["console"], args)
     return 0
+
+
+async def _backfill(app: App, days: int) -> None:
+    if not 1 <= days <= 60:
+        raise ConfigError([f"--days: must be between 1 and 60, got {days}"])
+    from rich.progress import Progress  # only this command draws a progress bar
+
+    with Progress(console=Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("backfill", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, description=label, completed=done, total=total)
+
+        report = await operations.backfill(app, days, progress)
+    print(
+        f"paperbot: backfill of {days} days: {report.fetched} papers fetched, {report.new} new, {report.queued} deliveries queued"
+    )
 
 
 async def converse(app: App, console: Adapter, args: argparse.Namespace) -> None:

@@ -56,7 +56,7 @@ class Poller:
         owner: str = "poller",
         lock_ttl: float = 600,
     ) -> None:
-        self._sources = sources
+        self.sources = sources
         self._store = store
         self._router = router  # asked every poll: subscriptions change from chat
         self._owner = owner
@@ -96,9 +96,9 @@ class Poller:
         """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
         report = PollReport()
         catch_up = await self._catch_up_days()
-        results = await asyncio.gather(*(source.fetch(catch_up) for source in self._sources), return_exceptions=True)
+        results = await asyncio.gather(*(source.fetch(catch_up) for source in self.sources), return_exceptions=True)
         batches = []
-        for source, result in zip(self._sources, results, strict=True):
+        for source, result in zip(self.sources, results, strict=True):
             if isinstance(result, SourceError):
                 report.failed[source.name] = str(result)
                 log.warning("source failed", extra={"kv": {"source": source.name, "problem": str(result)}})
@@ -113,12 +113,15 @@ class Poller:
                     # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
                     # source than a quiet day, and nothing else would tell anyone.
                     log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
-        papers = merge(batches)
-        report.fetched = len(papers)
+        await self.ingest(merge(batches), report)
+        return report
+
+    async def ingest(self, papers: Sequence[Paper], report: PollReport) -> None:
+        """Keep the unseen papers and queue their deliveries (also used by backfill)."""
+        report.fetched += len(papers)
         unseen_ids = set(await self._store.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
         deliveries = (await self._router()).route(fresh) if fresh else []
         committed = set(await self._store.commit(fresh, deliveries))
-        report.new = len(committed)
-        report.queued = sum(1 for d in deliveries if d.paper_id in committed)
-        return report
+        report.new += len(committed)
+        report.queued += sum(1 for d in deliveries if d.paper_id in committed)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import ROOT, Run, base_env
 from tests.e2e.test_run_once import DAYS, hf_item
+from tests.redis_servers import RedisProcess, embedded_binary, system_binary
 from tests.slack.standin import SlackStandIn
 from tests.standins import HuggingFaceStandIn, StandIn
 
@@ -81,3 +84,112 @@ def test_sigkill_during_delivery_ten_times_loses_nothing(real_redis_url: str, tm
         f"\nkills={kills} deliveries={len(expected)} lost=0 duplicates={duplicates} ({duplicates / max(kills, 1):.2f}/kill) "
         f"median time from restart to first post={recover:.2f}s"
     )
+
+
+def test_deliveries_status_retry_and_backfill(real_redis_url: str, tmp_path: Path, paperbot: Run) -> None:
+    config = tmp_path / "paperbot.toml"
+    config.write_text('[[channels]]\nplatform = "slack"\nid = "CLOCKED"\n')
+    older = (datetime.now(UTC).date() - timedelta(days=6)).isoformat()
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00051", "Today")], older: [hf_item("2611.00052", "Six days ago")]})
+    with StandIn(hf) as hf_server, SlackStandIn(forbidden={"CLOCKED"}) as api:
+        env = base_env(
+            tmp_path,
+            REDIS_URL=real_redis_url,
+            HF_ENDPOINT=hf_server.url,
+            SLACK_API_URL=api.api_url,
+            PAPERBOT_CONFIG=str(config),
+            SLACK_BOT_TOKEN="xoxb-ops",
+            SLACK_SIGNING_SECRET="s",
+        )
+        assert paperbot(env, "run", "--once").returncode == 0
+        listing = paperbot(env, "deliveries").stdout
+        assert "dead letters: 1" in listing
+        assert "slack:CLOCKED 2611.00051: Slack chat.postMessage to CLOCKED: not_in_channel" in listing
+        assert "paused: 1" in listing
+        status = paperbot(env, "status").stdout
+        assert "huggingface: last success" in status
+        assert "queue: 0 queued, 1 dead letters, 1 paused destinations" in status
+
+        api.forbidden.clear()  # the bot was invited
+        assert "requeued 1 dead letter(s); resumed 1 paused destination(s)" in paperbot(env, "deliveries", "--retry").stdout
+        assert paperbot(env, "run", "--once").returncode == 0
+        assert [m["blocks"][-1]["elements"][0]["value"] for m in api.accepted] == ["2611.00051"]
+
+        backfill = paperbot(env, "backfill", "--days", "7")
+        assert backfill.returncode == 0, backfill.stderr
+        assert "backfill of 7 days: 2 papers fetched, 1 new, 1 deliveries queued" in backfill.stdout
+        assert "huggingface" in backfill.stderr  # the progress bar
+        assert [m["blocks"][-1]["elements"][0]["value"] for m in api.accepted] == ["2611.00051", "2611.00052"]
+        assert "CLOCKED" in paperbot(env, "status").stdout
+
+
+def test_redis_restarted_in_the_middle_of_a_cycle_loses_nothing(tmp_path: Path, paperbot: Run) -> None:
+    redis = RedisProcess(system_binary() or embedded_binary(), tmp_path / "redis", appendonly=True).start()
+    papers = [hf_item(f"2611.{n:05d}", f"Restart paper {n}") for n in range(60, 72)]
+    config = tmp_path / "paperbot.toml"
+    config.write_text(CONFIG)
+    try:
+        with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.1) as api:
+            env = base_env(
+                tmp_path,
+                REDIS_URL=redis.url,
+                HF_ENDPOINT=hf.url,
+                SLACK_API_URL=api.api_url,
+                PAPERBOT_CONFIG=str(config),
+                SLACK_BOT_TOKEN="xoxb-restart",
+                SLACK_SIGNING_SECRET="s",
+            )
+            with subprocess.Popen(
+                [sys.executable, "-m", "bot", "run", "--once"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            ) as worker:
+                deadline = time.monotonic() + 20
+                while len(api.accepted) < 3 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                redis.stop()  # Redis goes away mid-delivery (a graceful restart keeps its append-only file)
+                _, stderr = worker.communicate(timeout=30)
+            assert worker.returncode == 1
+            assert "Redis at 127.0.0.1" in stderr
+            assert "Traceback" not in stderr
+            redis.start()
+            time.sleep(1.1)  # the dead run's deliveries become claimable
+            result = paperbot(env, "run", "--once")
+            assert result.returncode == 0, result.stderr
+    finally:
+        redis.stop()
+    shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in api.accepted)
+    assert set(shown) == {(c, p["paper"]["id"]) for p in papers for c in ("CFAULT", "CFAULT2")}
+    assert sum(n - 1 for n in shown.values()) <= 2  # at most the posts in flight when Redis went away
+
+
+def test_the_service_waits_for_redis_and_resumes_on_its_own(tmp_path: Path) -> None:
+    redis = RedisProcess(system_binary() or embedded_binary(), tmp_path / "redis")
+    with StandIn(HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00081", "After the outage")]})) as hf:
+        env = base_env(tmp_path, REDIS_URL=redis.url, HF_ENDPOINT=hf.url)
+        with subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--json"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as service:
+            try:
+                time.sleep(3.5)  # Redis is down: attempts at 0, 1 and 3 s
+                redis.start()
+                assert service.stdout is not None
+                assert json.loads(service.stdout.readline())["id"] == "2611.00081"
+                service.send_signal(signal.SIGTERM)
+                _, stderr = service.communicate(timeout=20)
+            finally:
+                if service.poll() is None:
+                    service.kill()
+                redis.stop()
+    attempts = [line for line in stderr.splitlines() if "cannot start: Redis unreachable; retrying" in line]
+    assert 2 <= len(attempts) <= 4
+    assert service.returncode == 0
+    assert "Traceback" not in stderr

@@ -38,7 +38,7 @@ async def main(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         report = await deliverer.deliver()
         parallel = time.perf_counter() - started
-        limited = sum(1 for _, payload in api.calls if payload.get("error") == "ratelimited")
+        limited = api.limited
 
         naive_api_calls = len(api.calls)
         naive = SlackAdapter("xoxb-bench", api_url=api.api_url, channel_interval=1.0)

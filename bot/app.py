@@ -23,7 +23,7 @@ from bot.delivery import Deliverer, DeliveryReport
 from bot.errors import ConfigError, PaperbotError, SourceError, StoreError
 from bot.pacing import MinInterval
 from bot.poller import Poller, PollReport
-from bot.ports import Adapter, Listener, Source
+from bot.ports import Adapter, Listener, SharedPace, Source
 from bot.search import PaperIndex
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivSource
@@ -139,6 +139,9 @@ async def open_app(
         client = await open_redis(settings, stack)
         ttl = settings.paper_ttl_days * 86400
         store = RedisStore(client, settings.key_prefix, ttl)
+        for adapter in adapters.values():
+            if isinstance(adapter, SharedPace):
+                adapter.share_pace(store.slot)  # one pace per channel across every worker process
         subscriptions = RedisSubscriptions(client, settings.key_prefix)
         library = RedisLibrary(client, settings.key_prefix)
         channels = Channels(settings.channels, subscriptions)

@@ -49,7 +49,9 @@ class Deliverer:
         tldr_length: int = 280,
         channel: Callable[[Destination], Channel] = Channel,
         today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
+        batch: int = BATCH,
     ):
+        self._batch = batch
         self._store = store
         self._adapters = adapters
         self._consumer = consumer
@@ -63,12 +65,12 @@ class Deliverer:
         with failures: what failed waits for the next pass rather than being retried in a loop."""
         report = DeliveryReport()
         for _ in range(MAX_BATCHES):
-            entries = await self._store.take(self._consumer, self._claim_idle, BATCH)
+            entries = await self._store.take(self._consumer, self._claim_idle, self._batch)
             by_destination: dict[Destination, list[OutboxEntry]] = {}
             for entry in entries:
                 by_destination.setdefault(entry.delivery.destination, []).append(entry)
             await asyncio.gather(*(self._deliver_to(dest, queue, report) for dest, queue in by_destination.items()))
-            if len(entries) < BATCH or report.failed:
+            if len(entries) < self._batch or report.failed:
                 break
         return report
 

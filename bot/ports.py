@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -45,6 +45,18 @@ class Listener(Protocol):
 
     async def run(self, core: CommandCore) -> None:
         """Serve inbound events with ``core`` until cancelled."""
+        ...
+
+
+Reserve = Callable[[str, float], Awaitable[float]]  # (key, interval) → seconds to wait for the slot
+
+
+@runtime_checkable
+class SharedPace(Protocol):
+    """An adapter whose per-channel pace can be held in the store, so several processes share it."""
+
+    def share_pace(self, reserve: Reserve) -> None:
+        """Take posting slots from ``reserve`` instead of an in-process timer."""
         ...
 
 

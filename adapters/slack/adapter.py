@@ -29,6 +29,7 @@ from bot.commands import CommandCore
 from bot.errors import CommandError, DeliveryError, PaperbotError
 from bot.model import Card, Destination, PostRef, Reply, UserRef
 from bot.pacing import MinInterval, Sleep
+from bot.ports import Reserve
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class SlackAdapter:
         self._host, self._port = host, port
         self._interval = channel_interval
         self._pacers: dict[str, MinInterval] = {}
+        self._reserve: Reserve | None = None
         self._retries = retries
         self._ack_budget = ack_budget
         self._sleep = sleep
@@ -107,9 +109,18 @@ class SlackAdapter:
             posts.append(PostRef(destination, str(reply["ts"])))
         return posts
 
+    def share_pace(self, reserve: Reserve) -> None:
+        """Take each channel's one-message-a-second slots from the store, shared by every worker."""
+        self._reserve = reserve
+
     async def _post(self, channel: str, **message: Any) -> dict[str, Any]:
         # Never link_names, never parse: mentions stay text; no previews of the links we add.
         payload = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
+        if self._reserve is not None and self._interval:
+            wait = await self._reserve(f"slack:{channel}", self._interval)
+            if wait > 0:
+                await self._sleep(wait)
+            return await self._call("chat.postMessage", payload)
         async with self._pacers.setdefault(channel, MinInterval(self._interval, sleep=self._sleep)):
             return await self._call("chat.postMessage", payload)
 

@@ -70,6 +70,18 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+# Hands out posting slots per key, `interval` ms apart, on Redis's clock so every process agrees.
+# Returns how long the caller must wait (ms) before its slot.
+_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local start = math.max(now_ms, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], start + interval, 'PX', start - now_ms + interval + 1000)
+return start - now_ms
+"""
+
+
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
     kwargs = client.connection_pool.connection_kwargs
@@ -105,6 +117,7 @@ class RedisStore:
         self._commit = client.register_script(_COMMIT)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
+        self._slot = client.register_script(_SLOT)
         self._group_ready = False
         self._closed = False
 
@@ -202,6 +215,12 @@ class RedisStore:
         """Release a lock, only if ``owner`` still holds it."""
         async with self._errors("release a lock"):
             await self._release(keys=[self.key("lock", name)], args=[owner])
+
+    async def slot(self, key: str, interval: float) -> float:
+        """Reserve the next posting slot for ``key`` (slots ``interval`` seconds apart, shared by every
+        process); returns the seconds to wait before using it."""
+        async with self._errors("reserve a posting slot"):
+            return int(await self._slot(keys=[self.key("pace", key)], args=[int(interval * 1000)])) / 1000
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""

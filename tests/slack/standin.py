@@ -54,6 +54,7 @@ class SlackStandIn:
     faults: dict[str, deque[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    limited: int = 0  # how many posts got 429 for going faster than channel_interval
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -125,6 +126,7 @@ class SlackStandIn:
             return 200, {}, {"ok": False, "error": "invalid_blocks", "problems": block_problems(blocks)}
         now = time.monotonic()
         if self.channel_interval and now - self._last_post.get(channel, -1e9) < self.channel_interval:
+            self.limited += 1
             return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
         self._last_post[channel] = now
         self._ts += 1

@@ -163,7 +163,9 @@ def test_redis_restarted_in_the_middle_of_a_cycle_loses_nothing(tmp_path: Path, 
         redis.stop()
     shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in api.accepted)
     assert set(shown) == {(c, p["paper"]["id"]) for p in papers for c in ("CFAULT", "CFAULT2")}
-    assert sum(n - 1 for n in shown.values()) <= 2  # at most the posts in flight when Redis went away
+    duplicates = sum(n - 1 for n in shown.values())
+    assert duplicates <= 2  # at most the posts in flight when Redis went away
+    print(f"\nredis restart: deliveries={len(shown)} lost=0 duplicates={duplicates}")
 
 
 def test_the_service_waits_for_redis_and_resumes_on_its_own(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from bot.ports import Adapter, OutboxEntry, Store
 log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = 3600
-MAX_ATTEMPTS = 8  # passes at the poll interval: about four hours of transient failures, then a dead letter
+MAX_ATTEMPTS = 8  # failed passes (backing off from 30 s to an hour) before a delivery becomes a dead letter
+BACKOFF_FIRST, BACKOFF_LAST = 30.0, 3600.0
 BATCH, MAX_BATCHES = 500, 200  # 100,000 deliveries a pass at most; the next pass continues
 
 
@@ -50,8 +52,10 @@ class Deliverer:
         channel: Callable[[Destination], Channel] = Channel,
         today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
         batch: int = BATCH,
+        backoff: float = BACKOFF_FIRST,
     ):
         self._batch = batch
+        self._backoff = backoff
         self._store = store
         self._adapters = adapters
         self._consumer = consumer
@@ -102,23 +106,41 @@ class Deliverer:
                     posted += 1
         except DeliveryError as exc:
             report.failed[destination.key] = str(exc)
-            failed = owed[posted] if channel.mode != "digest" else None
-            if failed is not None and (exc.permanent or failed.attempts >= MAX_ATTEMPTS):
-                why = str(exc) if exc.permanent else f"gave up after {failed.attempts} attempts: {exc}"
-                await self._store.bury(failed, why)  # `paperbot deliveries --retry` queues it again
-                buried = 1
-            if exc.permanent:
-                # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
-                await self._store.pause(destination, str(exc), PAUSE_SECONDS)
-                log.error(
-                    "destination paused: fix it (invite the bot, grant the scope, renew the token); its papers stay queued",
-                    extra={"kv": {"destination": destination.key, "problem": str(exc), "retry_in_s": PAUSE_SECONDS}},
-                )
-            else:
-                log.warning("delivery failed; will retry", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
+            buried = await self._failed(destination, owed[posted] if channel.mode != "digest" else None, exc)
+        else:
+            if posted:
+                await self._store.count_failure(destination, reset=True)
         report.delivered += posted
         report.dead += buried
         report.pending += len(owed) - posted - buried
+
+    async def _failed(self, destination: Destination, entry: OutboxEntry | None, exc: DeliveryError) -> int:
+        """After a failed post: bury the entry if hopeless, then pause (permanent) or back off. Returns 1 if buried."""
+        buried = 0
+        if entry is not None and (exc.permanent or entry.attempts >= MAX_ATTEMPTS):
+            why = str(exc) if exc.permanent else f"gave up after {entry.attempts} attempts: {exc}"
+            await self._store.bury(entry, why)  # `paperbot deliveries --retry` queues it again
+            buried = 1
+        if exc.permanent:
+            # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
+            await self._store.pause(destination, str(exc), PAUSE_SECONDS)
+            log.error(
+                "destination paused: fix it (invite the bot, grant the scope, renew the token); its papers stay queued",
+                extra={"kv": {"destination": destination.key, "problem": str(exc), "retry_in_s": PAUSE_SECONDS}},
+            )
+        else:
+            await self._back_off(destination, exc)
+        return buried
+
+    async def _back_off(self, destination: Destination, exc: DeliveryError) -> None:
+        """Wait longer after each failed pass (doubling, with jitter), in Redis so every worker waits."""
+        failures = await self._store.count_failure(destination)
+        delay = min(BACKOFF_LAST, self._backoff * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
+        delay = max(delay, exc.retry_after or 0.0)
+        if delay >= 1:
+            await self._store.pause(destination, f"retrying after: {exc}", int(delay))
+        kv = {"destination": destination.key, "problem": str(exc), "failures": failures, "retry_in_s": int(delay)}
+        log.warning("delivery failed; will retry", extra={"kv": kv})
 
     async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
         owed = []

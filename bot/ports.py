@@ -147,6 +147,10 @@ class Store(Protocol):
         """Why ``destination`` is paused, or None."""
         ...
 
+    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
+        """Consecutive failed passes for ``destination``; ``reset`` after a success."""
+        ...
+
     async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
         """Add ``delta`` to the destination's post count for ``day``; returns the total."""
         ...

@@ -190,6 +190,19 @@ class RedisStore:
         async with self._errors("pause a destination"):
             await self._redis.set(self.key("paused", destination.key), reason, ex=max(1, seconds))
 
+    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
+        """Consecutive failed passes for ``destination`` (for its backoff); ``reset`` after a success."""
+        key = self.key("failures", destination.key)
+        async with self._errors("count failures"):
+            if reset:
+                await self._redis.delete(key)
+                return 0
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 86400)
+                count, _ = await pipe.execute()
+        return int(count)
+
     async def unpause(self, destination: Destination) -> bool:
         """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
         async with self._errors("resume a destination"):

@@ -21,7 +21,7 @@ C1, C2 = Destination("slack", "C1"), Destination("slack", "C2")
 
 
 async def deliver_until_settled(world: World, adapter: SlackAdapter, passes: int = 10) -> None:
-    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60)
+    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, backoff=0)  # no waiting between passes
     for _ in range(passes):
         report = await deliverer.deliver()
         if not report.pending:

@@ -39,7 +39,7 @@ class Bot:
 
         self.poller = Poller(sources, store, router)
         self.deliverer = Deliverer(
-            store, {"console": self.adapter}, "w1", claim_idle=300, channel=lambda d: settings.get(d, Channel(d))
+            store, {"console": self.adapter}, "w1", claim_idle=300, channel=lambda d: settings.get(d, Channel(d)), backoff=0
         )
 
     async def cycle(self) -> tuple[int, int]:
@@ -230,3 +230,17 @@ async def test_health_is_recorded_and_downtime_widens_the_window(store: RedisSto
     await bot.poller.poll()
     assert source.catch_up == 5
     assert "HTTP 503" in (await store.health())["huggingface"]["error"]
+
+
+async def test_transient_failures_back_off_exponentially_for_every_worker(store: RedisStore) -> None:
+    bot = Bot(store, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
+    deliverer = Deliverer(store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30)
+    bot.adapter.refuse("ml", DeliveryError("HTTP 503"))
+    await bot.poller.poll()
+    await deliverer.deliver()
+    assert (await store.paused(ML) or "").startswith("retrying after: HTTP 503")
+    assert await store.count_failure(ML) == 2  # the pass above counted one
+    await store.unpause(ML)  # as if the wait were over
+    bot.adapter.refuse("ml", None)
+    assert (await deliverer.deliver()).delivered == 1
+    assert await store.count_failure(ML) == 1  # reset by the success, then counted once here

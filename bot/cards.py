@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bot.model import Card, Paper
 from bot.text import clean, delatex
@@ -63,6 +64,17 @@ def shorten(text: str, limit: int) -> str:
     if " " in cut:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip(" ,;:-—") + "…"
+
+
+def fit_escaped(text: str, limit: int, escape: Callable[[str], str]) -> str:
+    """``text`` shortened at a word boundary so that, once escaped, it fits in ``limit`` characters
+    (escaping lengthens text, so the cut is made before escaping and tightened until it fits)."""
+    budget = limit
+    while True:
+        escaped = escape(shorten(text, budget))
+        if len(escaped) <= limit:
+            return escaped
+        budget -= len(escaped) - limit
 
 
 def extractive_summary(abstract: str, limit: int = 280) -> str:

@@ -63,8 +63,9 @@ def configure(verbosity: int, secrets: Iterable[str] = ()) -> None:
     for name in ("bot", "adapters"):
         logging.getLogger(name).setLevel(ours)
     logging.getLogger("bot.app").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)
-    # Third-party chatter (every HTTP request, every scheduler tick) only when asked for.
-    for name in ("httpx", "httpcore", "apscheduler", "asyncio"):
-        logging.getLogger(name).setLevel(logging.INFO if verbosity > 1 else logging.WARNING)
+    # Third-party chatter (every HTTP request, every scheduler tick) only at -vv. The Slack SDKs log
+    # request bodies at debug level, and those carry response_url bearer URLs: never at -v.
+    for name in ("httpx", "httpcore", "apscheduler", "asyncio", "slack_sdk", "slack_bolt", "adapters.slack.bolt", "discord"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
     # discord.client warns at every start that voice support is missing; paperbot has no voice.
-    logging.getLogger("discord.client").setLevel(logging.INFO if verbosity > 1 else logging.ERROR)
+    logging.getLogger("discord.client").setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.cards import shorten
+from bot.cards import fit_escaped
 from bot.model import Card
 
 TITLE, DESCRIPTION, FIELD_VALUE, FOOTER, CONTENT, MESSAGE_TOTAL, EMBEDS = 256, 4096, 1024, 2048, 2000, 6000, 10
@@ -27,12 +27,7 @@ def escape(text: str) -> str:
 
 def fit(text: str, limit: int) -> str:
     """``text`` shortened at a word boundary so that, escaped, it fits in ``limit`` characters."""
-    budget = limit
-    while True:
-        escaped = escape(shorten(text, budget))
-        if len(escaped) <= limit:
-            return escaped
-        budget -= len(escaped) - limit
+    return fit_escaped(text, limit, escape)
 
 
 def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:

@@ -266,9 +266,6 @@ class SlackAdapter:
         finally:
             await runner.cleanup()
 
-    async def aclose(self) -> None:
-        """Nothing to close: the Web API client opens a session per call."""
-
 
 def http_app(app: AsyncApp) -> web.Application:
     """The aiohttp application for HTTP mode: ``POST /slack/events`` (signed) and ``GET /healthz``."""

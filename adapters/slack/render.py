@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.cards import shorten
+from bot.cards import fit_escaped, shorten
 from bot.model import Card, Reply
 from bot.store.library import Saved
 
@@ -31,12 +31,7 @@ def escape(text: str) -> str:
 
 def fit(text: str, limit: int) -> str:
     """``text`` shortened at a word boundary so that, escaped, it fits in ``limit`` characters."""
-    budget = limit
-    while True:
-        escaped = escape(shorten(text, budget))
-        if len(escaped) <= limit:
-            return escaped
-        budget -= len(escaped) - limit
+    return fit_escaped(text, limit, escape)
 
 
 def link(url: str, label: str, limit: int = 300) -> str:

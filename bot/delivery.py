@@ -117,8 +117,9 @@ class Deliverer:
     async def _failed(self, destination: Destination, entry: OutboxEntry | None, exc: DeliveryError) -> int:
         """After a failed post: bury the entry if hopeless, then pause (permanent) or back off. Returns 1 if buried."""
         buried = 0
-        if entry is not None and (exc.permanent or entry.attempts >= MAX_ATTEMPTS):
-            why = str(exc) if exc.permanent else f"gave up after {entry.attempts} attempts: {exc}"
+        attempts = await self._store.failed_attempt(entry) if entry is not None else 0
+        if entry is not None and (exc.permanent or attempts >= MAX_ATTEMPTS):
+            why = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
             await self._store.bury(entry, why)  # `paperbot deliveries --retry` queues it again
             buried = 1
         if exc.permanent:

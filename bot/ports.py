@@ -75,7 +75,6 @@ class OutboxEntry:
 
     entry_id: str
     delivery: Delivery
-    attempts: int = 1  # how many times the outbox has handed it out (failed tries + this one)
 
 
 class Store(Protocol):
@@ -103,6 +102,10 @@ class Store(Protocol):
 
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
         """Move a delivery to the dead letters."""
+        ...
+
+    async def failed_attempt(self, entry: OutboxEntry) -> int:
+        """Count a real failed attempt to post ``entry``; returns the total."""
         ...
 
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ Keys (``P`` is the prefix)::
     P paused:<dest>         STRING  why a destination is paused (expires)
     P health                HASH    source → JSON of its last success, last failure and paper count
     P lastpost              HASH    destination → when paperbot last posted there
+    P attempts              HASH    outbox entry id → real failed attempts to post it
 """
 
 from __future__ import annotations
@@ -275,19 +276,12 @@ class RedisStore:
                 data = {text(k): text(v) for k, v in fields.items()}
                 why = tuple(json.loads(data.get("why", "[]")))
                 parsed.setdefault(text(entry_id), Delivery(Destination.parse(data["dest"]), data["paper"], why))
-        if not parsed:
-            return []
-        async with self._errors("count delivery attempts"):
-            rows = await self._redis.xpending_range(
-                outbox,
-                GROUP,
-                min(parsed, key=_stream_order),
-                max(parsed, key=_stream_order),
-                len(parsed) + 100,
-                consumername=consumer,
-            )
-        attempts = {text(row["message_id"]): int(row["times_delivered"]) for row in rows}
-        return [OutboxEntry(eid, delivery, attempts.get(eid, 1)) for eid, delivery in parsed.items()]
+        return [OutboxEntry(eid, delivery) for eid, delivery in parsed.items()]
+
+    async def failed_attempt(self, entry: OutboxEntry) -> int:
+        """Count a real failed attempt to post ``entry`` (not passes it waited out); returns the total."""
+        async with self._errors("count a failed attempt"):
+            return int(await self._redis.hincrby(self.key("attempts"), entry.entry_id, 1))
 
     async def delivered(self, destination: Destination, paper_id: str) -> str | None:
         async with self._errors("read a delivery record"):
@@ -301,6 +295,7 @@ class RedisStore:
             pipe.set(self.key("post", dest, post.message_id), paper_id, ex=POST_TTL)
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
+            pipe.hdel(self.key("attempts"), entry.entry_id)
             pipe.hset(self.key("lastpost"), dest, datetime.now(UTC).isoformat(timespec="seconds"))
             await pipe.execute()
 
@@ -318,6 +313,7 @@ class RedisStore:
             pipe.xadd(self.key("dead"), fields)
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
+            pipe.hdel(self.key("attempts"), entry.entry_id)
             await pipe.execute()
 
     async def dead_letters(self) -> list[dict[str, str]]:
@@ -395,11 +391,6 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
-
-
-def _stream_order(entry_id: str) -> tuple[int, int]:
-    milliseconds, _, sequence = entry_id.partition("-")
-    return int(milliseconds), int(sequence or 0)
 
 
 def _stream_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:

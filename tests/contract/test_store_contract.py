@@ -66,9 +66,22 @@ async def test_a_dead_workers_entries_are_taken_over_once_idle(store: RedisStore
     [lost] = await store.take("dead-worker", claim_idle=60)
     await asyncio.sleep(0.05)
     [taken] = await store.take("w2", claim_idle=0.01)
-    assert (taken.entry_id, taken.delivery) == (lost.entry_id, lost.delivery)
-    assert (lost.attempts, taken.attempts) == (1, 2)
+    assert taken == lost
     assert await store.take("w3", claim_idle=60) == []
+
+
+async def test_failed_attempts_are_counted_per_entry_and_cleared_when_settled(store: RedisStore) -> None:
+    paper = make_paper("2603.00001")
+    await store.commit([paper], [Delivery(A, paper.id), Delivery(B, paper.id)])
+    first, second = await store.take("w1", claim_idle=60)
+    assert [await store.failed_attempt(first) for _ in range(3)] == [1, 2, 3]
+    assert await store.failed_attempt(second) == 1
+    await store.done(first, PostRef(A, "m1"))
+    await store.bury(second, "gave up")
+    requeued = await store.requeue_dead()
+    [again] = await store.take("w1", claim_idle=60)
+    assert requeued == 1
+    assert await store.failed_attempt(again) == 1  # a requeued delivery starts counting afresh
 
 
 async def test_an_idle_consumer_is_retired_but_one_with_pending_work_is_kept(

@@ -244,3 +244,16 @@ async def test_transient_failures_back_off_exponentially_for_every_worker(store:
     bot.adapter.refuse("ml", None)
     assert (await deliverer.deliver()).delivered == 1
     assert await store.count_failure(ML) == 1  # reset by the success, then counted once here
+
+
+async def test_passes_waited_out_while_backing_off_are_not_attempts(store: RedisStore) -> None:
+    from bot.delivery import MAX_ATTEMPTS
+
+    bot = Bot(store, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
+    deliverer = Deliverer(store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30)
+    bot.adapter.refuse("ml", DeliveryError("HTTP 503"))
+    await bot.poller.poll()
+    for _ in range(MAX_ATTEMPTS * 2):  # one real failure, then passes that find the destination paused
+        await deliverer.deliver()
+    assert await store.dead_letters() == []
+    assert len(await store.queued()) == 1

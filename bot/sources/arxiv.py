@@ -110,6 +110,7 @@ class ArxivSource:
         """Page newest-first until a page is short or reaches past the window (wider after downtime)."""
         since = datetime.combine(self._today() - timedelta(days=max(self._lookback_days, catch_up)), time(), UTC)
         papers: list[Paper] = []
+        retried_empty = False
         for page in range(_MAX_PAGES):
             params = {
                 "search_query": self._query,
@@ -124,6 +125,14 @@ class ArxivSource:
             if response.status_code != 200:
                 raise SourceError(f"{where}: HTTP {response.status_code} {clean(response.text)[:120]}".rstrip())
             batch = parse_feed(response.content, where)
+            if not batch and page == 0 and self._today().weekday() < 5 and not retried_empty:
+                # arXiv sometimes answers 200 with nothing when it is struggling: ask once more before believing it.
+                retried_empty = True
+                log.info("arXiv answered empty on a weekday; asking again", extra={"kv": {"query": self._query}})
+                async with self._pace:
+                    response = await self._get(self._url, params)
+                if response.status_code == 200:
+                    batch = parse_feed(response.content, where)
             papers.extend(p for p in batch if p.published >= since)
             if len(batch) < self._page_size or min(p.published for p in batch) < since:
                 break

@@ -312,3 +312,24 @@ async def test_arxiv_http_errors_are_source_errors() -> None:
     )
     with pytest.raises(SourceError, match="HTTP 400 bad query"):
         await source.fetch()
+
+
+async def test_an_empty_weekday_answer_is_asked_again_before_it_is_believed() -> None:
+    answers = [
+        httpx.Response(200, text=fixture_text("arxiv_empty.atom")),
+        httpx.Response(200, text=atom_feed([ArxivEntry("2603.00001", "T", datetime(2026, 3, 6, tzinfo=UTC))])),
+    ]
+    friday = date(2026, 3, 6)
+    source = ArxivSource(
+        getter_for(lambda request: answers.pop(0)), "https://arxiv.test/q", ("cs.CL",), pace=MinInterval(0), today=lambda: friday
+    )
+    assert [p.id for p in await source.fetch()] == ["2603.00001"]
+    saturday_answers = [httpx.Response(200, text=fixture_text("arxiv_empty.atom"))]
+    quiet = ArxivSource(
+        getter_for(lambda request: saturday_answers.pop(0)),
+        "https://arxiv.test/q",
+        ("cs.CL",),
+        pace=MinInterval(0),
+        today=lambda: date(2026, 3, 7),
+    )
+    assert await quiet.fetch() == []  # one request: a Saturday is allowed to be empty

@@ -7,11 +7,11 @@ Adapters turn a slash command into ``(text, user, destination)`` and a reaction 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 
 from bot.cards import to_card
-from bot.errors import CommandError
+from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
 from bot.model import Destination, Paper, Reaction, Reply, UserRef
@@ -61,6 +61,18 @@ def parse_command(text: str) -> Command:
     if head.lower() in SUBCOMMANDS:
         return Command(head.lower(), rest)
     return Command("search", text)
+
+
+async def answer(work: Awaitable[Reply | None]) -> Reply:
+    """The reply of a command or button, for adapters: a user's mistake and a store outage become
+    replies too (never an error page or an HTTP 500), and the outage is logged once."""
+    try:
+        return await work or Reply("")
+    except CommandError as exc:
+        return Reply(str(exc))
+    except PaperbotError as exc:
+        log.error("command failed", extra={"kv": {"problem": str(exc)}})
+        return Reply("paperbot could not answer just now (its store is unreachable); please try again shortly.")
 
 
 class CommandCore:

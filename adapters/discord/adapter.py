@@ -20,8 +20,8 @@ import discord
 from discord import app_commands
 
 from adapters.discord.render import batches, content, embed_for
-from bot.commands import CommandCore
-from bot.errors import CommandError, DeliveryError, PaperbotError
+from bot.commands import CommandCore, answer
+from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef, Reaction, Reply, UserRef
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class SaveButton(discord.ui.DynamicItem[discord.ui.Button], template=SAVE_ID.pat
         if self.core is None:
             await interaction.response.send_message("paperbot is starting; try again in a moment.", ephemeral=True)
             return
-        reply = await _answer(self.core.save(UserRef("discord", str(interaction.user.id)), self.paper_id))
+        reply = await answer(self.core.save(UserRef("discord", str(interaction.user.id)), self.paper_id))
         await interaction.response.send_message(content(reply.text), ephemeral=True)
 
 
@@ -244,7 +244,7 @@ class DiscordAdapter:
             return  # discord.py, unlike bolt, delivers the bot's own reactions
         post = PostRef(Destination("discord", str(payload.channel_id)), str(payload.message_id))
         reaction = Reaction(post, UserRef("discord", str(payload.user_id)), str(payload.emoji), added)
-        await _answer(self._core.react(reaction))
+        await answer(self._core.react(reaction))
 
     async def answer(self, interaction: discord.Interaction, text: str) -> None:
         """Run one ``/papers`` command for an interaction: defer (ephemeral, fixed at defer), then follow up."""
@@ -254,7 +254,7 @@ class DiscordAdapter:
             await interaction.followup.send(problem, ephemeral=True)
             return
         user, where = UserRef("discord", str(interaction.user.id)), Destination("discord", str(interaction.channel_id))
-        await self._send_reply(interaction, await _answer(self._core.handle(text, user, where)))
+        await self._send_reply(interaction, await answer(self._core.handle(text, user, where)))
 
     async def topic_choices(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete: this channel's topics containing what was typed, 25 at most."""
@@ -271,14 +271,3 @@ class DiscordAdapter:
             await interaction.followup.send(f"Your saved papers ({name})", file=file, ephemeral=True)
             return
         await interaction.followup.send(content(reply.text), embeds=embeds, ephemeral=True)
-
-
-async def _answer(work: Awaitable[Reply | None]) -> Reply:
-    """The core's reply; a user's mistake or a store outage becomes a reply too."""
-    try:
-        return await work or Reply("")
-    except CommandError as exc:
-        return Reply(str(exc))
-    except PaperbotError as exc:
-        log.error("command failed", extra={"kv": {"problem": str(exc)}})
-        return Reply("paperbot could not answer just now (its store is unreachable); please try again shortly.")

@@ -25,9 +25,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import SAVE, UNSAVE, card_blocks, digest_blocks, escape, fallback, home_view, reply_blocks
 from adapters.slack.translate import action_parts, command_parts, reaction_from
-from bot.commands import CommandCore
-from bot.errors import CommandError, DeliveryError, PaperbotError
-from bot.model import Card, Destination, PostRef, Reply, UserRef
+from bot.commands import CommandCore, answer
+from bot.errors import DeliveryError
+from bot.model import Card, Destination, PostRef, UserRef
 from bot.pacing import MinInterval, Sleep
 from bot.ports import Reserve
 
@@ -183,7 +183,7 @@ class SlackAdapter:
     def _on_command(self, core: CommandCore):  # type: ignore[no-untyped-def]
         async def on_command(ack, body, respond) -> None:  # type: ignore[no-untyped-def]
             text, user, where = command_parts(body)
-            work = asyncio.ensure_future(_answer(core.handle(text, user, where)))
+            work = asyncio.ensure_future(answer(core.handle(text, user, where)))
             try:
                 # Usually the answer is ready well within Slack's 3 s: send it as the ack itself.
                 reply = await asyncio.wait_for(asyncio.shield(work), self._ack_budget)
@@ -205,8 +205,8 @@ class SlackAdapter:
                 return
             if body.get("event_id") and not await core.once(f"slack:{body['event_id']}"):
                 return  # Slack retried an event we already handled
-            reply = await _answer(core.react(reaction))
-            if reply is not None:
+            reply = await answer(core.react(reaction))
+            if reply.text:  # an ignored reaction has nothing to say
                 await self._tell(reaction.post.destination.channel, reaction.user.user_id, reply.text)
 
         return on_reaction
@@ -215,7 +215,7 @@ class SlackAdapter:
         async def on_button(ack, body, respond) -> None:  # type: ignore[no-untyped-def]
             await ack()
             user, paper_id = action_parts(body)
-            reply = await _answer(core.save(user, paper_id) if save else core.unsave(user, paper_id))
+            reply = await answer(core.save(user, paper_id) if save else core.unsave(user, paper_id))
             if body.get("view", {}).get("type") == "home":
                 await self._publish_home(core, user)
             else:
@@ -292,14 +292,3 @@ class _IgnoreUnusedTokenWarning(logging.Filter):
 
 async def _ack_only(ack) -> None:  # type: ignore[no-untyped-def]
     await ack()
-
-
-async def _answer(work) -> Reply:  # type: ignore[no-untyped-def]
-    """The core's reply; a user's mistake or a store outage becomes a reply too, never a 500."""
-    try:
-        return await work
-    except CommandError as exc:
-        return Reply(str(exc))
-    except PaperbotError as exc:
-        log.error("command failed", extra={"kv": {"problem": str(exc)}})
-        return Reply("paperbot could not answer just now (its store is unreachable); please try again shortly.")

@@ -39,6 +39,22 @@ Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
 cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
 Example: /papers "vision-language" OR VLA -survey upvotes>=5"""
 
+DISCORD_USAGE = """\
+/papers search query:<query>    recent papers matching the query, best first
+/papers more                    the next results of your last search
+/papers subscribe query:<query> post new papers matching the query in this channel
+/papers unsubscribe topic:<…>   stop that (the topic autocompletes)
+/papers topics                  this channel's subscriptions
+/papers save paper:<arXiv id>   keep a paper in your list (or react with 🔖, or press Save)
+/papers saved                   your saved papers, newest first
+/papers unsave paper:<arXiv id> remove a paper from your list
+/papers export form:<…>         your saved papers as BibTeX or Markdown (sent as a file)
+/papers help                    this text
+
+Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
+cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
+Example: /papers search query:"vision-language" OR VLA -survey upvotes>=5"""
+
 SUBCOMMANDS = ("help", "more", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
 
 
@@ -149,7 +165,7 @@ class CommandCore:
     # ------------------------------------------------------------------------------- commands
 
     async def _help(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return Reply(USAGE)
+        return Reply(DISCORD_USAGE if where.platform == "discord" else USAGE)
 
     async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
         query = parse_query(argument)

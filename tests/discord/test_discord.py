@@ -183,3 +183,8 @@ async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
     with pytest.raises(Exception, match="a Discord channel id is a number"):
         await adapter.post(Destination("discord", "general"), to_card(make_paper("2611.00001")))
     await world.aclose()
+
+
+async def test_help_speaks_discords_command_grammar(discord_bot: DiscordHarness) -> None:
+    await discord_bot.adapter.tree._call(discord_bot.command("help"))
+    assert discord_bot.responses[-1][2]["payload"]["content"].startswith("/papers search query:")

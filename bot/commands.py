@@ -15,11 +15,11 @@ from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
 from bot.model import Destination, Paper, Reaction, Reply, UserRef
+from bot.query import parse_query
 from bot.search import PaperIndex
 from bot.store.library import RedisLibrary, Saved
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
-from bot.topics import parse_query
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from bot.errors import CommandError
 from bot.model import Delivery, Destination, Paper
-from bot.topics import Doc, Query, parse_query
+from bot.query import parse_query
+from bot.topics import Doc, Query
 
 log = logging.getLogger(__name__)
 

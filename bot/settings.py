@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from bot.errors import CommandError, ConfigError
 from bot.model import PLATFORMS, Channel, Destination
-from bot.topics import parse_query
+from bot.query import parse_query
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "paperbot.toml"
 SECRET_ENV = ("HF_TOKEN", "REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN")

@@ -1,17 +1,4 @@
-"""Topic queries: one parser and one matcher for subscriptions and ``/papers <query>`` alike.
-
-Grammar (operators in capitals; implicit AND between terms)::
-
-    query   := or
-    or      := and ("OR" and)*
-    and     := unary ("AND"? unary)*
-    unary   := ("NOT" | "-") unary | primary
-    primary := "(" or ")" | "phrase in quotes" | field | word
-    field   := cat:cs.RO | author:"Yann LeCun" | org:nvidia | code:yes|no | upvotes>=10 (> >= < <= =)
-
-Words match whole words, case-insensitively, accents and simple plurals folded, hyphen and space
-alike (``vision-language`` is the phrase ``vision language``), in the title, abstract or keywords.
-"""
+"""Topic matching: words, prepared papers (``Doc``), query nodes and ranking. ``bot.query`` parses."""
 
 from __future__ import annotations
 
@@ -23,14 +10,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.errors import CommandError
 from bot.model import Paper
 
-FIELDS = ("cat", "author", "org", "code", "upvotes")
 _TOKEN = re.compile(r"[^\W_]+")
 _ASCII_TOKEN = re.compile(r"[a-z0-9]+")
-_QUERY_TOKEN = re.compile(r'\s+|\(|\)|"[^"]*"?|[^\s()"]+(?:"[^"]*"?)?')
-_COMPARISON = re.compile(r"(?P<name>[a-z]+)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.S)
 _TITLE, _KEYWORDS, _ABSTRACT = 3.0, 2.0, 1.0
 
 
@@ -286,136 +269,3 @@ def rank(quality: float, doc: Doc, now: datetime) -> float:
     """Search order: match quality, then recency (a 3-day half-life), then upvotes (logarithmic)."""
     age_days = max(0.0, (now - doc.published).total_seconds() / 86400)
     return quality + 2.0 * 0.5 ** (age_days / 3) + 0.5 * math.log1p(doc.upvotes)
-
-
-# ----------------------------------------------------------------------------------------- parser
-
-
-class _Parser:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.tokens = [(m.group(), m.start() + 1) for m in _QUERY_TOKEN.finditer(text) if not m.group().isspace()]
-        self.i = 0
-
-    def fail(self, message: str, position: int | None = None) -> CommandError:
-        where = f" at position {position}" if position else ""
-        return CommandError(f"{message}{where} in {self.text!r}")
-
-    def peek(self) -> str | None:
-        return self.tokens[self.i][0] if self.i < len(self.tokens) else None
-
-    def take(self) -> tuple[str, int]:
-        token = self.tokens[self.i]
-        self.i += 1
-        return token
-
-    def parse(self) -> Node:
-        if not self.tokens:
-            raise CommandError("the query is empty; try a word such as: reasoning")
-        node = self.parse_or()
-        if self.peek() is not None:
-            token, position = self.take()
-            raise self.fail(f"unexpected {token!r}" if token != ")" else "a ')' without its '('", position)
-        return node
-
-    def parse_or(self) -> Node:
-        nodes = [self.parse_and()]
-        while self.peek() == "OR":
-            _, position = self.take()
-            if self.peek() in (None, ")", "OR"):
-                raise self.fail("'OR' needs something after it", position)
-            nodes.append(self.parse_and())
-        return nodes[0] if len(nodes) == 1 else AnyOf(tuple(nodes))
-
-    def parse_and(self) -> Node:
-        nodes: list[Node] = []
-        while self.peek() not in (None, ")", "OR"):
-            if self.peek() == "AND":
-                _, position = self.take()
-                if not nodes or self.peek() in (None, ")", "OR", "AND"):
-                    raise self.fail("'AND' needs something on both sides", position)
-                continue
-            nodes.append(self.parse_unary())
-        if not nodes:
-            token = self.peek()
-            position = self.tokens[self.i][1] if token else len(self.text)
-            raise self.fail("'OR' needs something before it" if token == "OR" else "empty parentheses", position)
-        return nodes[0] if len(nodes) == 1 else AllOf(tuple(nodes))
-
-    def parse_unary(self) -> Node:
-        token, position = self.tokens[self.i]
-        if token == "NOT":
-            self.take()
-            if self.peek() in (None, ")", "OR"):
-                raise self.fail("'NOT' needs something after it", position)
-            return Not(self.parse_unary())
-        if token == "-":
-            self.take()
-            if self.peek() in (None, ")", "OR"):
-                raise self.fail("'-' needs something after it", position)
-            return Not(self.parse_unary())
-        if token.startswith("-"):
-            self.tokens[self.i] = (token[1:], position + 1)
-            return Not(self.parse_unary())
-        return self.parse_primary()
-
-    def parse_primary(self) -> Node:
-        token, position = self.take()
-        if token == "(":
-            node = self.parse_or()
-            if self.peek() != ")":
-                raise self.fail("a '(' is never closed", position)
-            self.take()
-            return node
-        if token.startswith('"'):
-            return self.phrase(token, position)
-        comparison = _COMPARISON.fullmatch(token)
-        if comparison and comparison.group("name") in FIELDS:
-            return self.field(comparison.group("name"), comparison.group("op"), comparison.group("value"), position)
-        if comparison and comparison.group("op") == ":":
-            raise self.fail(f"unknown field {comparison.group('name') + ':'!r} (fields: {', '.join(FIELDS)})", position)
-        return self.phrase(token, position)
-
-    def phrase(self, raw: str, position: int) -> Words:
-        if raw.startswith('"') and (len(raw) == 1 or not raw.endswith('"')):
-            raise self.fail("a quote is never closed", position)
-        found = words(raw.strip('"'))
-        if not found:
-            raise self.fail(f"nothing to match in {raw!r}", position)
-        return Words(found)
-
-    def field(self, name: str, op: str, value: str, position: int) -> Field:
-        value = self.unquote(value, f"'{name}{op}' needs a value", position)
-        if name == "upvotes":
-            if op == ":":
-                op = ">="
-            if not value.isdigit():
-                raise self.fail(f"'upvotes' needs a whole number, got {value!r}", position)
-            return Field(name, op, value)
-        if op != ":":
-            raise self.fail(f"'{name}' takes ':' (like {name}:value), not {op!r}", position)
-        if name == "code" and value.lower() not in ("yes", "no"):
-            raise self.fail(f"'code:' takes yes or no, got {value!r}", position)
-        if name in ("code", "cat"):
-            return Field(name, op, value.lower())
-        tokens = words(value)
-        if not tokens:
-            raise self.fail(f"nothing to match in {value!r}", position)
-        return Field(name, op, value, tokens)
-
-    def unquote(self, value: str, empty: str, position: int) -> str:
-        if value.startswith('"'):
-            if len(value) == 1 or not value.endswith('"'):
-                raise self.fail("a quote is never closed", position)
-            value = value[1:-1]
-        if not value.strip():
-            raise self.fail(empty, position)
-        return value
-
-
-def parse_query(text: str) -> Query:
-    """Parse a topic query; a ``CommandError`` says what is wrong and where."""
-    text = " ".join(text.split())
-    if len(text) > 500:
-        raise CommandError("the query is longer than 500 characters")
-    return Query(text, _Parser(text).parse())

@@ -9,10 +9,11 @@ import fakeredis
 import pytest
 
 from bot.model import Delivery, Destination
+from bot.query import parse_query
 from bot.routing import Route, Router, compile_route
 from bot.search import PaperIndex
 from bot.store.redis import RedisStore
-from bot.topics import Doc, parse_query
+from bot.topics import Doc
 from tests.fakes import make_paper
 from tests.unit.test_topics import random_paper, random_query
 

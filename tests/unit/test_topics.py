@@ -9,7 +9,8 @@ import pytest
 
 from bot.errors import CommandError
 from bot.model import Links
-from bot.topics import Doc, parse_query, words
+from bot.query import parse_query
+from bot.topics import Doc, words
 from tests.fakes import make_paper
 
 PAPER = make_paper(

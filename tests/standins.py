@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,12 +81,16 @@ def text_response(
 
 
 class HuggingFaceStandIn:
-    """Serves ``days[date] = [items]`` as /api/daily_papers (paged) and /papers/date/<date> pages."""
+    """Serves ``days[date] = [items]`` as /api/daily_papers (paged) and /papers/date/<date> pages,
+    each answer ``delay`` seconds late (a slow Hugging Face)."""
 
-    def __init__(self, days: dict[str, list[dict]]) -> None:
+    def __init__(self, days: dict[str, list[dict]], delay: float = 0.0) -> None:
         self.days = days
+        self.delay = delay
 
     def __call__(self, path: str, query: dict[str, str]) -> Response:
+        if self.delay:
+            time.sleep(self.delay)
         if path == "/api/daily_papers":
             items = self.days.get(query.get("date", ""), [])
             page, limit = int(query.get("p", 0)), int(query.get("limit", 50))

@@ -195,3 +195,19 @@ def test_the_service_waits_for_redis_and_resumes_on_its_own(tmp_path: Path) -> N
     assert 2 <= len(attempts) <= 4
     assert service.returncode == 0
     assert "Traceback" not in stderr
+
+
+def test_two_poller_processes_started_together_poll_once(real_redis_url: str, tmp_path: Path) -> None:
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00091", "Polled once")]}, delay=0.5)  # a slow poll holds the lock
+    with StandIn(hf) as server:
+        env = base_env(tmp_path, REDIS_URL=real_redis_url, HF_ENDPOINT=server.url)
+        command = [sys.executable, "-m", "bot", "run", "--once", "--role", "poller", "-v"]
+        processes = [
+            subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        outputs = [p.communicate(timeout=60) for p in processes]
+    assert [p.returncode for p in processes] == [0, 0]
+    skipped = [err for _, err in outputs if "another process is polling; skipped" in err]
+    assert len(skipped) == 1
+    assert len([r for r in server.requests if r[0] == "/api/daily_papers"]) == 3  # one process read the 3 days

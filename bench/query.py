@@ -28,6 +28,7 @@ from bot.commands import CommandCore
 from bot.model import Destination, UserRef
 from bot.search import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
+from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -59,7 +60,14 @@ async def main(args: argparse.Namespace) -> None:
     try:
         await fill(store, corpus, args.papers)
         index = PaperIndex(store, ttl_seconds=30 * 86400)
-        core = CommandCore(store, RedisSubscriptions(client, PREFIX), RedisLibrary(client, PREFIX), index, DEFAULT_SAVE_EMOJI)
+        core = CommandCore(
+            store,
+            RedisSubscriptions(client, PREFIX),
+            RedisLibrary(client, PREFIX),
+            index,
+            DEFAULT_SAVE_EMOJI,
+            coordination=RedisCoordination(client, PREFIX),
+        )
         before, started = rss_mb(), time.perf_counter()
         await index.refresh()
         load, grown = time.perf_counter() - started, rss_mb() - before

@@ -34,7 +34,7 @@ async def main(args: argparse.Namespace) -> None:
         world = World()
         await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in channels])
         adapter = SlackAdapter("xoxb-bench", api_url=api.api_url, channel_interval=1.0)
-        deliverer = Deliverer(world.store, {"slack": adapter}, "bench", claim_idle=600)
+        deliverer = Deliverer(world.store, {"slack": adapter}, "bench", claim_idle=600, coordination=world.coordination)
         started = time.perf_counter()
         report = await deliverer.deliver()
         parallel = time.perf_counter() - started

@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.sources.arxiv import ArxivSource
 from bot.sources.http import RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource
+from bot.store.coordination import RedisCoordination
 from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore, redis_errors
@@ -64,8 +65,17 @@ ROLES = ("all", "poller", "worker")
 class App:
     """A poller, a deliverer and the command core over one store; ``role`` says which of the first two run."""
 
-    def __init__(self, poller: Poller, deliverer: Deliverer, commands: CommandCore, store: RedisStore, role: str = "all") -> None:
+    def __init__(
+        self,
+        poller: Poller,
+        deliverer: Deliverer,
+        commands: CommandCore,
+        store: RedisStore,
+        coordination: RedisCoordination,
+        role: str = "all",
+    ) -> None:
         self.store = store
+        self.coordination = coordination
         self.poller = poller
         self.deliverer = deliverer
         self.commands = commands
@@ -139,9 +149,10 @@ async def open_app(
         client = await open_redis(settings, stack)
         ttl = settings.paper_ttl_days * 86400
         store = RedisStore(client, settings.key_prefix, ttl)
+        coordination = RedisCoordination(client, settings.key_prefix)
         for adapter in adapters.values():
             if isinstance(adapter, SharedPace):
-                adapter.share_pace(store.slot)  # one pace per channel across every worker process
+                adapter.share_pace(coordination.slot)  # one pace per channel across every worker process
         subscriptions = RedisSubscriptions(client, settings.key_prefix)
         library = RedisLibrary(client, settings.key_prefix)
         channels = Channels(settings.channels, subscriptions)
@@ -157,10 +168,19 @@ async def open_app(
             channels.catch_all,
             settings.page_size,
             settings.tldr_length,
+            coordination=coordination,
         )
-        poller = Poller(sources, store, channels.router, owner=consumer)
-        deliverer = Deliverer(store, adapters, consumer, settings.claim_idle_seconds, settings.tldr_length, channels.settings)
-        yield App(poller, deliverer, commands, store, role)
+        poller = Poller(sources, store, channels.router, coordination=coordination, owner=consumer)
+        deliverer = Deliverer(
+            store,
+            adapters,
+            consumer,
+            settings.claim_idle_seconds,
+            settings.tldr_length,
+            channels.settings,
+            coordination=coordination,
+        )
+        yield App(poller, deliverer, commands, store, coordination, role)
 
 
 async def run_once(app: App) -> CycleReport:

@@ -115,9 +115,9 @@ async def _run_once(args: argparse.Namespace, settings: Settings, make_adapters:
         if args.command == "run":
             await (run_once(app) if args.once else serve(app, settings, adapters))
         elif args.command == "deliveries":
-            print(await operations.deliveries(app.store, args.retry))
+            print(await operations.deliveries(app.store, app.coordination, args.retry))
         elif args.command == "status":
-            print(await operations.status(app.store))
+            print(await operations.status(app.store, app.coordination))
         elif args.command == "backfill":
             await _backfill(app, args.days)
         else:

@@ -17,6 +17,7 @@ from bot.ids import bare_arxiv_id
 from bot.model import Destination, Paper, Reaction, Reply, UserRef
 from bot.query import parse_query
 from bot.search import PaperIndex
+from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary, Saved
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -104,7 +105,10 @@ class CommandCore:
         catch_all: frozenset[Destination] = frozenset(),
         page_size: int = 5,
         tldr_length: int = 280,
+        *,
+        coordination: RedisCoordination,
     ) -> None:
+        self._coordination = coordination
         self._store = store
         self._subscriptions = subscriptions
         self._library = library
@@ -138,7 +142,7 @@ class CommandCore:
 
     async def once(self, event_id: str) -> bool:
         """True the first time a platform delivers ``event_id``; its retries get False."""
-        return await self._store.first_time(event_id)
+        return await self._coordination.first_time(event_id)
 
     async def topics(self, where: Destination) -> list[str]:
         """The destination's subscriptions (for autocomplete)."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination, Paper, PostRef
-from bot.ports import Adapter, OutboxEntry, Store
+from bot.ports import Adapter, Coordination, OutboxEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ class Deliverer:
         today: Callable[[], str] = lambda: datetime.now(UTC).date().isoformat(),
         batch: int = BATCH,
         backoff: float = BACKOFF_FIRST,
+        *,
+        coordination: Coordination,
     ):
+        self._coordination = coordination
         self._batch = batch
         self._backoff = backoff
         self._store = store
@@ -84,7 +87,7 @@ class Deliverer:
             report.failed[destination.key] = f"no {destination.platform} adapter is running"
             report.pending += len(queue)
             return
-        paused = await self._store.paused(destination)
+        paused = await self._coordination.paused(destination)
         if paused:
             report.failed[destination.key] = f"paused: {paused}"
             report.pending += len(queue)
@@ -109,7 +112,7 @@ class Deliverer:
             buried = await self._failed(destination, owed[posted] if channel.mode != "digest" else None, exc)
         else:
             if posted:
-                await self._store.count_failure(destination, reset=True)
+                await self._coordination.count_failure(destination, reset=True)
         report.delivered += posted
         report.dead += buried
         report.pending += len(owed) - posted - buried
@@ -124,7 +127,7 @@ class Deliverer:
             buried = 1
         if exc.permanent:
             # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
-            await self._store.pause(destination, str(exc), PAUSE_SECONDS)
+            await self._coordination.pause(destination, str(exc), PAUSE_SECONDS)
             log.error(
                 "destination paused: fix it (invite the bot, grant the scope, renew the token); its papers stay queued",
                 extra={"kv": {"destination": destination.key, "problem": str(exc), "retry_in_s": PAUSE_SECONDS}},
@@ -135,11 +138,11 @@ class Deliverer:
 
     async def _back_off(self, destination: Destination, exc: DeliveryError) -> None:
         """Wait longer after each failed pass (doubling, with jitter), in Redis so every worker waits."""
-        failures = await self._store.count_failure(destination)
+        failures = await self._coordination.count_failure(destination)
         delay = min(BACKOFF_LAST, self._backoff * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
         delay = max(delay, exc.retry_after or 0.0)
         if delay >= 1:
-            await self._store.pause(destination, f"retrying after: {exc}", int(delay))
+            await self._coordination.pause(destination, f"retrying after: {exc}", int(delay))
         kv = {"destination": destination.key, "problem": str(exc), "failures": failures, "retry_in_s": int(delay)}
         log.warning("delivery failed; will retry", extra={"kv": kv})
 
@@ -160,7 +163,7 @@ class Deliverer:
     ) -> list[OutboxEntry]:
         if not channel.daily_cap:
             return owed
-        room = max(0, channel.daily_cap - await self._store.count_post(channel.destination, self._today(), 0))
+        room = max(0, channel.daily_cap - await self._coordination.count_post(channel.destination, self._today(), 0))
         if len(owed) <= room:
             return owed
         # Keep the most upvoted within the cap, in their original order; the rest are settled as skipped.
@@ -176,7 +179,7 @@ class Deliverer:
         delivery = entry.delivery
         post = await adapter.post(delivery.destination, to_card(paper, delivery.why, self._tldr_length))
         await self._store.done(entry, post)
-        await self._store.count_post(delivery.destination, self._today())
+        await self._coordination.count_post(delivery.destination, self._today())
 
     async def _post_digest(self, adapter: Adapter, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper]) -> int:
         ranked = sorted(owed, key=lambda e: -(papers[e.delivery.paper_id].upvotes or 0))
@@ -184,5 +187,5 @@ class Deliverer:
         posts = await adapter.post_digest(channel.destination, cards, channel.digest_size)
         for entry, post in zip(ranked, posts, strict=False):
             await self._store.done(entry, post)
-        await self._store.count_post(channel.destination, self._today(), len(posts))
+        await self._coordination.count_post(channel.destination, self._today(), len(posts))
         return len(posts)

@@ -9,37 +9,38 @@ from datetime import UTC, date, datetime, timedelta
 from bot.app import App
 from bot.model import Destination
 from bot.poller import PollReport
+from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 
 
-async def deliveries(store: RedisStore, retry: bool) -> str:
+async def deliveries(store: RedisStore, coordination: RedisCoordination, retry: bool) -> str:
     """``paperbot deliveries``: queued deliveries per destination, dead letters, paused destinations.
     With ``retry``, dead letters are queued again and every pause is lifted first."""
     lines = []
     if retry:
         requeued = await store.requeue_dead()
-        resumed = [d for d in await store.paused_destinations() if await store.unpause(Destination.parse(d))]
+        resumed = [d for d in await coordination.paused_destinations() if await coordination.unpause(Destination.parse(d))]
         lines.append(f"requeued {requeued} dead letter(s); resumed {len(resumed)} paused destination(s)")
     queued = await store.queued()
     counts = Counter(item["dest"] for item in queued)
     lines.append(f"queued: {len(queued)}" + "".join(f"\n  {dest}: {n}" for dest, n in sorted(counts.items())))
     dead = await store.dead_letters()
     lines.append(f"dead letters: {len(dead)}" + "".join(f"\n  {d['at']} {d['dest']} {d['paper']}: {d['reason']}" for d in dead))
-    paused = await store.paused_destinations()
+    paused = await coordination.paused_destinations()
     lines.append(f"paused: {len(paused)}" + "".join(f"\n  {dest}: {why}" for dest, why in sorted(paused.items())))
     return "\n".join(lines)
 
 
-async def status(store: RedisStore) -> str:
+async def status(store: RedisStore, coordination: RedisCoordination) -> str:
     """``paperbot status``: each source's last success and failure, the queue, and each destination's last post."""
     lines = ["sources:"]
-    for source, health in sorted((await store.health()).items()):
+    for source, health in sorted((await coordination.health()).items()):
         ok = f"last success {health['ok_at']} ({health.get('count', 0)} papers)" if health.get("ok_at") else "never succeeded"
         failed = f"; last failure {health['failed_at']}: {health['error']}" if health.get("failed_at") else ""
         lines.append(f"  {source}: {ok}{failed}")
     if len(lines) == 1:
         lines.append("  (no poll yet)")
-    queued, dead, paused = await store.queued(), await store.dead_letters(), await store.paused_destinations()
+    queued, dead, paused = await store.queued(), await store.dead_letters(), await coordination.paused_destinations()
     lines.append(f"queue: {len(queued)} queued, {len(dead)} dead letters, {len(paused)} paused destinations")
     lines.append("destinations (last post):")
     posts = await store.last_posts()

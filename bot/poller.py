@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bot.errors import SourceError
 from bot.model import Paper
-from bot.ports import Source, Store
+from bot.ports import Coordination, Source, Store
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
@@ -53,18 +53,21 @@ class Poller:
         sources: Sequence[Source],
         store: Store,
         router: Callable[[], Awaitable[Router]],
+        *,
+        coordination: Coordination,
         owner: str = "poller",
         lock_ttl: float = 600,
     ) -> None:
         self.sources = sources
         self._store = store
+        self._coordination = coordination
         self._router = router  # asked every poll: subscriptions change from chat
         self._owner = owner
         self._lock_ttl = lock_ttl
 
     async def poll(self) -> PollReport:
         """One poll, by one process at a time: replicas that find the lock taken skip this round."""
-        if not await self._store.lock("poll", self._owner, self._lock_ttl):
+        if not await self._coordination.lock("poll", self._owner, self._lock_ttl):
             log.info("another process is polling; skipped", extra={"kv": {"owner": self._owner}})
             return PollReport(skipped=True)
         renewing = asyncio.create_task(self._keep_lock())
@@ -72,11 +75,11 @@ class Poller:
             return await self._poll()
         finally:
             renewing.cancel()
-            await self._store.unlock("poll", self._owner)
+            await self._coordination.unlock("poll", self._owner)
 
     async def _catch_up_days(self) -> int:
         """After downtime, how far back the sources must reach: days since the oldest last success."""
-        health = await self._store.health()
+        health = await self._coordination.health()
         successes = [h["ok_at"] for h in health.values() if h.get("ok_at")]
         if not successes:
             return 0  # first run: the configured window
@@ -88,7 +91,7 @@ class Poller:
     async def _keep_lock(self) -> None:
         while True:
             await asyncio.sleep(self._lock_ttl / 3)
-            if not await self._store.renew("poll", self._owner, self._lock_ttl):
+            if not await self._coordination.renew("poll", self._owner, self._lock_ttl):
                 log.warning("lost the poll lock while polling", extra={"kv": {"owner": self._owner}})
                 return
 
@@ -102,13 +105,13 @@ class Poller:
             if isinstance(result, SourceError):
                 report.failed[source.name] = str(result)
                 log.warning("source failed", extra={"kv": {"source": source.name, "problem": str(result)}})
-                await self._store.record_health(source.name, False, str(result))
+                await self._coordination.record_health(source.name, False, str(result))
             elif isinstance(result, BaseException):
                 raise result
             else:
                 report.answered.append(source.name)
                 batches.append(result)
-                await self._store.record_health(source.name, True, "", len(result))
+                await self._coordination.record_health(source.name, True, "", len(result))
                 if not result and datetime.now(UTC).weekday() < 5:
                     # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
                     # source than a quiet day, and nothing else would tell anyone.

@@ -39,6 +39,46 @@ class Adapter(Protocol):
         ...
 
 
+class Coordination(Protocol):
+    """What processes agree on through the store: the poll lock, pauses and backoff, counts, health."""
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take a lock for ``ttl`` seconds unless someone holds it."""
+        ...
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend a held lock; False if it was lost."""
+        ...
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release a lock if ``owner`` holds it."""
+        ...
+
+    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0) -> None:
+        """Remember a source's latest success or failure."""
+        ...
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each source's latest success and failure (ISO times)."""
+        ...
+
+    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
+        """Stop delivering to ``destination`` for a while; its papers stay queued."""
+        ...
+
+    async def paused(self, destination: Destination) -> str | None:
+        """Why ``destination`` is paused, or None."""
+        ...
+
+    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
+        """Consecutive failed passes for ``destination``; ``reset`` after a success."""
+        ...
+
+    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
+        """Add ``delta`` to the destination's post count for ``day``; returns the total."""
+        ...
+
+
 @runtime_checkable
 class Listener(Protocol):
     """An adapter that also receives commands and reactions (Slack, Discord)."""
@@ -80,26 +120,6 @@ class OutboxEntry:
 class Store(Protocol):
     """Durable state: the seen-set, the paper cache, the outbox and the delivery records."""
 
-    async def lock(self, name: str, owner: str, ttl: float) -> bool:
-        """Take a lock for ``ttl`` seconds unless someone holds it."""
-        ...
-
-    async def renew(self, name: str, owner: str, ttl: float) -> bool:
-        """Extend a held lock; False if it was lost."""
-        ...
-
-    async def unlock(self, name: str, owner: str) -> None:
-        """Release a lock if ``owner`` holds it."""
-        ...
-
-    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0) -> None:
-        """Remember a source's latest success or failure."""
-        ...
-
-    async def health(self) -> dict[str, dict[str, Any]]:
-        """Each source's latest success and failure (ISO times)."""
-        ...
-
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
         """Move a delivery to the dead letters."""
         ...
@@ -140,22 +160,6 @@ class Store(Protocol):
 
     async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
         """The cached papers among ``paper_ids``; expired ones are left out."""
-        ...
-
-    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
-        """Stop delivering to ``destination`` for a while; its papers stay queued."""
-        ...
-
-    async def paused(self, destination: Destination) -> str | None:
-        """Why ``destination`` is paused, or None."""
-        ...
-
-    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
-        """Consecutive failed passes for ``destination``; ``reset`` after a success."""
-        ...
-
-    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
-        """Add ``delta`` to the destination's post count for ``day``; returns the total."""
         ...
 
     async def retire(self, consumer: str) -> None:

@@ -8,6 +8,7 @@ from bot.commands import CommandCore
 from bot.model import Destination, UserRef
 from bot.search import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
+from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -22,7 +23,16 @@ class World:
         self.subscriptions = RedisSubscriptions(self.client, prefix=prefix)
         self.library = RedisLibrary(self.client, prefix=prefix)
         index = PaperIndex(self.store, 30 * 86400)
-        self.core = CommandCore(self.store, self.subscriptions, self.library, index, DEFAULT_SAVE_EMOJI, page_size=page_size)
+        self.coordination = RedisCoordination(self.client, prefix=prefix)
+        self.core = CommandCore(
+            self.store,
+            self.subscriptions,
+            self.library,
+            index,
+            DEFAULT_SAVE_EMOJI,
+            page_size=page_size,
+            coordination=self.coordination,
+        )
 
     async def ask(self, text: str, user: UserRef, where: Destination) -> str:
         return (await self.core.handle(text, user, where)).text

@@ -1,4 +1,6 @@
-"""RedisStore: every durable thing paperbot keeps, under one key prefix, on ``redis.asyncio``.
+"""RedisStore: the papers paperbot has seen and what it owes each destination, on ``redis.asyncio``.
+
+Coordination between processes (locks, pauses, pace, counts, health) is ``bot.store.coordination``.
 
 Keys (``P`` is the prefix)::
 
@@ -8,10 +10,7 @@ Keys (``P`` is the prefix)::
     P delivered:<dest>      HASH    paper id → platform message id, for every successful post
     P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
     P recent                ZSET    paper id → when it was committed (ms), for the query cache
-    P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
     P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why
-    P paused:<dest>         STRING  why a destination is paused (expires)
-    P health                HASH    source → JSON of its last success, last failure and paper count
     P lastpost              HASH    destination → when paperbot last posted there
     P attempts              HASH    outbox entry id → real failed attempts to post it
 """
@@ -66,23 +65,6 @@ return committed
 POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
 
 
-# Renew or release a lock only if this owner still holds it (it may have expired and been taken).
-_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-# Hands out posting slots per key, `interval` ms apart, on Redis's clock so every process agrees.
-# Returns how long the caller must wait (ms) before its slot.
-_SLOT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local start = math.max(now_ms, tonumber(redis.call('GET', KEYS[1]) or '0'))
-local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], start + interval, 'PX', start - now_ms + interval + 1000)
-return start - now_ms
-"""
-
-
 def describe(client: redis.Redis) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
     kwargs = client.connection_pool.connection_kwargs
@@ -116,9 +98,6 @@ class RedisStore:
         self._prefix = prefix
         self._paper_ttl = paper_ttl
         self._commit = client.register_script(_COMMIT)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-        self._slot = client.register_script(_SLOT)
         self._group_ready = False
         self._closed = False
 
@@ -185,70 +164,6 @@ class RedisStore:
         async with self._errors("look up a post"):
             raw = await self._redis.get(self.key("post", post.destination.key, post.message_id))
         return text(raw) if raw is not None else None
-
-    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
-        """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
-        async with self._errors("pause a destination"):
-            await self._redis.set(self.key("paused", destination.key), reason, ex=max(1, seconds))
-
-    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
-        """Consecutive failed passes for ``destination`` (for its backoff); ``reset`` after a success."""
-        key = self.key("failures", destination.key)
-        async with self._errors("count failures"):
-            if reset:
-                await self._redis.delete(key)
-                return 0
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, 86400)
-                count, _ = await pipe.execute()
-        return int(count)
-
-    async def unpause(self, destination: Destination) -> bool:
-        """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
-        async with self._errors("resume a destination"):
-            return bool(await self._redis.delete(self.key("paused", destination.key)))
-
-    async def paused(self, destination: Destination) -> str | None:
-        """Why ``destination`` is paused, or None."""
-        async with self._errors("read a pause"):
-            raw = await self._redis.get(self.key("paused", destination.key))
-        return text(raw) if raw is not None else None
-
-    async def lock(self, name: str, owner: str, ttl: float) -> bool:
-        """Take the lock ``name`` for ``ttl`` seconds unless someone holds it."""
-        async with self._errors("take a lock"):
-            return bool(await self._redis.set(self.key("lock", name), owner, nx=True, px=int(ttl * 1000)))
-
-    async def renew(self, name: str, owner: str, ttl: float) -> bool:
-        """Extend a lock ``owner`` holds; False if it was lost (expired, and maybe taken by another)."""
-        async with self._errors("renew a lock"):
-            return bool(await self._renew(keys=[self.key("lock", name)], args=[owner, int(ttl * 1000)]))
-
-    async def unlock(self, name: str, owner: str) -> None:
-        """Release a lock, only if ``owner`` still holds it."""
-        async with self._errors("release a lock"):
-            await self._release(keys=[self.key("lock", name)], args=[owner])
-
-    async def slot(self, key: str, interval: float) -> float:
-        """Reserve the next posting slot for ``key`` (slots ``interval`` seconds apart, shared by every
-        process); returns the seconds to wait before using it."""
-        async with self._errors("reserve a posting slot"):
-            return int(await self._slot(keys=[self.key("pace", key)], args=[int(interval * 1000)])) / 1000
-
-    async def first_time(self, key: str, ttl: int = 3600) -> bool:
-        """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""
-        async with self._errors("record an event"):
-            return bool(await self._redis.set(self.key("once", key), 1, nx=True, ex=ttl))
-
-    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
-        """Add ``delta`` to the destination's posts on ``day`` (YYYY-MM-DD); the new total."""
-        key = self.key("posted", destination.key, day)
-        async with self._errors("count posts"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrby(key, delta)
-            pipe.expire(key, 2 * 86400)
-            total, _ = await pipe.execute()
-        return int(total)
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -339,29 +254,6 @@ class RedisStore:
         async with self._errors("list queued deliveries"):
             rows = await self._redis.xrange(self.key("outbox"))
         return [{"id": text(eid), **{text(k): text(v) for k, v in fields.items()}} for eid, fields in rows]
-
-    async def paused_destinations(self) -> dict[str, str]:
-        """Every paused destination and why."""
-        prefix = self.key("paused", "")
-        async with self._errors("list paused destinations"):
-            keys = [text(k) async for k in self._redis.scan_iter(match=prefix + "*")]
-            reasons = await self._redis.mget(keys) if keys else []
-        return {key[len(prefix) :]: text(reason) for key, reason in zip(keys, reasons, strict=True) if reason is not None}
-
-    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0, at: datetime | None = None) -> None:
-        """Remember a source's latest success or failure (for ``paperbot status`` and catch-up)."""
-        now = (at or datetime.now(UTC)).isoformat(timespec="seconds")
-        async with self._errors("record source health"):
-            raw = await self._redis.hget(self.key("health"), source)
-            health = json.loads(raw) if raw else {}
-            health.update({"ok_at": now, "count": count} if ok else {"failed_at": now, "error": detail})
-            await self._redis.hset(self.key("health"), source, json.dumps(health))
-
-    async def health(self) -> dict[str, dict[str, Any]]:
-        """Each source's latest success and failure."""
-        async with self._errors("read source health"):
-            raw = await self._redis.hgetall(self.key("health"))
-        return {text(k): json.loads(v) for k, v in raw.items()}
 
     async def last_posts(self) -> dict[str, str]:
         """When paperbot last posted to each destination."""

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as redis
 
 from bot.model import Delivery, Destination, PostRef, UserRef
+from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -104,8 +105,9 @@ async def test_skipped_deliveries_are_settled_without_a_post(store: RedisStore) 
 
 
 async def test_post_counts_per_day(store: RedisStore, redis_client: redis.Redis) -> None:
-    assert await store.count_post(HERE, "2026-03-06", 0) == 0
-    assert await store.count_post(HERE, "2026-03-06") == 1
-    assert await store.count_post(HERE, "2026-03-06", 3) == 4
-    assert await store.count_post(HERE, "2026-03-07", 0) == 0
+    coordination = RedisCoordination(redis_client, store.key())
+    assert await coordination.count_post(HERE, "2026-03-06", 0) == 0
+    assert await coordination.count_post(HERE, "2026-03-06") == 1
+    assert await coordination.count_post(HERE, "2026-03-06", 3) == 4
+    assert await coordination.count_post(HERE, "2026-03-07", 0) == 0
     assert 0 < await redis_client.ttl(store.key("posted", HERE.key, "2026-03-06")) <= 2 * 86400

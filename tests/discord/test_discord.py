@@ -56,7 +56,9 @@ def test_digest_batches_respect_ten_embeds_and_6000_characters() -> None:
 async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    report = await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    report = await Deliverer(
+        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+    ).deliver()
     assert report.delivered == 1
     [(channel, message)] = discord_bot.outbox.sent
     assert channel == CHANNEL
@@ -104,7 +106,9 @@ async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: Disco
 async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    await Deliverer(
+        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+    ).deliver()
     await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction())
     assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
     await discord_bot.adapter.tree._call(discord_bot.command("saved"))
@@ -116,7 +120,9 @@ async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: Disco
 async def test_other_emoji_other_messages_and_the_bots_own_reactions_do_nothing(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    await Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60).deliver()
+    await Deliverer(
+        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+    ).deliver()
     await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
     await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
     await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
@@ -148,7 +154,9 @@ async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
     discord_bot.outbox.refuse = forbidden
     papers = [make_paper(f"2611.0000{n}") for n in range(3)]
     await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
-    deliverer = Deliverer(discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60)
+    deliverer = Deliverer(
+        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+    )
     calls = 0
     original = discord_bot.outbox.send
 

@@ -20,7 +20,9 @@ async def post_paper(slack: SlackHarness, title: str = "Reasoning with tokens") 
     """Deliver one paper to C1 through the adapter, as a cycle would; return its message ts."""
     paper = make_paper("2611.00001", title=title)
     await slack.world.store.commit([paper], [Delivery(C1, paper.id)])
-    report = await Deliverer(slack.world.store, {"slack": slack.adapter}, "w", 60).deliver()
+    report = await Deliverer(
+        slack.world.store, {"slack": slack.adapter}, "w", 60, coordination=slack.world.coordination
+    ).deliver()
     assert report.delivered == 1
     return slack.api.accepted[-1]["ts"]
 

@@ -21,7 +21,9 @@ C1, C2 = Destination("slack", "C1"), Destination("slack", "C2")
 
 
 async def deliver_until_settled(world: World, adapter: SlackAdapter, passes: int = 10) -> None:
-    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, backoff=0)  # no waiting between passes
+    deliverer = Deliverer(
+        world.store, {"slack": adapter}, "w", claim_idle=60, backoff=0, coordination=world.coordination
+    )  # no waiting between passes
     for _ in range(passes):
         report = await deliverer.deliver()
         if not report.pending:
@@ -76,7 +78,7 @@ async def test_a_channel_the_bot_is_not_in_is_paused_once_and_keeps_its_papers(
     papers = [make_paper(f"2611.0000{i}") for i in range(3)]
     await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
     adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
-    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60)
+    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination)
     for _ in range(3):
         await deliverer.deliver()
     assert len([m for m in slack_api.methods("chat.postMessage") if m["channel"] == "C2"]) == 1  # one try, no storm
@@ -86,7 +88,7 @@ async def test_a_channel_the_bot_is_not_in_is_paused_once_and_keeps_its_papers(
     assert [d["paper"] for d in await world.store.dead_letters()] == ["2611.00000"]  # the refused post
     slack_api.forbidden.clear()  # someone invited the bot; then `paperbot deliveries --retry`:
     await world.store.requeue_dead()
-    await world.store.unpause(C2)
+    await world.coordination.unpause(C2)
     report = await deliverer.deliver()
     assert report.delivered == 3
 
@@ -97,7 +99,7 @@ async def test_one_message_per_second_per_channel_channels_in_parallel(world: Wo
     await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
     adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0.25)  # real sleeps: pacing is the point
     started = time.monotonic()
-    report = await Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60).deliver()
+    report = await Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination).deliver()
     elapsed = time.monotonic() - started
     assert report.delivered == 6
     assert slack_api.limited == 0
@@ -108,7 +110,14 @@ async def test_digest_mode_posts_a_parent_and_a_thread(world: World, slack_api: 
     papers = [make_paper(f"2611.0000{i}", upvotes=i) for i in range(5)]
     await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
     adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
-    deliverer = Deliverer(world.store, {"slack": adapter}, "w", 60, channel=lambda d: Channel(d, mode="digest", digest_size=2))
+    deliverer = Deliverer(
+        world.store,
+        {"slack": adapter},
+        "w",
+        60,
+        channel=lambda d: Channel(d, mode="digest", digest_size=2),
+        coordination=world.coordination,
+    )
     assert (await deliverer.deliver()).delivered == 5
     parent, *replies = slack_api.accepted
     assert parent["text"] == "5 new papers"
@@ -121,18 +130,20 @@ async def test_digest_mode_posts_a_parent_and_a_thread(world: World, slack_api: 
 async def test_three_workers_share_each_channels_pace_through_redis(embedded_redis) -> None:  # type: ignore[no-untyped-def]
     import redis.asyncio as redis_asyncio
 
+    from bot.store.coordination import RedisCoordination
     from bot.store.redis import RedisStore
 
     client = redis_asyncio.Redis.from_url(embedded_redis.url, protocol=2)
-    store = RedisStore(client, prefix=f"pace{time.time_ns()}:")
+    prefix = f"pace{time.time_ns()}:"
+    store, coordination = RedisStore(client, prefix=prefix), RedisCoordination(client, prefix=prefix)
     papers = [make_paper(f"2611.0000{i}") for i in range(6)]
     await store.commit(papers, [Delivery(C1, p.id) for p in papers])
     with SlackStandIn(channel_interval=0.45) as api:  # 429 for anything faster than the budget
         workers = []
         for n in range(3):
             adapter = SlackAdapter("xoxb-t", api_url=api.api_url, channel_interval=0.5)
-            adapter.share_pace(store.slot)
-            workers.append(Deliverer(store, {"slack": adapter}, f"worker-{n}", claim_idle=60, batch=2))
+            adapter.share_pace(coordination.slot)
+            workers.append(Deliverer(store, {"slack": adapter}, f"worker-{n}", claim_idle=60, batch=2, coordination=coordination))
         # Each worker takes its share of the queue; together they post to the one channel.
         reports = await asyncio.gather(*(w.deliver() for w in workers))
     await client.aclose()

@@ -1,0 +1,146 @@
+"""RedisCoordination: what processes agree on through Redis — the poll lock, paused destinations and
+their backoff, posting pace, daily counts, event de-duplication and source health.
+
+Keys (``P`` is the prefix)::
+
+    P lock:<name>           STRING  the owner of a lock, expiring unless renewed
+    P paused:<dest>         STRING  why a destination is paused (expires)
+    P failures:<dest>       STRING  consecutive failed delivery passes (for its backoff)
+    P pace:<key>            STRING  the next free posting slot (ms, Redis clock)
+    P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
+    P once:<event>          STRING  a platform event already handled (an hour)
+    P health                HASH    source → JSON of its last success, last failure and paper count
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as redis
+
+from bot.model import Destination
+from bot.store.redis import redis_errors, text
+
+# Renew or release a lock only if this owner still holds it (it may have expired and been taken).
+_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+# Hands out posting slots per key, `interval` ms apart, on Redis's clock so every process agrees.
+# Returns how long the caller must wait (ms) before its slot.
+_SLOT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local start = math.max(now_ms, tonumber(redis.call('GET', KEYS[1]) or '0'))
+local interval = tonumber(ARGV[1])
+redis.call('SET', KEYS[1], start + interval, 'PX', start - now_ms + interval + 1000)
+return start - now_ms
+"""
+
+
+class RedisCoordination:
+    """Cross-process state on the same Redis and prefix as the store."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+        self._slot = client.register_script(_SLOT)
+
+    def key(self, *parts: str) -> str:
+        """A key under this prefix."""
+        return self._prefix + ":".join(parts)
+
+    def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
+        return redis_errors(self._redis, what)
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock ``name`` for ``ttl`` seconds unless someone holds it."""
+        async with self._errors("take a lock"):
+            return bool(await self._redis.set(self.key("lock", name), owner, nx=True, px=int(ttl * 1000)))
+
+    async def renew(self, name: str, owner: str, ttl: float) -> bool:
+        """Extend a lock ``owner`` holds; False if it was lost (expired, and maybe taken by another)."""
+        async with self._errors("renew a lock"):
+            return bool(await self._renew(keys=[self.key("lock", name)], args=[owner, int(ttl * 1000)]))
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release a lock, only if ``owner`` still holds it."""
+        async with self._errors("release a lock"):
+            await self._release(keys=[self.key("lock", name)], args=[owner])
+
+    async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
+        """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
+        async with self._errors("pause a destination"):
+            await self._redis.set(self.key("paused", destination.key), reason, ex=max(1, seconds))
+
+    async def unpause(self, destination: Destination) -> bool:
+        """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
+        async with self._errors("resume a destination"):
+            return bool(await self._redis.delete(self.key("paused", destination.key)))
+
+    async def paused(self, destination: Destination) -> str | None:
+        """Why ``destination`` is paused, or None."""
+        async with self._errors("read a pause"):
+            raw = await self._redis.get(self.key("paused", destination.key))
+        return text(raw) if raw is not None else None
+
+    async def paused_destinations(self) -> dict[str, str]:
+        """Every paused destination and why."""
+        prefix = self.key("paused", "")
+        async with self._errors("list paused destinations"):
+            keys = [text(k) async for k in self._redis.scan_iter(match=prefix + "*")]
+            reasons = await self._redis.mget(keys) if keys else []
+        return {key[len(prefix) :]: text(reason) for key, reason in zip(keys, reasons, strict=True) if reason is not None}
+
+    async def count_failure(self, destination: Destination, reset: bool = False) -> int:
+        """Consecutive failed passes for ``destination`` (for its backoff); ``reset`` after a success."""
+        key = self.key("failures", destination.key)
+        async with self._errors("count failures"):
+            if reset:
+                await self._redis.delete(key)
+                return 0
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, 86400)
+                count, _ = await pipe.execute()
+        return int(count)
+
+    async def count_post(self, destination: Destination, day: str, delta: int = 1) -> int:
+        """Add ``delta`` to the destination's posts on ``day`` (YYYY-MM-DD); the new total."""
+        key = self.key("posted", destination.key, day)
+        async with self._errors("count posts"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(key, delta)
+            pipe.expire(key, 2 * 86400)
+            total, _ = await pipe.execute()
+        return int(total)
+
+    async def slot(self, key: str, interval: float) -> float:
+        """Reserve the next posting slot for ``key`` (slots ``interval`` seconds apart, shared by every
+        process); returns the seconds to wait before using it."""
+        async with self._errors("reserve a posting slot"):
+            return int(await self._slot(keys=[self.key("pace", key)], args=[int(interval * 1000)])) / 1000
+
+    async def first_time(self, key: str, ttl: int = 3600) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""
+        async with self._errors("record an event"):
+            return bool(await self._redis.set(self.key("once", key), 1, nx=True, ex=ttl))
+
+    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0, at: datetime | None = None) -> None:
+        """Remember a source's latest success or failure (for ``paperbot status`` and catch-up)."""
+        now = (at or datetime.now(UTC)).isoformat(timespec="seconds")
+        async with self._errors("record source health"):
+            raw = await self._redis.hget(self.key("health"), source)
+            health = json.loads(raw) if raw else {}
+            health.update({"ok_at": now, "count": count} if ok else {"failed_at": now, "error": detail})
+            await self._redis.hset(self.key("health"), source, json.dumps(health))
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each source's latest success and failure."""
+        async with self._errors("read source health"):
+            raw = await self._redis.hgetall(self.key("health"))
+        return {text(k): json.loads(v) for k, v in raw.items()}

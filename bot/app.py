@@ -192,6 +192,66 @@ async def run_once(app: App) -> CycleReport:
     return report
 
 
+class Cycles:
+    """Runs the app's cycles on APScheduler: at start, then on the role's schedule. Expected trouble is
+    one log line; an unreachable Redis is retried soon, with doubling waits, rather than at the next poll."""
+
+    def __init__(self, app: App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.running: set[asyncio.Task[None]] = set()
+        self._retry_in = RETRY_FIRST
+
+    def start(self) -> None:
+        """Schedule the first cycle now and the next ones every interval."""
+        if self.app.role == "worker":
+            # Workers only deliver: often, so what pollers queue goes out within a minute.
+            every: dict[str, float] = {"seconds": self.settings.deliver_interval_seconds}
+        else:
+            every = {"minutes": self.settings.poll_interval_minutes, "jitter": self.settings.poll_jitter_seconds}
+        self.scheduler.add_job(
+            self.run,
+            "interval",
+            **every,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            id="cycle",
+        )
+        self.scheduler.start()
+
+    async def run(self) -> None:
+        """One guarded cycle."""
+        task = asyncio.current_task()
+        self.running.add(task)  # type: ignore[arg-type]
+        try:
+            await self.app.cycle()
+            self._retry_in = RETRY_FIRST
+        except asyncio.CancelledError:
+            # Shutdown interrupted the cycle: nothing is lost (the outbox keeps what was not acknowledged).
+            log.info("cycle interrupted by shutdown")
+        except StoreError as exc:
+            log.error("cycle failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": self._retry_in}})
+            run_at = datetime.now(UTC) + timedelta(seconds=self._retry_in)
+            self.scheduler.add_job(self.run, "date", run_date=run_at, id="retry", replace_existing=True)
+            self._retry_in = min(self._retry_in * 2, RETRY_LAST)
+        except PaperbotError as exc:
+            # Other expected trouble (every source down): one line; the next cycle tries again.
+            log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
+        finally:
+            self.running.discard(task)  # type: ignore[arg-type]
+
+    async def stop(self, others: list[asyncio.Task[None]]) -> None:
+        """Stop scheduling, interrupt what runs (and ``others``), and wait for all of it to end."""
+        self.scheduler.shutdown(wait=False)
+        tasks = [*others, *self.running]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], stop: asyncio.Event | None = None) -> None:
     """Poll at start, then every ``poll_interval`` with jitter, and serve every chat adapter, all in
     this one event loop, until SIGTERM or SIGINT (or until ``stop`` is set, when one is given)."""
@@ -200,76 +260,20 @@ async def serve(app: App, settings: Settings, adapters: Mapping[str, Adapter], s
     stop = stop or asyncio.Event()
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-
-    backoff = [RETRY_FIRST]
-    running: set[asyncio.Task[None]] = set()
-
-    async def guarded_cycle() -> None:
-        task = asyncio.current_task()
-        running.add(task)  # type: ignore[arg-type]
-        try:
-            await app.cycle()
-            backoff[0] = RETRY_FIRST
-        except asyncio.CancelledError:
-            # Shutdown interrupted the cycle: nothing is lost (the outbox keeps what was not acknowledged).
-            log.info("cycle interrupted by shutdown")
-        except StoreError as exc:
-            # Redis away: one line per attempt, then again soon (doubling), not at the next poll.
-            log.error("cycle failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": backoff[0]}})
-            run_at = datetime.now(UTC) + timedelta(seconds=backoff[0])
-            scheduler.add_job(guarded_cycle, "date", run_date=run_at, id="retry", replace_existing=True)
-            backoff[0] = min(backoff[0] * 2, RETRY_LAST)
-        except PaperbotError as exc:
-            # Other expected trouble (every source down) is one line; the next cycle tries again.
-            log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
-        finally:
-            running.discard(task)  # type: ignore[arg-type]
-
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    if app.role == "worker":
-        # Workers only deliver: often, so what pollers queue goes out within a minute.
-        scheduler.add_job(
-            guarded_cycle,
-            "interval",
-            seconds=settings.deliver_interval_seconds,
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-            id="deliver",
-        )
-    else:
-        scheduler.add_job(
-            guarded_cycle,
-            "interval",
-            minutes=settings.poll_interval_minutes,
-            jitter=settings.poll_jitter_seconds,
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,
-            id="poll",
-        )
-    scheduler.start()
+    cycles = Cycles(app, settings)
+    cycles.start()
     listeners = [asyncio.create_task(a.run(app.commands), name=name) for name, a in adapters.items() if isinstance(a, Listener)]
-    log.info(
-        "paperbot running",
-        extra={
-            "kv": {
-                "poll_interval_minutes": settings.poll_interval_minutes,
-                "chat": ",".join(t.get_name() for t in listeners) or "none",
-            }
-        },
-    )
+    if listeners:  # chat users will query: load the index now, not on the first /papers
+        cycles.running.add(asyncio.create_task(app.commands.warm_up(), name="warm-up"))
+    chat = ",".join(t.get_name() for t in listeners) or "none"
+    log.info("paperbot running", extra={"kv": {"poll_interval_minutes": settings.poll_interval_minutes, "chat": chat}})
     try:
         done = asyncio.ensure_future(stop.wait())
         finished, _ = await asyncio.wait([done, *listeners], return_when=asyncio.FIRST_COMPLETED)
         for task in finished - {done}:
             task.result()  # a listener that stopped on its own: surface why
     finally:
-        scheduler.shutdown(wait=False)
-        for task in [*listeners, *running]:
-            task.cancel()
-        await asyncio.gather(*listeners, *running, return_exceptions=True)
+        await cycles.stop([*listeners, done])
         for sig in signals:
             loop.remove_signal_handler(sig)
         log.info("paperbot stopped")

@@ -140,6 +140,13 @@ class CommandCore:
         except CommandError as exc:
             return Reply(str(exc))
 
+    async def warm_up(self) -> None:
+        """Load the query index now (a service does this at start) rather than on the first command."""
+        try:
+            await self._index.refresh()
+        except PaperbotError as exc:
+            log.warning("could not preload the query index; the first /papers will", extra={"kv": {"problem": str(exc)}})
+
     async def once(self, event_id: str) -> bool:
         """True the first time a platform delivers ``event_id``; its retries get False."""
         return await self._coordination.first_time(event_id)

@@ -22,7 +22,7 @@ class World:
         self.store = RedisStore(self.client, prefix=prefix)
         self.subscriptions = RedisSubscriptions(self.client, prefix=prefix)
         self.library = RedisLibrary(self.client, prefix=prefix)
-        index = PaperIndex(self.store, 30 * 86400)
+        self.index = index = PaperIndex(self.store, 30 * 86400)
         self.coordination = RedisCoordination(self.client, prefix=prefix)
         self.core = CommandCore(
             self.store,

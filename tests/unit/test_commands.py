@@ -140,3 +140,9 @@ async def test_saved_papers_outlive_the_paper_cache(world: World) -> None:
     assert await world.store.paper("2603.00001") is None
     assert [s.paper.id for s in await world.library.saved(ADA)] == ["2603.00001"]
     assert "already" in await world.ask("/papers save 2603.00001")
+
+
+async def test_warm_up_loads_the_index_before_any_command(world: World) -> None:
+    assert len(world.index) == 0
+    await world.core.warm_up()
+    assert len(world.index) == 4

@@ -24,6 +24,10 @@ from bot.store.subscriptions import RedisSubscriptions
 
 log = logging.getLogger(__name__)
 
+QUERY_HELP = """Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
+cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
+Example: {command}"vision-language" OR VLA -survey upvotes>=5"""
+
 USAGE = """\
 /papers <query>                 recent papers matching the query, best first
 /papers more                    the next results of your last query
@@ -36,9 +40,7 @@ USAGE = """\
 /papers export [bibtex|markdown]   your saved papers as BibTeX (default) or Markdown
 /papers help                    this text
 
-Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
-cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
-Example: /papers "vision-language" OR VLA -survey upvotes>=5"""
+""" + QUERY_HELP.format(command="/papers ")
 
 DISCORD_USAGE = """\
 /papers search query:<query>    recent papers matching the query, best first
@@ -52,9 +54,7 @@ DISCORD_USAGE = """\
 /papers export form:<…>         your saved papers as BibTeX or Markdown (sent as a file)
 /papers help                    this text
 
-Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
-cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
-Example: /papers search query:"vision-language" OR VLA -survey upvotes>=5"""
+""" + QUERY_HELP.format(command="/papers search query:")
 
 SUBCOMMANDS = ("help", "more", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
 

@@ -147,9 +147,11 @@ class Deliverer:
         log.warning("delivery failed; will retry", extra={"kv": kv})
 
     async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
+        # One lookup for the whole queue (it is all one destination), not a round trip per entry.
+        earlier_posts = await self._store.earlier_posts(queue[0].delivery.destination, [e.delivery.paper_id for e in queue])
         owed = []
         for entry in queue:
-            earlier = await self._store.delivered(entry.delivery.destination, entry.delivery.paper_id)
+            earlier = earlier_posts.get(entry.delivery.paper_id)
             if earlier is None:
                 owed.append(entry)
             else:

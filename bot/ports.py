@@ -150,6 +150,10 @@ class Store(Protocol):
         """The message id of an earlier successful post of ``paper_id`` to ``destination``."""
         ...
 
+    async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
+        """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
+        ...
+
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
         ...

@@ -199,9 +199,15 @@ class RedisStore:
             return int(await self._redis.hincrby(self.key("attempts"), entry.entry_id, 1))
 
     async def delivered(self, destination: Destination, paper_id: str) -> str | None:
-        async with self._errors("read a delivery record"):
-            raw = await self._redis.hget(self.key("delivered", destination.key), paper_id)
-        return text(raw) if raw is not None else None
+        return (await self.earlier_posts(destination, [paper_id])).get(paper_id)
+
+    async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
+        """Message ids of the papers among ``paper_ids`` already posted to ``destination``; one round trip."""
+        if not paper_ids:
+            return {}
+        async with self._errors("read delivery records"):
+            raw = await self._redis.hmget(self.key("delivered", destination.key), list(paper_ids))
+        return {pid: text(mid) for pid, mid in zip(paper_ids, raw, strict=True) if mid is not None}
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id

@@ -130,3 +130,13 @@ async def test_detection_is_one_round_trip_for_a_whole_batch(store: RedisStore, 
     stats = await redis_client.info("commandstats")
     assert stats["cmdstat_smismember"]["calls"] == 1
     assert "cmdstat_sismember" not in stats
+
+
+async def test_earlier_posts_answers_for_a_whole_queue_at_once(store: RedisStore) -> None:
+    papers = [make_paper(f"2603.0000{n}") for n in range(3)]
+    await store.commit(papers, [Delivery(A, p.id) for p in papers])
+    first, *_ = await store.take("w1", claim_idle=60)
+    await store.done(first, PostRef(A, "m-first"))
+    assert await store.earlier_posts(A, [p.id for p in papers]) == {first.delivery.paper_id: "m-first"}
+    assert await store.earlier_posts(B, [p.id for p in papers]) == {}
+    assert await store.earlier_posts(A, []) == {}

@@ -45,6 +45,19 @@ def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def env_with_slack(tmp_path: Path, redis_url: str, hf_url: str, slack_api_url: str, config: Path, **extra: str) -> dict[str, str]:
+    """``base_env`` for paperbot posting to a stand-in Slack, reading a stand-in HF, on a real Redis."""
+    return base_env(
+        tmp_path,
+        REDIS_URL=redis_url,
+        HF_ENDPOINT=hf_url,
+        SLACK_API_URL=slack_api_url,
+        PAPERBOT_CONFIG=str(config),
+        SLACK_BOT_TOKEN="xoxb-e2e-token",
+        **{"SLACK_SIGNING_SECRET": "s", **extra},
+    )
+
+
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Run, base_env
+from tests.e2e.conftest import ROOT, Run, base_env, env_with_slack
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import RedisProcess, embedded_binary, system_binary
 from tests.slack.standin import SlackStandIn
@@ -43,15 +43,7 @@ def test_sigkill_during_delivery_ten_times_loses_nothing(real_redis_url: str, tm
     rng = random.Random(5)
     kills = 0
     with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.15) as api:
-        env = base_env(
-            tmp_path,
-            REDIS_URL=real_redis_url,
-            HF_ENDPOINT=hf.url,
-            SLACK_API_URL=api.api_url,
-            PAPERBOT_CONFIG=str(config),
-            SLACK_BOT_TOKEN="xoxb-fault",
-            SLACK_SIGNING_SECRET="s",
-        )
+        env = env_with_slack(tmp_path, real_redis_url, hf.url, api.api_url, config)
         recoveries = []
         for _ in range(10):
             before = len(api.accepted)
@@ -92,15 +84,7 @@ def test_deliveries_status_retry_and_backfill(real_redis_url: str, tmp_path: Pat
     older = (datetime.now(UTC).date() - timedelta(days=6)).isoformat()
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00051", "Today")], older: [hf_item("2611.00052", "Six days ago")]})
     with StandIn(hf) as hf_server, SlackStandIn(forbidden={"CLOCKED"}) as api:
-        env = base_env(
-            tmp_path,
-            REDIS_URL=real_redis_url,
-            HF_ENDPOINT=hf_server.url,
-            SLACK_API_URL=api.api_url,
-            PAPERBOT_CONFIG=str(config),
-            SLACK_BOT_TOKEN="xoxb-ops",
-            SLACK_SIGNING_SECRET="s",
-        )
+        env = env_with_slack(tmp_path, real_redis_url, hf_server.url, api.api_url, config)
         assert paperbot(env, "run", "--once").returncode == 0
         listing = paperbot(env, "deliveries").stdout
         assert "dead letters: 1" in listing
@@ -130,15 +114,7 @@ def test_redis_restarted_in_the_middle_of_a_cycle_loses_nothing(tmp_path: Path, 
     config.write_text(CONFIG)
     try:
         with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.1) as api:
-            env = base_env(
-                tmp_path,
-                REDIS_URL=redis.url,
-                HF_ENDPOINT=hf.url,
-                SLACK_API_URL=api.api_url,
-                PAPERBOT_CONFIG=str(config),
-                SLACK_BOT_TOKEN="xoxb-restart",
-                SLACK_SIGNING_SECRET="s",
-            )
+            env = env_with_slack(tmp_path, redis.url, hf.url, api.api_url, config)
             with subprocess.Popen(
                 [sys.executable, "-m", "bot", "run", "--once"],
                 env=env,

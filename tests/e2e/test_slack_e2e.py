@@ -15,7 +15,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.e2e.conftest import ROOT, Run, base_env
+from tests.e2e.conftest import ROOT, Run, env_with_slack
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import free_port
 from tests.slack.standin import SlackStandIn
@@ -41,13 +41,12 @@ def slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-d
     config.write_text(CONFIG)
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00031", "Reasoning at Scale"), hf_item("2611.00032", "Protein Design")]})
     with StandIn(hf) as hf_server, SlackStandIn() as api:
-        env = base_env(
+        env = env_with_slack(
             tmp_path,
-            REDIS_URL=real_redis_url,
-            HF_ENDPOINT=hf_server.url,
-            SLACK_API_URL=api.api_url,
-            PAPERBOT_CONFIG=str(config),
-            SLACK_BOT_TOKEN="xoxb-e2e-token",
+            real_redis_url,
+            hf_server.url,
+            api.api_url,
+            config,
             SLACK_SIGNING_SECRET=SECRET,
             PORT=str(free_port()),
         )

@@ -13,7 +13,8 @@ import asyncio
 import logging
 import random
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -28,7 +29,7 @@ from adapters.slack.translate import action_parts, command_parts, reaction_from
 from bot.commands import CommandCore, answer
 from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef, UserRef
-from bot.pacing import MinInterval, Sleep
+from bot.pacing import Sleep
 from bot.ports import Reserve
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class SlackAdapter:
         self._command = command
         self._host, self._port = host, port
         self._interval = channel_interval
-        self._pacers: dict[str, MinInterval] = {}
+        self._next_slot: dict[str, float] = {}
         self._reserve: Reserve | None = None
         self._retries = retries
         self._ack_budget = ack_budget
@@ -116,36 +117,39 @@ class SlackAdapter:
     async def _post(self, channel: str, **message: Any) -> dict[str, Any]:
         # Never link_names, never parse: mentions stay text; no previews of the links we add.
         payload = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
-        if self._reserve is not None and self._interval:
-            wait = await self._reserve(f"slack:{channel}", self._interval)
-            if wait > 0:
-                await self._sleep(wait)
-            return await self._call("chat.postMessage", payload)
-        async with self._pacers.setdefault(channel, MinInterval(self._interval, sleep=self._sleep)):
-            return await self._call("chat.postMessage", payload)
+        return await self._call("chat.postMessage", payload, lambda: self._take_turn(channel))
 
-    async def _call(self, method: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _take_turn(self, channel: str) -> None:
+        """Wait for this channel's next posting slot. Every attempt takes one, retries included, so a
+        retried post never lands on another post's (or another worker's) slot."""
+        if not self._interval:
+            return
+        key = f"slack:{channel}"
+        reserve = self._reserve or self._local_slot
+        wait = await reserve(key, self._interval)
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def _local_slot(self, key: str, interval: float) -> float:
+        # The in-process twin of the store's slots (same semantics): slots ``interval`` apart, per key.
+        now = time.monotonic()
+        start = max(now, self._next_slot.get(key, 0.0))
+        self._next_slot[key] = start + interval
+        return start - now
+
+    async def _call(
+        self, method: str, payload: dict[str, Any], take_turn: Callable[[], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
         where = f"Slack {method} to {payload.get('channel', '?')}"
         problem = "no attempt"
         for attempt in range(self._retries + 1):
+            if take_turn is not None:
+                await take_turn()
             try:
                 response = await self.client.api_call(method, json=payload)
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
-                status = exc.response.status_code
-                error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
-                if error in PERMANENT:
-                    raise DeliveryError(f"{where}: {error}", permanent=True) from None
-                problem = f"HTTP {status}" + (f" ({error})" if error else "")
-                wait = self._backoff(attempt)
-                if status == 429:
-                    wait = float(exc.response.headers.get("Retry-After", wait) or wait)
-                    if wait > _LONGEST_WAIT:
-                        raise DeliveryError(f"{where}: rate limited for {wait:.0f}s", retry_after=wait) from None
-                elif status < 500 and status != 200:
-                    raise DeliveryError(f"{where}: {problem}") from None
-                elif status == 200:  # ok: false with an error we do not know; likely our payload
-                    raise DeliveryError(f"{where}: {error}") from None
+                problem, wait = _retryable(exc, where, self._backoff(attempt))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem, wait = f"connection failed ({type(exc).__name__})", self._backoff(attempt)
             if attempt < self._retries:
@@ -280,6 +284,25 @@ def http_app(app: AsyncApp) -> web.Application:
     web_app.router.add_post("/slack/events", events)
     web_app.router.add_get("/healthz", health)
     return web_app
+
+
+def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, float]:
+    """What went wrong and how long to wait before retrying; raises ``DeliveryError`` when retrying cannot help."""
+    status = exc.response.status_code
+    error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
+    if error in PERMANENT:
+        raise DeliveryError(f"{where}: {error}", permanent=True) from None
+    problem = f"HTTP {status}" + (f" ({error})" if error else "")
+    if status == 429:
+        wait = float(exc.response.headers.get("Retry-After", backoff) or backoff)
+        if wait > _LONGEST_WAIT:
+            raise DeliveryError(f"{where}: rate limited for {wait:.0f}s", retry_after=wait) from None
+        return problem, wait
+    if status == 200:  # ok: false with an error we do not know; likely our payload
+        raise DeliveryError(f"{where}: {error}") from None
+    if status < 500:
+        raise DeliveryError(f"{where}: {problem}") from None
+    return problem, backoff
 
 
 class _IgnoreUnusedTokenWarning(logging.Filter):

@@ -81,16 +81,8 @@ def render(card: Card) -> Text:
     text = Text()
     text.append(card.title, style="bold")
     text.append("\n  ")
-    count = f" ({len(card.authors)} authors)" if len(card.authors) > 3 else ""
-    text.append(card.byline + count, style="cyan")
-    if card.organization:
-        text.append(f" · {card.organization}", style="cyan")
-    facts = [card.date]
-    if card.upvotes is not None:
-        facts.append(f"▲ {card.upvotes}")
-    if card.why:
-        facts.append("matched: " + ", ".join(card.why))
-    text.append("\n  " + " · ".join(f for f in facts if f), style="dim")
+    text.append(card.credit, style="cyan")
+    text.append("\n  " + " · ".join(card.facts), style="dim")
     text.append("\n  TL;DR ", style="bold green")
     text.append(card.tldr)
     if card.keywords:

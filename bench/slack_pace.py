@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.slack.adapter import SlackAdapter
+from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
 from bot.delivery import Deliverer
 from bot.model import Delivery, Destination
@@ -33,15 +33,17 @@ async def main(args: argparse.Namespace) -> None:
     with SlackStandIn(channel_interval=1.0) as api:
         world = World()
         await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in channels])
-        adapter = SlackAdapter("xoxb-bench", api_url=api.api_url, channel_interval=1.0)
-        deliverer = Deliverer(world.store, {"slack": adapter}, "bench", claim_idle=600, coordination=world.coordination)
+        adapter = SlackOutbound(web_client("xoxb-bench", api.api_url), channel_interval=1.0)
+        deliverer = Deliverer(
+            world.store, world.store, {"slack": adapter}, "bench", claim_idle=600, coordination=world.coordination
+        )
         started = time.perf_counter()
         report = await deliverer.deliver()
         parallel = time.perf_counter() - started
         limited = api.limited
 
         naive_api_calls = len(api.calls)
-        naive = SlackAdapter("xoxb-bench", api_url=api.api_url, channel_interval=1.0)
+        naive = SlackOutbound(web_client("xoxb-bench", api.api_url), channel_interval=1.0)
         started = time.perf_counter()
         for n in range(args.naive_sample):  # one global queue, one message a second
             await naive.post(Destination("slack", "CNAIVE"), to_card(papers[n % len(papers)]))

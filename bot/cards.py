@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 from bot.model import Card, Paper
-from bot.text import clean, delatex
+from bot.text import clean, delatex, shorten
 
 # A period that ends these is not the end of a sentence.
 _ABBREVIATIONS = {
@@ -54,27 +53,6 @@ def sentences(text: str) -> list[str]:
     if tail:
         out.append(tail)
     return out
-
-
-def shorten(text: str, limit: int) -> str:
-    """Cut ``text`` to at most ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
-    if len(text) <= limit:
-        return text
-    cut = text[: max(limit - 1, 0)]
-    if " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip(" ,;:-—") + "…"
-
-
-def fit_escaped(text: str, limit: int, escape: Callable[[str], str]) -> str:
-    """``text`` shortened at a word boundary so that, once escaped, it fits in ``limit`` characters
-    (escaping lengthens text, so the cut is made before escaping and tightened until it fits)."""
-    budget = limit
-    while True:
-        escaped = escape(shorten(text, budget))
-        if len(escaped) <= limit:
-            return escaped
-        budget -= len(escaped) - limit
 
 
 def extractive_summary(abstract: str, limit: int = 280) -> str:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.model import Channel, Destination
+from bot.ports import Subscriptions
 from bot.routing import Router, compile_route
-from bot.store.subscriptions import RedisSubscriptions
 
 
 class Channels:
     """Each destination's settings, and a router over everyone's current subscriptions."""
 
-    def __init__(self, configured: Sequence[Channel], subscriptions: RedisSubscriptions) -> None:
+    def __init__(self, configured: Sequence[Channel], subscriptions: Subscriptions) -> None:
         self._configured = {c.destination: c for c in configured}
         self._subscriptions = subscriptions
 

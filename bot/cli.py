@@ -1,4 +1,4 @@
-"""The ``paperbot`` command line."""
+"""The ``paperbot`` command line: parses arguments, loads settings, and hands over to the composition root."""
 
 from __future__ import annotations
 
@@ -7,22 +7,23 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 
 from rich.console import Console
 
 from bot import __version__, logs, operations
-from bot.app import ROLES, App, open_app, run_once, serve
+from bot.app import open_app, sync_discord
 from bot.errors import ConfigError, PaperbotError, StoreError
 from bot.model import Destination, UserRef
-from bot.ports import Adapter, ReplyViewer
+from bot.pacing import backoff
+from bot.ports import ReplyViewer
+from bot.service import ROLES, App, run_once, serve
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot.app")
 
-AdapterFactory = Callable[[argparse.Namespace, Settings], Mapping[str, Adapter]]
-
 EXIT_FAILURE, EXIT_CONFIG = 1, 2
+START_RETRY_FIRST, START_RETRY_LAST = 1.0, 60.0  # seconds between start attempts while Redis is unreachable
 
 
 def parser() -> argparse.ArgumentParser:
@@ -68,8 +69,8 @@ def parser() -> argparse.ArgumentParser:
     return main
 
 
-def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
-    """Run the command line; ``make_adapters`` builds the platform adapters. Returns the exit status."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
     args = parser().parse_args(argv)
     try:
         settings = load_settings(os.environ)
@@ -78,7 +79,7 @@ def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
         return EXIT_CONFIG
     logs.configure(-1 if args.quiet else args.verbose, settings.secrets())
     try:
-        return asyncio.run(_run(args, settings, make_adapters))
+        return asyncio.run(_run(args, settings))
     except ConfigError as exc:
         print(f"paperbot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -89,39 +90,36 @@ def main(argv: Sequence[str] | None, make_adapters: AdapterFactory) -> int:
         return 130
 
 
-async def _run(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command != "run" or args.once:
-        return await _run_once(args, settings, make_adapters)
-    delay = 1.0
+        return await _run_once(args, settings)
+    attempt = 0
     while True:  # the service outlives Redis outages: one line per attempt, backing off, then on its own again
         try:
-            return await _run_once(args, settings, make_adapters)
+            return await _run_once(args, settings)
         except StoreError as exc:
+            delay = round(backoff(attempt, START_RETRY_FIRST, START_RETRY_LAST), 1)
+            attempt += 1
             log.error("cannot start: Redis unreachable; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": delay}})
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 60.0)
 
 
-async def _run_once(args: argparse.Namespace, settings: Settings, make_adapters: AdapterFactory) -> int:
-    adapters = make_adapters(args, settings)
+async def _run_once(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "discord":
-        discord = adapters.get("discord")
-        if discord is None or not hasattr(discord, "sync_globally"):
-            raise ConfigError(["DISCORD_TOKEN: required to sync the Discord commands"])
-        count = await discord.sync_globally()
+        count = await sync_discord(settings)
         print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
         return 0
-    async with open_app(settings, adapters, role=getattr(args, "role", "all")) as app:
+    async with open_app(settings, role=getattr(args, "role", "all"), json_lines=getattr(args, "json", False)) as app:
         if args.command == "run":
-            await (run_once(app) if args.once else serve(app, settings, adapters))
+            await (run_once(app) if args.once else serve(app))
         elif args.command == "deliveries":
-            print(await operations.deliveries(app.store, app.coordination, args.retry))
+            print(await operations.deliveries(app.outbox, app.coordination, args.retry))
         elif args.command == "status":
-            print(await operations.status(app.store, app.coordination))
+            print(await operations.status(app.outbox, app.coordination))
         elif args.command == "backfill":
             await _backfill(app, args.days)
         else:
-            await converse(app, adapters["console"], args)
+            await converse(app, args)
     return 0
 
 
@@ -142,8 +140,9 @@ async def _backfill(app: App, days: int) -> None:
     )
 
 
-async def converse(app: App, console: Adapter, args: argparse.Namespace) -> None:
+async def converse(app: App, args: argparse.Namespace) -> None:
     """``ask``: one command; ``shell``: a prompt, until ``exit``, ``quit`` or end of input."""
+    console = app.adapters.get("console")
     if not isinstance(console, ReplyViewer):
         raise ConfigError(["the console adapter cannot show replies"])
     user, where = UserRef("console", args.user), Destination("console", args.channel)

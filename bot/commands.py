@@ -1,7 +1,8 @@
 """``/papers …``: the same grammar on every platform, answered from the store alone.
 
 Adapters turn a slash command into ``(text, user, destination)`` and a reaction into a
-``Reaction``; this module decides everything else and answers with a ``Reply``.
+``Reaction``; this module decides everything else and answers with a ``Reply``: a user's mistake
+and a store outage become replies too, so a listener never sees an error.
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from bot.cards import to_card
 from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
-from bot.model import Destination, Paper, Reaction, Reply, UserRef
+from bot.model import Destination, Paper, Reaction, Reply, Saved, UserRef
+from bot.ports import Coordination, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
-from bot.store.coordination import RedisCoordination
-from bot.store.library import RedisLibrary, Saved
-from bot.store.redis import RedisStore
-from bot.store.subscriptions import RedisSubscriptions
 
 log = logging.getLogger(__name__)
 
@@ -80,36 +79,42 @@ def parse_command(text: str) -> Command:
     return Command("search", text)
 
 
-async def answer(work: Awaitable[Reply | None]) -> Reply:
-    """The reply of a command or button, for adapters: a user's mistake and a store outage become
-    replies too (never an error page or an HTTP 500), and the outage is logged once."""
+OUTAGE = "paperbot could not answer just now (its store is unreachable); please try again shortly."
+HELP_HINT = "\nType /papers help for the syntax."
+
+R = TypeVar("R", Reply, Reply | None)
+
+
+async def replying(work: Awaitable[R], hint: str = "") -> R | Reply:
+    """``work``'s reply, or the reply that says what went wrong: a user's mistake (with ``hint``) or a
+    store outage (never an error page or an HTTP 500; the outage is logged once)."""
     try:
-        return await work or Reply("")
+        return await work
     except CommandError as exc:
-        return Reply(str(exc))
+        return Reply(f"{exc}{hint}")
     except PaperbotError as exc:
         log.error("command failed", extra={"kv": {"problem": str(exc)}})
-        return Reply("paperbot could not answer just now (its store is unreachable); please try again shortly.")
+        return Reply(OUTAGE)
 
 
 class CommandCore:
-    """Executes commands and reactions for one deployment."""
+    """The ``Commands`` port: executes commands and reactions for one deployment."""
 
     def __init__(
         self,
-        store: RedisStore,
-        subscriptions: RedisSubscriptions,
-        library: RedisLibrary,
+        papers: Papers,
+        subscriptions: Subscriptions,
+        library: Library,
         index: PaperIndex,
         save_emoji: Mapping[str, str],
         catch_all: frozenset[Destination] = frozenset(),
         page_size: int = 5,
         tldr_length: int = 280,
         *,
-        coordination: RedisCoordination,
+        coordination: Coordination,
     ) -> None:
         self._coordination = coordination
-        self._store = store
+        self._papers = papers
         self._subscriptions = subscriptions
         self._library = library
         self._index = index
@@ -121,24 +126,23 @@ class CommandCore:
     async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
         """Answer one ``/papers`` command; a user's mistake becomes a reply saying what is wrong."""
         command = parse_command(text)
-        try:
-            handler = getattr(self, f"_{command.name}")
-            return await handler(command.argument, user, where)
-        except CommandError as exc:
-            return Reply(f"{exc}\nType /papers help for the syntax.")
+        handler = getattr(self, f"_{command.name}")
+        return await replying(handler(command.argument, user, where), HELP_HINT)
 
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""
+        return await replying(self._react(reaction))
+
+    async def _react(self, reaction: Reaction) -> Reply | None:
         emoji = reaction.emoji.strip(":").split("::", 1)[0]
         if emoji != self._save_emoji.get(reaction.post.destination.platform):
             return None
-        paper_id = await self._store.paper_for_post(reaction.post)
+        paper_id = await self._papers.paper_for_post(reaction.post)
         if paper_id is None:
             return None
-        try:
-            return await (self.save(reaction.user, paper_id) if reaction.added else self.unsave(reaction.user, paper_id))
-        except CommandError as exc:
-            return Reply(str(exc))
+        return await (
+            self._save_paper(reaction.user, paper_id) if reaction.added else self._unsave_paper(reaction.user, paper_id)
+        )
 
     async def warm_up(self) -> None:
         """Load the query index now (a service does this at start) rather than on the first command."""
@@ -161,14 +165,20 @@ class CommandCore:
 
     async def save(self, user: UserRef, paper_id: str) -> Reply:
         """Keep a paper in ``user``'s list: what reactions, Save buttons and ``/papers save`` all call."""
+        return await replying(self._save_paper(user, paper_id))
+
+    async def unsave(self, user: UserRef, paper_id: str) -> Reply:
+        """Remove a paper from ``user``'s list."""
+        return await replying(self._unsave_paper(user, paper_id))
+
+    async def _save_paper(self, user: UserRef, paper_id: str) -> Reply:
         paper = await self._paper(paper_id)
         if paper is None:
             raise CommandError(f"paperbot has not seen {paper_id} in the last days")
         added = await self._library.save(user, paper)
         return Reply(f"Saved “{paper.title}”." if added else f"“{paper.title}” was already in your saved papers.")
 
-    async def unsave(self, user: UserRef, paper_id: str) -> Reply:
-        """Remove a paper from ``user``'s list."""
+    async def _unsave_paper(self, user: UserRef, paper_id: str) -> Reply:
         if not await self._library.unsave(user, paper_id):
             raise CommandError(f"{paper_id} is not in your saved papers")
         return Reply(f"Removed {paper_id} from your saved papers.")
@@ -187,7 +197,7 @@ class CommandCore:
             return Reply(f"No paper of the last {len(self._index)} cached matches “{query.text}”.")
         if not ids:
             return Reply(f"No more papers match “{query.text}” ({total} in all).")
-        papers = {p.id: p for p in await self._store.papers(ids)}
+        papers = {p.id: p for p in await self._papers.papers(ids)}
         cards = tuple(to_card(papers[i], tldr_limit=self._tldr_length) for i in ids if i in papers)
         first = page * self._page_size + 1
         more = " · /papers more for the next" if first + len(ids) - 1 < total else ""
@@ -235,10 +245,10 @@ class CommandCore:
         return Reply(f"This channel's topics:\n{lines}")
 
     async def _save(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return await self.save(user, self._paper_id(argument))
+        return await self._save_paper(user, self._paper_id(argument))
 
     async def _unsave(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return await self.unsave(user, self._paper_id(argument))
+        return await self._unsave_paper(user, self._paper_id(argument))
 
     async def _saved(self, argument: str, user: UserRef, where: Destination) -> Reply:
         saved = await self._library.saved(user)
@@ -267,4 +277,4 @@ class CommandCore:
 
     async def _paper(self, paper_id: str) -> Paper | None:
         # The cache forgets after its period; a paper someone saved stays in the library forever.
-        return await self._store.paper(paper_id) or await self._library.paper(paper_id)
+        return await self._papers.paper(paper_id) or await self._library.paper(paper_id)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.cards import to_card
 from bot.errors import DeliveryError
-from bot.model import Channel, Destination, Paper, PostRef
-from bot.ports import Adapter, Coordination, OutboxEntry, Store
+from bot.model import Channel, Destination, OutboxEntry, Paper, PostRef
+from bot.pacing import backoff
+from bot.ports import Adapter, Coordination, Outbox, Papers
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,8 @@ class Deliverer:
 
     def __init__(
         self,
-        store: Store,
+        outbox: Outbox,
+        papers: Papers,
         adapters: Mapping[str, Adapter],
         consumer: str,
         claim_idle: float,
@@ -59,7 +60,8 @@ class Deliverer:
         self._coordination = coordination
         self._batch = batch
         self._backoff = backoff
-        self._store = store
+        self._outbox = outbox
+        self._papers = papers
         self._adapters = adapters
         self._consumer = consumer
         self._claim_idle = claim_idle
@@ -72,7 +74,7 @@ class Deliverer:
         with failures: what failed waits for the next pass rather than being retried in a loop."""
         report = DeliveryReport()
         for _ in range(MAX_BATCHES):
-            entries = await self._store.take(self._consumer, self._claim_idle, self._batch)
+            entries = await self._outbox.take(self._consumer, self._claim_idle, self._batch)
             by_destination: dict[Destination, list[OutboxEntry]] = {}
             for entry in entries:
                 by_destination.setdefault(entry.delivery.destination, []).append(entry)
@@ -94,9 +96,9 @@ class Deliverer:
             return
         channel = self._channel(destination)
         owed = await self._settle_already_delivered(queue, report)
-        papers = {p.id: p for p in await self._store.papers([e.delivery.paper_id for e in owed])}
+        papers = {p.id: p for p in await self._papers.papers([e.delivery.paper_id for e in owed])}
         for entry in [e for e in owed if e.delivery.paper_id not in papers]:
-            await self._store.skip(entry, "expired from the paper cache")
+            await self._outbox.skip(entry, "expired from the paper cache")
             report.skipped += 1
         owed = await self._apply_cap(channel, [e for e in owed if e.delivery.paper_id in papers], papers, report)
         posted = buried = 0
@@ -120,10 +122,10 @@ class Deliverer:
     async def _failed(self, destination: Destination, entry: OutboxEntry | None, exc: DeliveryError) -> int:
         """After a failed post: bury the entry if hopeless, then pause (permanent) or back off. Returns 1 if buried."""
         buried = 0
-        attempts = await self._store.failed_attempt(entry) if entry is not None else 0
+        attempts = await self._outbox.failed_attempt(entry) if entry is not None else 0
         if entry is not None and (exc.permanent or attempts >= MAX_ATTEMPTS):
             why = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
-            await self._store.bury(entry, why)  # `paperbot deliveries --retry` queues it again
+            await self._outbox.bury(entry, why)  # `paperbot deliveries --retry` queues it again
             buried = 1
         if exc.permanent:
             # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
@@ -139,8 +141,7 @@ class Deliverer:
     async def _back_off(self, destination: Destination, exc: DeliveryError) -> None:
         """Wait longer after each failed pass (doubling, with jitter), in Redis so every worker waits."""
         failures = await self._coordination.count_failure(destination)
-        delay = min(BACKOFF_LAST, self._backoff * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
-        delay = max(delay, exc.retry_after or 0.0)
+        delay = max(backoff(failures - 1, self._backoff, BACKOFF_LAST), exc.retry_after or 0.0)
         if delay >= 1:
             await self._coordination.pause(destination, f"retrying after: {exc}", int(delay))
         kv = {"destination": destination.key, "problem": str(exc), "failures": failures, "retry_in_s": int(delay)}
@@ -148,7 +149,7 @@ class Deliverer:
 
     async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
         # One lookup for the whole queue (it is all one destination), not a round trip per entry.
-        earlier_posts = await self._store.earlier_posts(queue[0].delivery.destination, [e.delivery.paper_id for e in queue])
+        earlier_posts = await self._outbox.earlier_posts(queue[0].delivery.destination, [e.delivery.paper_id for e in queue])
         owed = []
         for entry in queue:
             earlier = earlier_posts.get(entry.delivery.paper_id)
@@ -156,7 +157,7 @@ class Deliverer:
                 owed.append(entry)
             else:
                 # A reclaimed entry whose post did go out before its worker died: record, never repost.
-                await self._store.done(entry, PostRef(entry.delivery.destination, earlier))
+                await self._outbox.done(entry, PostRef(entry.delivery.destination, earlier))
                 report.already_delivered += 1
         return owed
 
@@ -173,14 +174,14 @@ class Deliverer:
         keep = {e.entry_id for e in best}
         for entry in owed:
             if entry.entry_id not in keep:
-                await self._store.skip(entry, "daily cap")
+                await self._outbox.skip(entry, "daily cap")
                 report.skipped += 1
         return [e for e in owed if e.entry_id in keep]
 
     async def _post_one(self, adapter: Adapter, entry: OutboxEntry, paper: Paper) -> None:
         delivery = entry.delivery
         post = await adapter.post(delivery.destination, to_card(paper, delivery.why, self._tldr_length))
-        await self._store.done(entry, post)
+        await self._outbox.done(entry, post)
         await self._coordination.count_post(delivery.destination, self._today())
 
     async def _post_digest(self, adapter: Adapter, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper]) -> int:
@@ -188,6 +189,6 @@ class Deliverer:
         cards = [to_card(papers[e.delivery.paper_id], e.delivery.why, self._tldr_length) for e in ranked]
         posts = await adapter.post_digest(channel.destination, cards, channel.digest_size)
         for entry, post in zip(ranked, posts, strict=False):
-            await self._store.done(entry, post)
+            await self._outbox.done(entry, post)
         await self._coordination.count_post(channel.destination, self._today(), len(posts))
         return len(posts)

@@ -156,6 +156,22 @@ class Card:
     thumbnail: str = ""
     sources: tuple[str, ...] = field(default=())
 
+    @property
+    def credit(self) -> str:
+        """The byline, with the author count when it ends in "et al."."""
+        return self.byline + (f" ({len(self.authors)} authors)" if len(self.authors) > 3 else "")
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        """Organization, date, upvotes and why it matched: the card's one line of small print."""
+        facts = (
+            self.organization,
+            self.date,
+            f"▲ {self.upvotes}" if self.upvotes is not None else "",
+            "matched: " + ", ".join(self.why) if self.why else "",
+        )
+        return tuple(f for f in facts if f)
+
 
 @dataclass(frozen=True, slots=True)
 class UserRef:
@@ -186,6 +202,22 @@ class Reaction:
     user: UserRef
     emoji: str
     added: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A queued delivery as read from the outbox."""
+
+    entry_id: str
+    delivery: Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    """A paper in someone's list, and when they saved it."""
+
+    paper: Paper
+    saved_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,32 +6,31 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
-from bot.app import App
 from bot.model import Destination
 from bot.poller import PollReport
-from bot.store.coordination import RedisCoordination
-from bot.store.redis import RedisStore
+from bot.ports import Coordination, DaySource, Outbox
+from bot.service import App
 
 
-async def deliveries(store: RedisStore, coordination: RedisCoordination, retry: bool) -> str:
+async def deliveries(outbox: Outbox, coordination: Coordination, retry: bool) -> str:
     """``paperbot deliveries``: queued deliveries per destination, dead letters, paused destinations.
     With ``retry``, dead letters are queued again and every pause is lifted first."""
     lines = []
     if retry:
-        requeued = await store.requeue_dead()
+        requeued = await outbox.requeue_dead()
         resumed = [d for d in await coordination.paused_destinations() if await coordination.unpause(Destination.parse(d))]
         lines.append(f"requeued {requeued} dead letter(s); resumed {len(resumed)} paused destination(s)")
-    queued = await store.queued()
+    queued = await outbox.queued()
     counts = Counter(item["dest"] for item in queued)
     lines.append(f"queued: {len(queued)}" + "".join(f"\n  {dest}: {n}" for dest, n in sorted(counts.items())))
-    dead = await store.dead_letters()
+    dead = await outbox.dead_letters()
     lines.append(f"dead letters: {len(dead)}" + "".join(f"\n  {d['at']} {d['dest']} {d['paper']}: {d['reason']}" for d in dead))
     paused = await coordination.paused_destinations()
     lines.append(f"paused: {len(paused)}" + "".join(f"\n  {dest}: {why}" for dest, why in sorted(paused.items())))
     return "\n".join(lines)
 
 
-async def status(store: RedisStore, coordination: RedisCoordination) -> str:
+async def status(outbox: Outbox, coordination: Coordination) -> str:
     """``paperbot status``: each source's last success and failure, the queue, and each destination's last post."""
     lines = ["sources:"]
     for source, health in sorted((await coordination.health()).items()):
@@ -40,10 +39,10 @@ async def status(store: RedisStore, coordination: RedisCoordination) -> str:
         lines.append(f"  {source}: {ok}{failed}")
     if len(lines) == 1:
         lines.append("  (no poll yet)")
-    queued, dead, paused = await store.queued(), await store.dead_letters(), await coordination.paused_destinations()
+    queued, dead, paused = await outbox.queued(), await outbox.dead_letters(), await coordination.paused_destinations()
     lines.append(f"queue: {len(queued)} queued, {len(dead)} dead letters, {len(paused)} paused destinations")
     lines.append("destinations (last post):")
-    posts = await store.last_posts()
+    posts = await outbox.last_posts()
     lines += [f"  {dest}: {at}" for dest, at in sorted(posts.items())] or ["  (nothing posted yet)"]
     return "\n".join(lines)
 
@@ -53,14 +52,14 @@ async def backfill(app: App, days: int, progress: Callable[[str, int, int], None
     ``progress(label, done, total)`` is called as each day completes."""
     today = today or datetime.now(UTC).date()
     report = PollReport()
-    by_day = [s for s in app.poller.sources if hasattr(s, "fetch_day")]
-    whole = [s for s in app.poller.sources if not hasattr(s, "fetch_day")]
+    by_day = [s for s in app.poller.sources if isinstance(s, DaySource)]
+    whole = [s for s in app.poller.sources if not isinstance(s, DaySource)]
     total = (days + 1) * len(by_day) + len(whole)
     done = 0
     for source in by_day:
         for back in range(days, -1, -1):
             day = today - timedelta(days=back)
-            await app.poller.ingest(await source.fetch_day(day), report)  # type: ignore[attr-defined]
+            await app.poller.ingest(await source.fetch_day(day), report)
             done += 1
             progress(f"{source.name} {day.isoformat()}", done, total)
     for source in whole:

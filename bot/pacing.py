@@ -1,12 +1,20 @@
-"""Keeping a polite pace: at most one call per interval (arXiv's 3 s, Slack's one message a second a channel)."""
+"""Keeping a polite pace: at most one call per interval (arXiv's 3 s, Slack's one message a second a channel),
+and waiting longer after each failure."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+def backoff(attempt: int, first: float, cap: float, rng: random.Random | None = None) -> float:
+    """Seconds to wait before retry ``attempt`` (0-based): ``first`` doubling up to ``cap``, with jitter
+    (half to all of it) so that replicas which failed together do not retry together."""
+    return min(cap, first * 2**attempt) * (0.5 + (rng or random).random() / 2)
 
 
 class MinInterval:

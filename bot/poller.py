@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from bot.errors import SourceError
 from bot.model import Paper
-from bot.ports import Coordination, Source, Store
+from bot.ports import Coordination, Outbox, Source
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Poller:
     def __init__(
         self,
         sources: Sequence[Source],
-        store: Store,
+        outbox: Outbox,
         router: Callable[[], Awaitable[Router]],
         *,
         coordination: Coordination,
@@ -59,7 +59,7 @@ class Poller:
         lock_ttl: float = 600,
     ) -> None:
         self.sources = sources
-        self._store = store
+        self._outbox = outbox
         self._coordination = coordination
         self._router = router  # asked every poll: subscriptions change from chat
         self._owner = owner
@@ -122,9 +122,9 @@ class Poller:
     async def ingest(self, papers: Sequence[Paper], report: PollReport) -> None:
         """Keep the unseen papers and queue their deliveries (also used by backfill)."""
         report.fetched += len(papers)
-        unseen_ids = set(await self._store.unseen([p.id for p in papers]))
+        unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
         deliveries = (await self._router()).route(fresh) if fresh else []
-        committed = set(await self._store.commit(fresh, deliveries))
+        committed = set(await self._outbox.commit(fresh, deliveries))
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)

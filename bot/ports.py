@@ -1,21 +1,28 @@
-"""What the core needs from the outside world. The contract suites in tests/contract check these."""
+"""What the core needs from the outside world, one protocol per role. The contract suites in
+tests/contract check every implementation against these; the core is typed against them alone.
+
+Outbound: ``Source`` (papers come in), ``Adapter`` (cards go out). State, by role: ``Outbox``
+(the seen-set, queued deliveries and their records), ``Papers`` (the cache queries read),
+``Subscriptions``, ``Library`` (saved papers), ``Coordination`` (what processes agree on).
+Inbound: a ``Listener`` serves a platform's events with ``Commands``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from datetime import date
+from typing import Any, Protocol, runtime_checkable
 
-from bot.model import Card, Delivery, Destination, Paper, PostRef, Reply
-
-if TYPE_CHECKING:  # the core depends on the ports, not the other way round
-    from bot.commands import CommandCore
+from bot.model import Card, Delivery, Destination, OutboxEntry, Paper, PostRef, Reaction, Reply, Saved, UserRef
 
 
 class Source(Protocol):
     """A place papers come from."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The source's name in logs and health records."""
+        ...
 
     async def fetch(self, catch_up: int = 0) -> list[Paper]:
         """The source's current papers, reaching ``catch_up`` extra days back after downtime;
@@ -23,10 +30,22 @@ class Source(Protocol):
         ...
 
 
+@runtime_checkable
+class DaySource(Source, Protocol):
+    """A source that can also fetch one given day (``paperbot backfill`` goes day by day)."""
+
+    async def fetch_day(self, day: date) -> list[Paper]:
+        """The papers of ``day``; ``SourceError`` when the source cannot say."""
+        ...
+
+
 class Adapter(Protocol):
     """A chat platform (or the terminal) that can show a card in a destination."""
 
-    platform: str
+    @property
+    def platform(self) -> str:
+        """The platform's name, as in ``Destination.platform``."""
+        ...
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """Show ``card``; return the platform's reference only once the platform accepted it.
@@ -39,8 +58,138 @@ class Adapter(Protocol):
         ...
 
 
+class Outbox(Protocol):
+    """The seen-set, the queued deliveries and the record of what was posted where."""
+
+    async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
+        """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
+        ...
+
+    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
+        """Atomically mark ``papers`` seen, cache them and queue their deliveries. A paper that another
+        process committed first is skipped with its deliveries. Returns the ids this call committed."""
+        ...
+
+    async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
+        """Deliveries for ``consumer``: its own unacknowledged ones, ones abandoned by others for
+        ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""
+        ...
+
+    async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
+        """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
+        ...
+
+    async def done(self, entry: OutboxEntry, post: PostRef) -> None:
+        """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
+        ...
+
+    async def skip(self, entry: OutboxEntry, reason: str) -> None:
+        """Settle an entry without posting it; it counts as delivered from then on."""
+        ...
+
+    async def failed_attempt(self, entry: OutboxEntry) -> int:
+        """Count a real failed attempt to post ``entry``; returns the total."""
+        ...
+
+    async def bury(self, entry: OutboxEntry, reason: str) -> None:
+        """Move a delivery to the dead letters."""
+        ...
+
+    async def requeue_dead(self) -> int:
+        """Queue every dead letter again (someone fixed the cause); returns how many."""
+        ...
+
+    async def dead_letters(self) -> list[dict[str, str]]:
+        """Every delivery given up on, oldest first, with ``id``, ``dest``, ``paper``, ``reason``, ``at``."""
+        ...
+
+    async def queued(self) -> list[dict[str, str]]:
+        """Every delivery still owed, oldest first, with ``id``, ``dest`` and ``paper``."""
+        ...
+
+    async def last_posts(self) -> dict[str, str]:
+        """When paperbot last posted to each destination (ISO times)."""
+        ...
+
+    async def retire(self, consumer: str) -> None:
+        """Forget ``consumer`` if it holds no pending deliveries (a process calls this as it exits)."""
+        ...
+
+
+class Papers(Protocol):
+    """The paper cache: what queries, deliveries and reactions read."""
+
+    async def paper(self, paper_id: str) -> Paper | None:
+        """A cached paper, or None once it expired."""
+        ...
+
+    async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
+        """The cached papers among ``paper_ids``; expired ones are left out."""
+        ...
+
+    async def recent(self, since_ms: int) -> tuple[list[str], int]:
+        """Ids committed after ``since_ms`` (oldest first) and the cursor to pass next time."""
+        ...
+
+    async def paper_for_post(self, post: PostRef) -> str | None:
+        """The paper a platform message shows, if paperbot posted it."""
+        ...
+
+
+class Subscriptions(Protocol):
+    """Each destination's topic queries; configuration seeds them once, chat changes them."""
+
+    async def subscribe(self, destination: Destination, query: str) -> bool:
+        """Add ``query`` (canonical text); False if it was already there."""
+        ...
+
+    async def unsubscribe(self, destination: Destination, query: str) -> bool:
+        """Remove ``query``; False if it was not there."""
+        ...
+
+    async def topics(self, destination: Destination) -> list[str]:
+        """The destination's queries, oldest first."""
+        ...
+
+    async def everything(self) -> dict[Destination, list[str]]:
+        """Every destination's queries."""
+        ...
+
+    async def seed(self, destination: Destination, queries: list[str]) -> list[str]:
+        """Subscribe to each configured query the first time it is configured; returns those added."""
+        ...
+
+
+class Library(Protocol):
+    """Each person's saved papers (kept as long as they are saved) and their last search."""
+
+    async def save(self, user: UserRef, paper: Paper) -> bool:
+        """Keep ``paper`` for ``user``; False if it was already saved."""
+        ...
+
+    async def unsave(self, user: UserRef, paper_id: str) -> bool:
+        """Forget ``paper_id`` for ``user``; False if it was not saved."""
+        ...
+
+    async def saved(self, user: UserRef, limit: int | None = None) -> list[Saved]:
+        """The user's saved papers, newest first."""
+        ...
+
+    async def paper(self, paper_id: str) -> Paper | None:
+        """A paper someone saved, whether or not the paper cache still has it."""
+        ...
+
+    async def remember_search(self, user: UserRef, query: str, page: int) -> None:
+        """Remember the user's search so ``/papers more`` can show the next page."""
+        ...
+
+    async def last_search(self, user: UserRef) -> tuple[str, int] | None:
+        """The user's last search and the page shown, while it is recent."""
+        ...
+
+
 class Coordination(Protocol):
-    """What processes agree on through the store: the poll lock, pauses and backoff, counts, health."""
+    """What processes agree on through the store: the poll lock, pauses and backoff, pace, counts, health."""
 
     async def lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take a lock for ``ttl`` seconds unless someone holds it."""
@@ -54,20 +203,20 @@ class Coordination(Protocol):
         """Release a lock if ``owner`` holds it."""
         ...
 
-    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0) -> None:
-        """Remember a source's latest success or failure."""
-        ...
-
-    async def health(self) -> dict[str, dict[str, Any]]:
-        """Each source's latest success and failure (ISO times)."""
-        ...
-
     async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
         """Stop delivering to ``destination`` for a while; its papers stay queued."""
         ...
 
+    async def unpause(self, destination: Destination) -> bool:
+        """Resume delivering to ``destination`` now; False if it was not paused."""
+        ...
+
     async def paused(self, destination: Destination) -> str | None:
         """Why ``destination`` is paused, or None."""
+        ...
+
+    async def paused_destinations(self) -> dict[str, str]:
+        """Every paused destination (by key) and why."""
         ...
 
     async def count_failure(self, destination: Destination, reset: bool = False) -> int:
@@ -78,13 +227,65 @@ class Coordination(Protocol):
         """Add ``delta`` to the destination's post count for ``day``; returns the total."""
         ...
 
+    async def slot(self, key: str, interval: float) -> float:
+        """Reserve the next posting slot for ``key``; the seconds to wait before using it."""
+        ...
+
+    async def first_time(self, key: str, ttl: int = 3600) -> bool:
+        """True the first time ``key`` is seen within ``ttl`` seconds."""
+        ...
+
+    async def record_health(self, source: str, ok: bool, detail: str, count: int = 0) -> None:
+        """Remember a source's latest success or failure."""
+        ...
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """Each source's latest success and failure (ISO times)."""
+        ...
+
+
+class Commands(Protocol):
+    """What a listener calls: every answer is a ``Reply`` (a user's mistake or a store outage included)."""
+
+    async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
+        """Answer one ``/papers`` command."""
+        ...
+
+    async def react(self, reaction: Reaction) -> Reply | None:
+        """Save or unsave the paper behind a paperbot post; None when the reaction means nothing."""
+        ...
+
+    async def save(self, user: UserRef, paper_id: str) -> Reply:
+        """Keep a paper in ``user``'s list (reactions, Save buttons and ``/papers save`` all call this)."""
+        ...
+
+    async def unsave(self, user: UserRef, paper_id: str) -> Reply:
+        """Remove a paper from ``user``'s list."""
+        ...
+
+    async def topics(self, where: Destination) -> list[str]:
+        """The destination's subscriptions (for autocomplete)."""
+        ...
+
+    async def saved(self, user: UserRef) -> list[Saved]:
+        """``user``'s saved papers, newest first (for the Slack App Home)."""
+        ...
+
+    async def once(self, event_id: str) -> bool:
+        """True the first time a platform delivers ``event_id``; its retries get False."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Load what queries need now rather than on the first command."""
+        ...
+
 
 @runtime_checkable
 class Listener(Protocol):
-    """An adapter that also receives commands and reactions (Slack, Discord)."""
+    """The inbound side of a chat platform (Slack, Discord): commands, reactions, buttons."""
 
-    async def run(self, core: CommandCore) -> None:
-        """Serve inbound events with ``core`` until cancelled."""
+    async def run(self, commands: Commands) -> None:
+        """Serve inbound events with ``commands`` until cancelled."""
         ...
 
 
@@ -106,70 +307,4 @@ class ReplyViewer(Protocol):
 
     async def show_reply(self, reply: Reply) -> None:
         """Show ``reply``."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    """A queued delivery as read from the outbox."""
-
-    entry_id: str
-    delivery: Delivery
-
-
-class Store(Protocol):
-    """Durable state: the seen-set, the paper cache, the outbox and the delivery records."""
-
-    async def bury(self, entry: OutboxEntry, reason: str) -> None:
-        """Move a delivery to the dead letters."""
-        ...
-
-    async def failed_attempt(self, entry: OutboxEntry) -> int:
-        """Count a real failed attempt to post ``entry``; returns the total."""
-        ...
-
-    async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
-        """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
-        ...
-
-    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
-        """Atomically mark ``papers`` seen, cache them and queue their deliveries. A paper that another
-        process committed first is skipped with its deliveries. Returns the ids this call committed."""
-        ...
-
-    async def paper(self, paper_id: str) -> Paper | None:
-        """A cached paper, or None once it expired."""
-        ...
-
-    async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
-        """Deliveries for ``consumer``: its own unacknowledged ones, ones abandoned by others for
-        ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""
-        ...
-
-    async def delivered(self, destination: Destination, paper_id: str) -> str | None:
-        """The message id of an earlier successful post of ``paper_id`` to ``destination``."""
-        ...
-
-    async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
-        """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
-        ...
-
-    async def done(self, entry: OutboxEntry, post: PostRef) -> None:
-        """Record a successful post (and its message → paper mapping) and acknowledge the entry, atomically."""
-        ...
-
-    async def skip(self, entry: OutboxEntry, reason: str) -> None:
-        """Settle an entry without posting it; it counts as delivered from then on."""
-        ...
-
-    async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
-        """The cached papers among ``paper_ids``; expired ones are left out."""
-        ...
-
-    async def retire(self, consumer: str) -> None:
-        """Forget ``consumer`` if it holds no pending deliveries (a process calls this as it exits)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; idempotent."""
         ...

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.model import Paper
-from bot.store.redis import RedisStore
+from bot.ports import Papers
 from bot.topics import Doc, Query, rank
 
 
 class PaperIndex:
     """Recent papers for queries. ``refresh()`` pulls what the store committed since last time."""
 
-    def __init__(self, store: RedisStore, ttl_seconds: float, clock: Callable[[], float] = time.time) -> None:
-        self._store = store
+    def __init__(self, papers: Papers, ttl_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self._papers = papers
         self._ttl = ttl_seconds
         self._clock = clock
         self._docs: list[Doc | None] = []
@@ -38,11 +38,11 @@ class PaperIndex:
 
     async def refresh(self) -> int:
         """Add papers committed since the last refresh and drop expired ones; returns how many were added."""
-        ids, self._cursor = await self._store.recent(self._cursor)
+        ids, self._cursor = await self._papers.recent(self._cursor)
         ids = [pid for pid in ids if pid not in self._numbers]
         added = 0
         for start in range(0, len(ids), 1000):  # chunks: never all 60,000 papers in memory at once
-            for paper in await self._store.papers(ids[start : start + 1000]):
+            for paper in await self._papers.papers(ids[start : start + 1000]):
                 self.add(paper)
                 added += 1
         self._expire()

@@ -1,9 +1,11 @@
-"""Cleaning untrusted text from feeds: whitespace, control characters, simple LaTeX."""
+"""Untrusted text from feeds: cleaning (whitespace, control characters, simple LaTeX), timestamps, and cutting to fit."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 _SPACE = re.compile(r"\s+")
@@ -76,3 +78,35 @@ def https_url(raw: object, max_length: int = 2000) -> str:
     if any(ch.isspace() or ch in '<>"|`' or ord(ch) < 32 for ch in url):
         return ""
     return url
+
+
+def parse_time(raw: object) -> datetime | None:
+    """An ISO-8601 timestamp as an aware UTC datetime; None for missing or unparseable values."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters at a word boundary, marking the cut with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-—") + "…"
+
+
+def fit_escaped(text: str, limit: int, escape: Callable[[str], str]) -> str:
+    """``text`` shortened at a word boundary so that, once escaped, it fits in ``limit`` characters
+    (escaping lengthens text, so the cut is made before escaping and tightened until it fits)."""
+    budget = limit
+    while True:
+        escaped = escape(shorten(text, budget))
+        if len(escaped) <= limit:
+            return escaped
+        budget -= len(escaped) - limit

@@ -1,4 +1,7 @@
-"""The dependency rule: the core never imports a platform SDK or an adapter."""
+"""The dependency rule: the core never imports a platform SDK or an adapter; adapters never need Redis.
+
+import-linter (pyproject's [tool.importlinter], run by .ci/run) checks the whole graph; these tests
+check what it cannot: what a fresh interpreter actually loads."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ def test_the_core_never_imports_platforms_or_adapters() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(imports(path) & set(FORBIDDEN))
         for path in (ROOT / "bot").rglob("*.py")
-        if path.name != "__main__.py"  # the process entry is the one place that knows the adapters
+        if path != ROOT / "bot" / "app.py"  # the composition root is the one place that knows the adapters
     }
     assert {k: v for k, v in offenders.items() if v} == {}
 
@@ -45,3 +48,12 @@ def test_every_module_has_a_docstring() -> None:
         if ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) is None
     ]
     assert missing == []
+
+
+def test_the_renderers_load_neither_redis_nor_the_store() -> None:
+    code = (
+        "import sys, adapters.slack.render, adapters.discord.render, adapters.console; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis' or m.startswith('bot.store')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "[]"

@@ -25,7 +25,7 @@ class World:
         self.index = index = PaperIndex(self.store, 30 * 86400)
         self.coordination = RedisCoordination(self.client, prefix=prefix)
         self.core = CommandCore(
-            self.store,
+            self.store,  # the Papers port
             self.subscriptions,
             self.library,
             index,

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import discord
 from discord.utils import escape_markdown, escape_mentions
 
-from bot.cards import fit_escaped
 from bot.model import Card
+from bot.text import fit_escaped
 
 TITLE, DESCRIPTION, FIELD_VALUE, FOOTER, CONTENT, MESSAGE_TOTAL, EMBEDS = 256, 4096, 1024, 2048, 2000, 6000, 10
 CARD_BUDGET = 1800  # one card's characters, so that a digest of three still fits in one message
@@ -33,9 +33,8 @@ def fit(text: str, limit: int) -> str:
 def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:
     """One paper as an embed: linked title, TL;DR, authors, organization, upvotes, links, why; thumbnail; footer."""
     embed = discord.Embed(title=fit(card.title, min(TITLE, 250)), url=card.url or None, colour=COLOUR)
-    count = f" ({len(card.authors)} authors)" if len(card.authors) > 3 else ""
     if card.byline:
-        embed.add_field(name="Authors", value=fit(card.byline + count, 300), inline=False)
+        embed.add_field(name="Authors", value=fit(card.credit, 300), inline=False)
     if card.organization:
         embed.add_field(name="Organization", value=fit(card.organization, 200), inline=True)
     if card.upvotes is not None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.cards import fit_escaped, shorten
-from bot.model import Card, Reply
-from bot.store.library import Saved
+from bot.model import Card, Reply, Saved
+from bot.text import fit_escaped, shorten
 
 SECTION_LIMIT = 3000  # section text
 BUTTON_TEXT_LIMIT = 75
@@ -41,10 +40,12 @@ def link(url: str, label: str, limit: int = 300) -> str:
 
 
 def mrkdwn(text: str) -> dict[str, Any]:
+    """A mrkdwn text object that Slack shows as written (no automatic linking of names or channels)."""
     return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def plain(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object within ``limit`` characters, emoji codes left as text."""
     return {"type": "plain_text", "text": shorten(text, limit), "emoji": False}
 
 
@@ -53,21 +54,8 @@ def fallback(card: Card) -> str:
     return fit(f"{card.title} — {card.byline}" if card.byline else card.title, 300)
 
 
-def _facts(card: Card) -> str:
-    facts = [card.organization, card.date]
-    if card.upvotes is not None:
-        facts.append(f"▲ {card.upvotes}")
-    if card.why:
-        facts.append("matched: " + ", ".join(card.why))
-    return " · ".join(f for f in facts if f)
-
-
-def _byline(card: Card) -> str:
-    count = f" ({len(card.authors)} authors)" if len(card.authors) > 3 else ""
-    return card.byline + count
-
-
 def save_button(paper_id: str) -> Block:
+    """The Save button; its value is the paper id."""
     return {"type": "button", "action_id": SAVE, "text": plain("Save", BUTTON_TEXT_LIMIT), "value": paper_id, "style": "primary"}
 
 
@@ -75,12 +63,12 @@ def card_blocks(card: Card) -> list[Block]:
     """One paper: linked title and byline, TL;DR (with the thumbnail), facts, buttons."""
     head = f"*{link(card.url, card.title)}*"
     if card.byline:
-        head += "\n" + fit(_byline(card), 500)
+        head += "\n" + fit(card.credit, 500)
     tldr: Block = {"type": "section", "text": mrkdwn(fit(card.tldr, SECTION_LIMIT - 200) or " ")}
     if card.thumbnail:
         tldr["accessory"] = {"type": "image", "image_url": card.thumbnail, "alt_text": shorten(f"Thumbnail of {card.title}", 200)}
     blocks: list[Block] = [{"type": "section", "text": mrkdwn(head)}, tldr]
-    facts = _facts(card)
+    facts = " · ".join(card.facts)
     if facts:
         blocks.append({"type": "context", "elements": [mrkdwn(fit(facts, CONTEXT_LIMIT))]})
     buttons = [save_button(card.paper_id)]

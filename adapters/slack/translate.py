@@ -1,10 +1,23 @@
-"""Slack payloads → core values. Pure functions over the dicts Slack sends."""
+"""Slack events → core calls: the payload readers, and the handlers bolt calls for ``/papers``,
+reactions, buttons and the App Home. Every answer comes back as a ``Reply`` from ``Commands``."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from typing import Any
 
+import aiohttp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.render import SAVE, UNSAVE, escape, home_view, reply_blocks
 from bot.model import Destination, PostRef, Reaction, UserRef
+from bot.ports import Commands
+
+log = logging.getLogger(__name__)
 
 
 def command_parts(body: dict[str, Any]) -> tuple[str, UserRef, Destination]:
@@ -24,3 +37,94 @@ def reaction_from(event: dict[str, Any], added: bool) -> Reaction | None:
 def action_parts(body: dict[str, Any]) -> tuple[UserRef, str]:
     """Who pressed a button, and the paper id it carries."""
     return UserRef("slack", str(body["user"]["id"])), str(body["actions"][0].get("value", ""))
+
+
+class Handlers:
+    """What bolt calls for each kind of inbound event; ``register`` wires them to an app."""
+
+    def __init__(self, commands: Commands, client: AsyncWebClient, ack_budget: float = 2.0) -> None:
+        self._commands = commands
+        self._client = client
+        self._ack_budget = ack_budget
+
+    def register(self, app: AsyncApp, command: str) -> None:
+        """Route ``command``, reactions, the Save/Unsave buttons and the App Home to these handlers."""
+        app.command(command)(self.on_command)
+        app.event("reaction_added")(self.on_reaction_added)
+        app.event("reaction_removed")(self.on_reaction_removed)
+        app.event("app_home_opened")(self.on_home)
+        app.action(SAVE)(self.on_save)
+        app.action(UNSAVE)(self.on_unsave)
+        app.action(re.compile(r"^open_"))(self.on_link)  # link buttons still send an action; acknowledge it
+
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """``/papers …``: answered in the ack when ready within the budget, else "Looking…" then a follow-up."""
+        text, user, where = command_parts(body)
+        work = asyncio.ensure_future(self._commands.handle(text, user, where))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(work), self._ack_budget)
+        except TimeoutError:
+            await ack(response_type="ephemeral", text="Looking…")
+            reply = await work
+            await respond(
+                response_type="ephemeral", replace_original=True, text=escape(reply.text[:3000]), blocks=reply_blocks(reply)
+            )
+            return
+        await ack(response_type="ephemeral", text=escape(reply.text[:3000]), blocks=reply_blocks(reply))
+
+    async def on_reaction_added(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
+        """A reaction added to a paperbot post: the save emoji saves its paper."""
+        await self._reaction(body, event, context, added=True)
+
+    async def on_reaction_removed(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
+        """A reaction removed: the save emoji unsaves."""
+        await self._reaction(body, event, context, added=False)
+
+    async def _reaction(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any], added: bool) -> None:
+        reaction = reaction_from(event, added)
+        if reaction is None or reaction.user.user_id == context.get("bot_user_id"):
+            return
+        if body.get("event_id") and not await self._commands.once(f"slack:{body['event_id']}"):
+            return  # Slack retried an event we already handled
+        reply = await self._commands.react(reaction)
+        if reply is not None and reply.text:  # an ignored reaction has nothing to say
+            await self._tell(reaction.post.destination.channel, reaction.user.user_id, reply.text)
+
+    async def on_save(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """The Save button on a card."""
+        await self._button(ack, body, respond, save=True)
+
+    async def on_unsave(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+        """The Unsave button on the App Home."""
+        await self._button(ack, body, respond, save=False)
+
+    async def _button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, save: bool) -> None:
+        await ack()
+        user, paper_id = action_parts(body)
+        reply = await (self._commands.save(user, paper_id) if save else self._commands.unsave(user, paper_id))
+        if body.get("view", {}).get("type") == "home":
+            await self._publish_home(user)
+        else:
+            await respond(response_type="ephemeral", replace_original=False, text=escape(reply.text))
+
+    async def on_home(self, event: dict[str, Any]) -> None:
+        """The App Home tab opened: show the user's saved papers."""
+        if event.get("tab", "home") == "home":
+            await self._publish_home(UserRef("slack", str(event["user"])))
+
+    async def on_link(self, ack: AsyncAck) -> None:
+        """A link button (arXiv, PDF, Code): Slack opens the URL; the action only needs an ack."""
+        await ack()
+
+    async def _publish_home(self, user: UserRef) -> None:
+        try:
+            await self._client.views_publish(user_id=user.user_id, view=home_view(await self._commands.saved(user)))
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not publish the App Home", extra={"kv": {"user": user.user_id, "problem": type(exc).__name__}})
+
+    async def _tell(self, channel: str, user: str, text: str) -> None:
+        # Ephemeral delivery is best effort by Slack's own account; a failure here loses nothing.
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("ephemeral confirmation not delivered", extra={"kv": {"channel": channel, "problem": type(exc).__name__}})

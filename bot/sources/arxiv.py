@@ -15,7 +15,7 @@ from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
 from bot.pacing import MinInterval
 from bot.sources.http import RetryingGetter
-from bot.text import clean
+from bot.text import clean, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,6 @@ _MAX_PAGES = 10
 def _text(entry: Element, path: str) -> str:
     node = entry.find(path, _NS)
     return clean("".join(node.itertext())) if node is not None else ""
-
-
-def _time(raw: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def parse_feed(xml: bytes | str, where: str = "arXiv") -> list[Paper]:
@@ -65,7 +57,7 @@ def parse_feed(xml: bytes | str, where: str = "arXiv") -> list[Paper]:
 def _paper(entry: Element) -> Paper | None:
     paper_id = bare_arxiv_id(_text(entry, "atom:id"))
     title = _text(entry, "atom:title")
-    published = _time(_text(entry, "atom:published")) or _time(_text(entry, "atom:updated"))
+    published = parse_time(_text(entry, "atom:published")) or parse_time(_text(entry, "atom:updated"))
     if not paper_id or not title or published is None:
         return None
     primary = entry.find("arxiv:primary_category", _NS)

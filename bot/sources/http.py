@@ -7,7 +7,7 @@ import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,14 +15,13 @@ import httpx
 
 from bot import __version__
 from bot.errors import SourceError, SourceUnreachableError
+from bot.pacing import Sleep, backoff
 
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"paperbot/{__version__} (research paper chat bot; python-httpx)"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _MAX_RETRY_AFTER = 300.0  # a longer Retry-After means "not this cycle"; the next poll will try again
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def make_client(timeout: float, token: str | None = None, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
@@ -93,9 +92,7 @@ class RetryingGetter:
         raise AssertionError("unreachable")
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        # Full jitter keeps replicas that failed together from retrying together.
-        computed = min(self.backoff_max, self.backoff * 2**attempt) * (0.5 + self.rng.random() / 2)
-        return max(computed, retry_after or 0.0)
+        return max(backoff(attempt, self.backoff, self.backoff_max, self.rng), retry_after or 0.0)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -14,23 +14,12 @@ from bot.errors import SourceError, SourceUnreachableError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
 from bot.sources.http import RetryingGetter
-from bot.text import clean, https_url
+from bot.text import clean, https_url, parse_time
 
 log = logging.getLogger(__name__)
 
 NAME = "huggingface"
 _MAX_PAGES = 20  # 2,000 papers a day is ten times the busiest day seen; stop a runaway pager
-
-
-def parse_time(raw: Any) -> datetime | None:
-    """An ISO-8601 timestamp as an aware UTC datetime; None for missing or unparseable values."""
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _int(raw: Any) -> int | None:

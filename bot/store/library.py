@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as redis
 
-from bot.model import Paper, UserRef
+from bot.model import Paper, Saved, UserRef
 from bot.store.redis import redis_errors, text
 
 SEARCH_TTL = 3600
-
-
-@dataclass(frozen=True, slots=True)
-class Saved:
-    """A paper in someone's list, and when they saved it."""
-
-    paper: Paper
-    saved_at: datetime
 
 
 class RedisLibrary:

@@ -31,8 +31,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import StoreError
-from bot.model import Delivery, Destination, Paper, PostRef
-from bot.ports import OutboxEntry
+from bot.model import Delivery, Destination, OutboxEntry, Paper, PostRef
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def text(value: Any) -> str:
 
 
 class RedisStore:
-    """The Store on one Redis server; every method is one or two round trips."""
+    """The ``Outbox`` and ``Papers`` ports on one Redis server; every method is one or two round trips."""
 
     def __init__(self, client: redis.Redis, prefix: str = "paperbot:", paper_ttl: int = 30 * 86400) -> None:
         self._redis = client

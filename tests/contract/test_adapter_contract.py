@@ -11,12 +11,11 @@ from dataclasses import dataclass
 import pytest
 
 from adapters.console import ConsoleAdapter
-from adapters.discord.adapter import DiscordAdapter
-from adapters.slack.adapter import SlackAdapter
+from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
 from bot.model import Card, Destination, PostRef
 from bot.ports import Adapter
-from tests.discord.conftest import Outbox
+from tests.discord.conftest import Outbox, discord_pair
 from tests.fakes import RecordingAdapter, make_paper
 from tests.slack.conftest import no_sleep
 from tests.slack.standin import SlackStandIn
@@ -40,11 +39,11 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         yield Harness(ConsoleAdapter(out), Destination("console", "terminal"), out.getvalue)
     elif request.param == "slack":
         with SlackStandIn() as api:
-            adapter = SlackAdapter("xoxb-contract", api_url=api.api_url, channel_interval=0, sleep=no_sleep)
+            adapter = SlackOutbound(web_client("xoxb-contract", api.api_url), channel_interval=0, sleep=no_sleep)
             yield Harness(adapter, Destination("slack", "C1"), lambda: json.dumps(api.accepted, ensure_ascii=False), 3000)
     else:
         outbox = Outbox()
-        adapter = DiscordAdapter("discord-contract", send=outbox.send)
+        adapter, _ = discord_pair("discord-contract", outbox.send)
         posted = lambda: json.dumps([[e.to_dict() for e in m["embeds"]] for _, m in outbox.sent], ensure_ascii=False)  # noqa: E731
         yield Harness(adapter, Destination("discord", "1249000000000000005"), posted, 4096)
 

@@ -17,7 +17,9 @@ import discord
 import pytest
 from discord.webhook.async_ import AsyncWebhookAdapter
 
-from adapters.discord.adapter import DiscordAdapter
+from adapters.discord.client import PaperbotClient, new_client
+from adapters.discord.inbound import DiscordInbound
+from adapters.discord.outbound import DiscordOutbound
 from tests.conftest import fixture_text
 from tests.world import World
 
@@ -39,9 +41,16 @@ class Outbox:
         return 1249000000000000300 + len(self.sent) - 1
 
 
+def discord_pair(token: str, send: Any, connect: Any = None) -> tuple[DiscordOutbound, DiscordInbound]:
+    """The outbound and inbound halves over one client, as the composition root builds them."""
+    client = new_client()
+    return DiscordOutbound(client, token, send=send), DiscordInbound(client, token, connect=connect)
+
+
 @dataclass
 class DiscordHarness:
-    adapter: DiscordAdapter
+    adapter: DiscordOutbound
+    inbound: DiscordInbound
     outbox: Outbox
     world: World
     responses: list[tuple[str, str, Any]]
@@ -66,13 +75,13 @@ class DiscordHarness:
         return discord.RawReactionActionEvent(data, discord.PartialEmoji(name=emoji), event)  # type: ignore[arg-type]
 
 
-def logged_in(adapter: DiscordAdapter) -> DiscordAdapter:
+def logged_in(client: PaperbotClient) -> PaperbotClient:
     """The client as after login: it knows its own user (discord.py needs it for guild interactions)."""
-    state = adapter.client._connection
+    state = client._connection
     state.user = discord.ClientUser(
         state=state, data={"id": str(BOT_ID), "username": "paperbot", "discriminator": "0", "avatar": None, "bot": True}
     )
-    return adapter
+    return client
 
 
 @pytest.fixture
@@ -94,7 +103,8 @@ def responses(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
 async def discord_bot(responses: list[tuple[str, str, Any]]) -> AsyncIterator[DiscordHarness]:
     world = World()
     outbox = Outbox()
-    adapter = logged_in(DiscordAdapter("discord-test-token", send=outbox.send))
-    adapter.attach(world.core)  # what run() does before connecting
-    yield DiscordHarness(adapter, outbox, world, responses)
+    adapter, inbound = discord_pair("discord-test-token", outbox.send)
+    logged_in(adapter.client)
+    inbound.attach(world.core)  # what run() does before connecting
+    yield DiscordHarness(adapter, inbound, outbox, world, responses)
     await world.aclose()

@@ -8,13 +8,14 @@ from types import SimpleNamespace
 import discord
 import pytest
 
-from adapters.discord.adapter import DiscordAdapter, SaveButton, delivery_error
+from adapters.discord.outbound import delivery_error
 from adapters.discord.render import MESSAGE_TOTAL, batches, embed_for
+from adapters.discord.translate import SaveButton
 from bot.cards import to_card
 from bot.delivery import Deliverer
 from bot.model import Delivery, Destination, UserRef
 from tests.conftest import fixture_json
-from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, logged_in
+from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, discord_pair, logged_in
 from tests.fakes import make_paper
 from tests.hostile import hostile_papers
 from tests.world import World
@@ -57,7 +58,12 @@ async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_b
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     report = await Deliverer(
-        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+        discord_bot.world.store,
+        discord_bot.world.store,
+        {"discord": discord_bot.adapter},
+        "w",
+        60,
+        coordination=discord_bot.world.coordination,
     ).deliver()
     assert report.delivered == 1
     [(channel, message)] = discord_bot.outbox.sent
@@ -69,7 +75,7 @@ async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_b
 
 
 async def test_a_command_is_deferred_ephemerally_and_answered_without_pings(discord_bot: DiscordHarness) -> None:
-    await discord_bot.adapter.tree._call(discord_bot.command("subscribe", query="reasoning OR @everyone"))
+    await discord_bot.inbound.tree._call(discord_bot.command("subscribe", query="reasoning OR @everyone"))
     defer, followup = discord_bot.responses
     assert defer[2]["payload"] == {"type": 5, "data": {"flags": 64}}
     payload = followup[2]["payload"]
@@ -81,7 +87,7 @@ async def test_a_command_is_deferred_ephemerally_and_answered_without_pings(disc
 
 async def test_search_results_come_back_as_embeds(discord_bot: DiscordHarness) -> None:
     await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
-    await discord_bot.adapter.tree._call(discord_bot.command("search", query="reasoning"))
+    await discord_bot.inbound.tree._call(discord_bot.command("search", query="reasoning"))
     payload = discord_bot.responses[-1][2]["payload"]
     assert payload["content"] == "1 paper matches “reasoning” (showing 1–1)"
     assert payload["embeds"][0]["title"] == "Reasoning with tokens"
@@ -92,14 +98,14 @@ async def test_export_arrives_as_a_file(discord_bot: DiscordHarness) -> None:
     await discord_bot.world.store.commit(papers, [])
     for paper in papers:
         await discord_bot.world.core.save(ADA, paper.id)
-    await discord_bot.adapter.tree._call(discord_bot.command("export", form="bibtex"))
+    await discord_bot.inbound.tree._call(discord_bot.command("export", form="bibtex"))
     assert discord_bot.responses[-1][2]["files"] == ["saved-papers.bib"]
 
 
 async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: DiscordHarness) -> None:
     for topic in ("reasoning", "robot", "protein"):
         await discord_bot.world.subscriptions.subscribe(HERE, topic)
-    choices = await discord_bot.adapter.topic_choices(discord_bot.command("topics"), "ro")
+    choices = await discord_bot.inbound.translator.topic_choices(discord_bot.command("topics"), "ro")
     assert [c.value for c in choices] == ["robot", "protein"]
 
 
@@ -107,13 +113,18 @@ async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: Disco
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     await Deliverer(
-        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+        discord_bot.world.store,
+        discord_bot.world.store,
+        {"discord": discord_bot.adapter},
+        "w",
+        60,
+        coordination=discord_bot.world.coordination,
     ).deliver()
-    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction())
+    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction())
     assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
-    await discord_bot.adapter.tree._call(discord_bot.command("saved"))
+    await discord_bot.inbound.tree._call(discord_bot.command("saved"))
     assert "1. Reasoning with tokens — 2611.00001" in discord_bot.responses[-1][2]["payload"]["content"]
-    await discord_bot.adapter.on_raw_reaction_remove(discord_bot.reaction(event="REACTION_REMOVE"))
+    await discord_bot.inbound.translator.on_raw_reaction_remove(discord_bot.reaction(event="REACTION_REMOVE"))
     assert await discord_bot.world.library.saved(ADA) == []
 
 
@@ -121,18 +132,24 @@ async def test_other_emoji_other_messages_and_the_bots_own_reactions_do_nothing(
     paper = make_paper("2611.00001")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     await Deliverer(
-        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+        discord_bot.world.store,
+        discord_bot.world.store,
+        {"discord": discord_bot.adapter},
+        "w",
+        60,
+        coordination=discord_bot.world.coordination,
     ).deliver()
-    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
-    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
-    await discord_bot.adapter.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
+    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
+    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
+    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
     assert await discord_bot.world.library.saved(ADA) == []
     assert await discord_bot.world.library.saved(UserRef("discord", str(BOT_ID))) == []
 
 
 async def test_the_save_button_works_after_a_restart(discord_bot: DiscordHarness) -> None:
     await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
-    restarted = logged_in(DiscordAdapter("discord-test-token", send=Outbox().send))  # a new process: no view in memory
+    _, restarted = discord_pair("discord-test-token", Outbox().send)  # a new process: no view in memory
+    logged_in(restarted.client)
     restarted.attach(discord_bot.world.core)
     interaction = discord.Interaction(data=fixture_json("discord/interaction_button.json"), state=restarted.client._connection)
     match = SaveButton.__discord_ui_compiled_template__.fullmatch(interaction.data["custom_id"])  # type: ignore[index]
@@ -155,7 +172,12 @@ async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
     papers = [make_paper(f"2611.0000{n}") for n in range(3)]
     await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
     deliverer = Deliverer(
-        discord_bot.world.store, {"discord": discord_bot.adapter}, "w", 60, coordination=discord_bot.world.coordination
+        discord_bot.world.store,
+        discord_bot.world.store,
+        {"discord": discord_bot.adapter},
+        "w",
+        60,
+        coordination=discord_bot.world.coordination,
     )
     calls = 0
     original = discord_bot.outbox.send
@@ -187,12 +209,12 @@ def test_errors_are_translated() -> None:
 
 async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
     world = World()
-    adapter = DiscordAdapter("t", send=Outbox().send)
+    adapter, _ = discord_pair("t", Outbox().send)
     with pytest.raises(Exception, match="a Discord channel id is a number"):
         await adapter.post(Destination("discord", "general"), to_card(make_paper("2611.00001")))
     await world.aclose()
 
 
 async def test_help_speaks_discords_command_grammar(discord_bot: DiscordHarness) -> None:
-    await discord_bot.adapter.tree._call(discord_bot.command("help"))
+    await discord_bot.inbound.tree._call(discord_bot.command("help"))
     assert discord_bot.responses[-1][2]["payload"]["content"].startswith("/papers search query:")

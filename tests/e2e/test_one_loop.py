@@ -12,13 +12,14 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.discord.adapter import DiscordAdapter
-from adapters.slack.adapter import SlackAdapter
-from bot.app import open_app, serve
+from adapters.slack.inbound import SlackInbound
+from adapters.slack.outbound import SlackOutbound, web_client
+from bot.app import Platforms, open_app
 from bot.model import UserRef
+from bot.service import serve
 from bot.settings import settings_from
 from tests.conftest import fixture_text
-from tests.discord.conftest import Outbox, logged_in
+from tests.discord.conftest import Outbox, discord_pair, logged_in
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import RedisProcess, free_port
 from tests.slack.standin import SlackStandIn
@@ -50,13 +51,16 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
             gateway_up.set()
             await asyncio.Event().wait()
 
-        adapters = {
-            "slack": SlackAdapter("xoxb-loop", api_url=api.api_url, signing_secret=SECRET, port=port, host="127.0.0.1"),
-            "discord": logged_in(DiscordAdapter("discord-loop", send=outbox.send, connect=gateway)),
-        }
+        slack_client = web_client("xoxb-loop", api.api_url)
+        discord_out, discord_in = discord_pair("discord-loop", outbox.send, connect=gateway)
+        logged_in(discord_out.client)
+        platforms = Platforms(
+            {"slack": SlackOutbound(slack_client), "discord": discord_out},
+            {"slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"), "discord": discord_in},
+        )
         stop = asyncio.Event()
-        async with open_app(settings, adapters) as app:
-            service = asyncio.create_task(serve(app, settings, adapters, stop))
+        async with open_app(settings, platforms=platforms) as app:
+            service = asyncio.create_task(serve(app, stop))
             async with httpx.AsyncClient() as http:
                 deadline = time.monotonic() + 20
                 while not (api.accepted and outbox.sent and gateway_up.is_set()) and time.monotonic() < deadline:  # noqa: ASYNC110 - stand-ins record from their own threads
@@ -90,7 +94,7 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
                 raw = json.loads(fixture_text("discord/raw_reaction_add.json"))
                 raw["message_id"] = "1249000000000000300"
                 event = discord.RawReactionActionEvent(raw, discord.PartialEmoji(name="🔖"), "REACTION_ADD")
-                await adapters["discord"].on_raw_reaction_add(event)  # what the gateway's MESSAGE_REACTION_ADD calls
+                await discord_in.translator.on_raw_reaction_add(event)  # what the gateway's MESSAGE_REACTION_ADD calls
 
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""Slack test harness: the real bolt app and SlackAdapter against the stand-in Web API."""
+"""Slack test harness: the real bolt app and Slack adapter against the stand-in Web API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.slack.adapter import SlackAdapter
+from adapters.slack.inbound import SlackInbound
+from adapters.slack.outbound import SlackOutbound, web_client
 from tests.conftest import fixture_text
 from tests.slack.standin import SlackStandIn
 from tests.world import World
@@ -61,7 +62,7 @@ def action_body(action_id: str, value: str, user: str, response_url: str, view: 
 @dataclass
 class SlackHarness:
     api: SlackStandIn
-    adapter: SlackAdapter
+    adapter: SlackOutbound
     app: AsyncApp
     world: World
 
@@ -81,9 +82,9 @@ async def slack(slack_api: SlackStandIn, monkeypatch: pytest.MonkeyPatch) -> Asy
     for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET"):
         monkeypatch.delenv(name, raising=False)  # bolt reads these by itself; the tests give everything explicitly
     world = World()
-    adapter = SlackAdapter(
-        "xoxb-test-token", api_url=slack_api.api_url, signing_secret=SECRET, channel_interval=0, sleep=no_sleep
-    )
-    app = adapter.build_app(world.core, process_before_response=True)  # tests only: dispatch returns when done
+    client = web_client("xoxb-test-token", slack_api.api_url)
+    adapter = SlackOutbound(client, channel_interval=0, sleep=no_sleep)
+    inbound = SlackInbound(client, signing_secret=SECRET)
+    app = inbound.build_app(world.core, process_before_response=True)  # tests only: dispatch returns when done
     yield SlackHarness(slack_api, adapter, app, world)
     await world.aclose()

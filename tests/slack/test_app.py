@@ -6,11 +6,12 @@ import json
 
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack.adapter import SlackAdapter
+from adapters.slack.inbound import SlackInbound
+from adapters.slack.outbound import web_client
 from bot.delivery import Deliverer
 from bot.model import Delivery, Destination, UserRef
 from tests.fakes import make_paper
-from tests.slack.conftest import SlackHarness, action_body, event_body, no_sleep, signed, slash_body
+from tests.slack.conftest import SlackHarness, action_body, event_body, signed, slash_body
 
 C1 = Destination("slack", "C1")
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
@@ -21,7 +22,7 @@ async def post_paper(slack: SlackHarness, title: str = "Reasoning with tokens") 
     paper = make_paper("2611.00001", title=title)
     await slack.world.store.commit([paper], [Delivery(C1, paper.id)])
     report = await Deliverer(
-        slack.world.store, {"slack": slack.adapter}, "w", 60, coordination=slack.world.coordination
+        slack.world.store, slack.world.store, {"slack": slack.adapter}, "w", 60, coordination=slack.world.coordination
     ).deliver()
     assert report.delivered == 1
     return slack.api.accepted[-1]["ts"]
@@ -38,12 +39,8 @@ async def test_papers_query_is_answered_ephemerally_in_the_ack(slack: SlackHarne
 
 
 async def test_a_slow_answer_is_acked_at_once_and_sent_to_the_response_url(slack: SlackHarness) -> None:
-    slow = SlackAdapter(
-        "xoxb-test-token",
-        api_url=slack.api.api_url,
-        signing_secret="test-signing-secret-0123456789",
-        ack_budget=0,
-        sleep=no_sleep,
+    slow = SlackInbound(
+        web_client("xoxb-test-token", slack.api.api_url), signing_secret="test-signing-secret-0123456789", ack_budget=0
     )
     app = slow.build_app(slack.world.core, process_before_response=True)
     hook = f"{slack.api.url}/hooks/cmd-1"

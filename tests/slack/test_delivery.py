@@ -1,4 +1,4 @@
-"""Delivery through SlackAdapter to the stand-in Web API: limits, bursts of 429/500, refusals, pace."""
+"""Delivery through SlackOutbound to the stand-in Web API: limits, bursts of 429/500, refusals, pace."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from adapters.slack.adapter import SlackAdapter
+from adapters.slack.outbound import SlackOutbound, web_client
 from bot.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination
 from tests.fakes import make_paper
@@ -20,9 +20,9 @@ from tests.world import World
 C1, C2 = Destination("slack", "C1"), Destination("slack", "C2")
 
 
-async def deliver_until_settled(world: World, adapter: SlackAdapter, passes: int = 10) -> None:
+async def deliver_until_settled(world: World, adapter: SlackOutbound, passes: int = 10) -> None:
     deliverer = Deliverer(
-        world.store, {"slack": adapter}, "w", claim_idle=60, backoff=0, coordination=world.coordination
+        world.store, world.store, {"slack": adapter}, "w", claim_idle=60, backoff=0, coordination=world.coordination
     )  # no waiting between passes
     for _ in range(passes):
         report = await deliverer.deliver()
@@ -40,7 +40,7 @@ async def world():  # type: ignore[no-untyped-def]
 async def test_hostile_papers_are_accepted_by_slack_and_ping_nobody(world: World, slack_api: SlackStandIn) -> None:
     papers = hostile_papers()
     await world.store.commit(papers, [Delivery(C1, p.id, ("<!channel>",)) for p in papers])
-    await deliver_until_settled(world, SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep))
+    await deliver_until_settled(world, SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep))
     assert [m.get("error") for _, m in slack_api.calls if m.get("ok") is False] == []
     assert len(slack_api.accepted) == len(papers)
     for message in slack_api.accepted:
@@ -64,7 +64,7 @@ async def test_429_and_500_bursts_lose_nothing_and_duplicate_nothing(world: Worl
         *[(500, {}, {"ok": False})] * 6,  # more than one call's retries: those papers wait for the next pass
         (429, {"Retry-After": "0"}, {"ok": False, "error": "ratelimited"}),
     )
-    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, retries=2, sleep=no_sleep)
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, retries=2, sleep=no_sleep)
     await deliver_until_settled(world, adapter)
     shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in slack_api.accepted)
     assert shown == Counter({(c.channel, p.id): 1 for p in papers for c in (C1, C2)})
@@ -77,8 +77,8 @@ async def test_a_channel_the_bot_is_not_in_is_paused_once_and_keeps_its_papers(
     slack_api.forbidden.add("C2")
     papers = [make_paper(f"2611.0000{i}") for i in range(3)]
     await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
-    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
-    deliverer = Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination)
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
+    deliverer = Deliverer(world.store, world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination)
     for _ in range(3):
         await deliverer.deliver()
     assert len([m for m in slack_api.methods("chat.postMessage") if m["channel"] == "C2"]) == 1  # one try, no storm
@@ -97,9 +97,11 @@ async def test_one_message_per_second_per_channel_channels_in_parallel(world: Wo
     slack_api.channel_interval = 0.2  # the stand-in answers 429 to anything faster
     papers = [make_paper(f"2611.0000{i}") for i in range(3)]
     await world.store.commit(papers, [Delivery(c, p.id) for p in papers for c in (C1, C2)])
-    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0.25)  # real sleeps: pacing is the point
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0.25)  # real sleeps: pacing is the point
     started = time.monotonic()
-    report = await Deliverer(world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination).deliver()
+    report = await Deliverer(
+        world.store, world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination
+    ).deliver()
     elapsed = time.monotonic() - started
     assert report.delivered == 6
     assert slack_api.limited == 0
@@ -109,8 +111,9 @@ async def test_one_message_per_second_per_channel_channels_in_parallel(world: Wo
 async def test_digest_mode_posts_a_parent_and_a_thread(world: World, slack_api: SlackStandIn) -> None:
     papers = [make_paper(f"2611.0000{i}", upvotes=i) for i in range(5)]
     await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
-    adapter = SlackAdapter("xoxb-t", api_url=slack_api.api_url, channel_interval=0, sleep=no_sleep)
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
     deliverer = Deliverer(
+        world.store,
         world.store,
         {"slack": adapter},
         "w",
@@ -141,9 +144,11 @@ async def test_three_workers_share_each_channels_pace_through_redis(embedded_red
     with SlackStandIn(channel_interval=0.45) as api:  # 429 for anything faster; 150 ms of margin for transit jitter
         workers = []
         for n in range(3):
-            adapter = SlackAdapter("xoxb-t", api_url=api.api_url, channel_interval=0.6)
+            adapter = SlackOutbound(web_client("xoxb-t", api.api_url), channel_interval=0.6)
             adapter.share_pace(coordination.slot)
-            workers.append(Deliverer(store, {"slack": adapter}, f"worker-{n}", claim_idle=60, batch=2, coordination=coordination))
+            workers.append(
+                Deliverer(store, store, {"slack": adapter}, f"worker-{n}", claim_idle=60, batch=2, coordination=coordination)
+            )
         # Each worker takes its share of the queue; together they post to the one channel.
         reports = await asyncio.gather(*(w.deliver() for w in workers))
     await client.aclose()

@@ -54,6 +54,7 @@ class Bot:
         self.poller = Poller(sources, store, router, coordination=coordination)
         self.deliverer = Deliverer(
             store,
+            store,
             {"console": self.adapter},
             "w1",
             claim_idle=300,
@@ -278,7 +279,7 @@ async def test_transient_failures_back_off_exponentially_for_every_worker(
     store: RedisStore, coordination: RedisCoordination
 ) -> None:
     bot = Bot(store, coordination, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
-    deliverer = Deliverer(store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30, coordination=bot.coordination)
+    deliverer = Deliverer(store, store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30, coordination=bot.coordination)
     bot.adapter.refuse("ml", DeliveryError("HTTP 503"))
     await bot.poller.poll()
     await deliverer.deliver()
@@ -294,7 +295,7 @@ async def test_passes_waited_out_while_backing_off_are_not_attempts(store: Redis
     from bot.delivery import MAX_ATTEMPTS
 
     bot = Bot(store, coordination, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
-    deliverer = Deliverer(store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30, coordination=bot.coordination)
+    deliverer = Deliverer(store, store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30, coordination=bot.coordination)
     bot.adapter.refuse("ml", DeliveryError("HTTP 503"))
     await bot.poller.poll()
     for _ in range(MAX_ATTEMPTS * 2):  # one real failure, then passes that find the destination paused

@@ -12,7 +12,7 @@ def test_the_shipped_file_is_valid_and_matches_the_code_defaults() -> None:
     from_file = load_settings({})
     assert from_file.config_path == str(DEFAULT_CONFIG)
     no_file = settings_from({}, {})
-    for name in ("hf_lookback_days", "poll_interval_minutes", "tldr_length", "key_prefix", "arxiv_min_interval", "channels"):
+    for name in ("sources", "schedule", "http", "summary", "store", "delivery", "slack", "discord", "chat", "channels"):
         assert getattr(from_file, name) == getattr(no_file, name), name
     assert [c.destination.key for c in no_file.channels] == ["console:terminal"]
 
@@ -22,9 +22,9 @@ def test_environment_overrides_the_file() -> None:
         {"sources": {"huggingface": {"lookback_days": 5}}},
         {"PAPERBOT_LOOKBACK_DAYS": "1", "HF_ENDPOINT": "http://127.0.0.1:9/", "PAPERBOT_ARXIV_CATEGORIES": "cs.CL, cs.LG"},
     )
-    assert s.hf_lookback_days == 1
-    assert s.hf_endpoint == "http://127.0.0.1:9/"
-    assert s.arxiv_categories == ("cs.CL", "cs.LG")
+    assert s.sources.huggingface.lookback_days == 1
+    assert s.sources.huggingface.endpoint == "http://127.0.0.1:9/"
+    assert s.sources.arxiv.categories == ("cs.CL", "cs.LG")
 
 
 def test_every_problem_is_reported_in_one_error() -> None:
@@ -67,8 +67,9 @@ def test_broken_toml_is_an_error(tmp_path: Path) -> None:
 
 def test_secrets_come_from_the_environment_and_never_print() -> None:
     s = settings_from({}, {"HF_TOKEN": "hf_supersecretvalue", "REDIS_URL": "redis://:pw@db:6379/0"})
-    assert s.hf_token is not None
-    assert s.hf_token.reveal() == "hf_supersecretvalue"
+    token = s.sources.huggingface.token
+    assert token is not None
+    assert token.reveal() == "hf_supersecretvalue"
     assert "supersecret" not in repr(s)
     assert "pw@" not in repr(s)
     assert str(Secret("x")) == "Secret('**********')"

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.cards import byline, extractive_summary, sentences, shorten, to_card
+from bot.cards import byline, extractive_summary, sentences, to_card
 from bot.model import Links, Paper
-from bot.text import clean, delatex, https_url
+from bot.text import clean, delatex, https_url, shorten
 
 
 def paper(**overrides: object) -> Paper:

@@ -1,0 +1,90 @@
+"""Posting to Discord: embeds with a Save button, digests in batches within Discord's limits, and
+every failure mapped to a ``DeliveryError`` (403/404 permanent, so the core pauses that channel;
+Discord bans clients that keep making invalid requests). discord.py's rate-limit handling is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+import discord
+
+from adapters.discord.client import PaperbotClient
+from adapters.discord.render import batches, embed_for
+from adapters.discord.translate import SaveButton, save_view
+from bot.errors import DeliveryError
+from bot.model import Card, Destination, PostRef
+
+Send = Callable[[int, dict[str, Any]], Awaitable[int]]  # (channel id, send kwargs) → message id
+
+
+def delivery_error(exc: Exception, where: str) -> DeliveryError:
+    """A discord.py or network failure as paperbot's error: 403/404 are permanent, the rest transient."""
+    if isinstance(exc, discord.Forbidden | discord.NotFound):
+        return DeliveryError(f"{where}: HTTP {exc.status} {exc.text or type(exc).__name__}", permanent=True)
+    if isinstance(exc, discord.RateLimited):
+        return DeliveryError(f"{where}: rate limited for {exc.retry_after:.0f}s", retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException):
+        return DeliveryError(f"{where}: HTTP {exc.status} {exc.text}".rstrip())
+    return DeliveryError(f"{where}: {type(exc).__name__}")
+
+
+class DiscordOutbound:
+    """The ``Adapter`` port for one Discord application."""
+
+    platform = "discord"
+
+    def __init__(self, client: PaperbotClient, token: str, *, send: Send | None = None) -> None:
+        self.client = client
+        self._token = token
+        self._send = send or self._send_with_client
+        self._logged_in = False
+
+    async def post(self, destination: Destination, card: Card) -> PostRef:
+        """One embed with a Save button; returns the message id once Discord accepted it."""
+        message_id = await self._deliver(destination, {"embeds": [embed_for(card)], "view": save_view(card.paper_id)})
+        return PostRef(destination, str(message_id))
+
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+        """Up to ten embeds a message (6000 characters at most); each paper maps to its message."""
+        posts: list[PostRef] = []
+        embeds = [embed_for(card, budget=600) for card in cards]
+        for batch in batches(embeds):
+            chunk = cards[len(posts) : len(posts) + len(batch)]
+            view = discord.ui.View(timeout=None)
+            for card in chunk[:25]:
+                view.add_item(SaveButton(card.paper_id))
+            try:
+                message_id = await self._deliver(destination, {"embeds": batch, "view": view})
+            except DeliveryError:
+                if posts:
+                    return posts  # what went out stays recorded; the rest waits for the next pass
+                raise
+            # Reactions on a digest message save its first paper; each paper also has its own button.
+            posts += [PostRef(destination, str(message_id) if n == 0 else f"{message_id}#{n}") for n in range(len(chunk))]
+        return posts
+
+    async def aclose(self) -> None:
+        """Close the client's connections (idempotent)."""
+        if not self.client.is_closed():
+            await self.client.close()
+
+    async def _deliver(self, destination: Destination, message: dict[str, Any]) -> int:
+        where = f"Discord channel {destination.channel}"
+        try:
+            return await self._send(int(destination.channel), message)
+        except ValueError:
+            raise DeliveryError(f"{where}: a Discord channel id is a number", permanent=True) from None
+        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
+            raise delivery_error(exc, where) from None
+
+    async def _send_with_client(self, channel_id: int, message: dict[str, Any]) -> int:
+        if not self._logged_in and not self.client.is_ready():
+            await self.client.login(self._token)  # HTTP only: `--once` posts without opening the gateway
+            self._logged_in = True
+        channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise DeliveryError(f"Discord channel {channel_id}: not a channel paperbot can post in", permanent=True)
+        sent = await channel.send(**message)
+        return sent.id

@@ -1,0 +1,101 @@
+"""Receiving from Slack: the bolt app, served over Socket Mode when an app token is set, else over
+HTTP at ``POST /slack/events`` with every request's signature checked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.translate import Handlers
+from bot.ports import Commands
+
+log = logging.getLogger(__name__)
+
+
+class SlackInbound:
+    """The ``Listener`` port for one Slack workspace."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        app_token: str | None = None,
+        signing_secret: str | None = None,
+        command: str = "/papers",
+        port: int = 3000,
+        host: str = "0.0.0.0",  # HTTP mode must be reachable by Slack
+        ack_budget: float = 2.0,
+    ) -> None:
+        self._client = client
+        self._app_token = app_token
+        self._signing_secret = signing_secret or ""
+        self._command = command
+        self._host, self._port = host, port
+        self._ack_budget = ack_budget
+
+    def build_app(self, commands: Commands, process_before_response: bool = False) -> AsyncApp:
+        """The bolt app wired to ``commands``. Every value bolt would read from the environment is given."""
+        bolt_log = logging.getLogger("adapters.slack.bolt")
+        bolt_log.addFilter(_IgnoreUnusedTokenWarning())
+        app = AsyncApp(
+            client=self._client,  # carries the bot token and SLACK_API_URL
+            token=None,
+            signing_secret=self._signing_secret,
+            process_before_response=process_before_response,
+            request_verification_enabled=True,
+            ignoring_self_events_enabled=True,
+            logger=bolt_log,
+        )
+        Handlers(commands, self._client, self._ack_budget).register(app, self._command)
+        return app
+
+    async def run(self, commands: Commands) -> None:
+        """Serve Slack until cancelled: Socket Mode with an app token, else HTTP on the configured port."""
+        app = self.build_app(commands)
+        if self._app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            handler = AsyncSocketModeHandler(app, self._app_token)
+            await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
+            log.info("slack connected", extra={"kv": {"mode": "socket"}})
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
+            return
+        runner = web.AppRunner(http_app(app), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self._host, self._port).start()
+        log.info("slack listening", extra={"kv": {"mode": "http", "port": self._port, "path": "/slack/events"}})
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+
+def http_app(app: AsyncApp) -> web.Application:
+    """The aiohttp application for HTTP mode: ``POST /slack/events`` (signed) and ``GET /healthz``."""
+
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    web_app = web.Application(client_max_size=1024 * 1024)
+    web_app.router.add_post("/slack/events", events)
+    web_app.router.add_get("/healthz", health)
+    return web_app
+
+
+class _IgnoreUnusedTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, then warns that our client's token
+    wins; that is intended (the client carries SLACK_API_URL), so the warning is only noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()

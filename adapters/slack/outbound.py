@@ -1,0 +1,159 @@
+"""Posting to Slack: cards and digests with the Web API, each channel at most one message a second,
+and every Slack failure mapped to a ``DeliveryError``.
+
+429 waits for ``Retry-After``; 5xx and timeouts are retried with backoff; errors that retrying cannot
+fix (``not_in_channel``, ``invalid_auth``, …) are permanent, so the core pauses that channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.render import card_blocks, digest_blocks, fallback
+from bot.errors import DeliveryError
+from bot.model import Card, Destination, PostRef
+from bot.pacing import Sleep, backoff
+from bot.ports import Reserve
+
+log = logging.getLogger(__name__)
+
+# Errors that will not go away by retrying: the destination needs a person (invite, scopes, token).
+PERMANENT = {
+    "not_in_channel",
+    "channel_not_found",
+    "is_archived",
+    "invalid_auth",
+    "not_authed",
+    "account_inactive",
+    "token_revoked",
+    "token_expired",
+    "missing_scope",
+    "restricted_action",
+    "ekm_access_denied",
+    "team_access_not_granted",
+}
+_LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
+BACKOFF_FIRST, BACKOFF_LAST = 1.0, 30.0
+
+
+def web_client(token: str, api_url: str) -> AsyncWebClient:
+    """The Web API client every Slack call goes through (``api_url`` is ``SLACK_API_URL``)."""
+    return AsyncWebClient(token=token, base_url=api_url, timeout=15)
+
+
+class SlackOutbound:
+    """The ``Adapter`` port for one Slack workspace."""
+
+    platform = "slack"
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        channel_interval: float = 1.0,
+        retries: int = 4,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self._interval = channel_interval
+        self._next_slot: dict[str, float] = {}
+        self._reserve: Reserve | None = None
+        self._retries = retries
+        self._sleep = sleep
+
+    async def post(self, destination: Destination, card: Card) -> PostRef:
+        """One message per paper; returns its ``ts`` once Slack accepted it."""
+        answer = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card))
+        return PostRef(destination, str(answer["ts"]))
+
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+        """A parent message with the best ``top`` papers (each with Save), the others as thread replies.
+
+        Returns references for the cards posted so far if a reply fails, so those are not posted twice.
+        The parent's papers get ``<ts>#<n>`` references: a reaction on the parent names no single
+        paper, so those are saved with their buttons.
+        """
+        parent = await self._post(destination.channel, text=f"{len(cards)} new papers", blocks=digest_blocks(cards, top))
+        thread = str(parent["ts"])
+        posts = [PostRef(destination, f"{thread}#{n}") for n in range(min(top, len(cards)))]
+        for card in cards[top:]:
+            try:
+                reply = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card), thread_ts=thread)
+            except DeliveryError as exc:
+                log.warning("digest thread cut short", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
+                break
+            posts.append(PostRef(destination, str(reply["ts"])))
+        return posts
+
+    def share_pace(self, reserve: Reserve) -> None:
+        """Take each channel's one-message-a-second slots from the store, shared by every worker."""
+        self._reserve = reserve
+
+    async def _post(self, channel: str, **message: Any) -> dict[str, Any]:
+        # Never link_names, never parse: mentions stay text; no previews of the links we add.
+        payload = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
+        return await self._call("chat.postMessage", payload, lambda: self._take_turn(channel))
+
+    async def _take_turn(self, channel: str) -> None:
+        """Wait for this channel's next posting slot. Every attempt takes one, retries included, so a
+        retried post never lands on another post's (or another worker's) slot."""
+        if not self._interval:
+            return
+        key = f"slack:{channel}"
+        reserve = self._reserve or self._local_slot
+        wait = await reserve(key, self._interval)
+        if wait > 0:
+            await self._sleep(wait)
+
+    async def _local_slot(self, key: str, interval: float) -> float:
+        # The in-process twin of the store's slots (same semantics): slots ``interval`` apart, per key.
+        now = time.monotonic()
+        start = max(now, self._next_slot.get(key, 0.0))
+        self._next_slot[key] = start + interval
+        return start - now
+
+    async def _call(
+        self, method: str, payload: dict[str, Any], take_turn: Callable[[], Awaitable[None]] | None = None
+    ) -> dict[str, Any]:
+        where = f"Slack {method} to {payload.get('channel', '?')}"
+        problem = "no attempt"
+        for attempt in range(self._retries + 1):
+            if take_turn is not None:
+                await take_turn()
+            try:
+                response = await self.client.api_call(method, json=payload)
+                return dict(response.data) if isinstance(response.data, dict) else {}
+            except SlackApiError as exc:
+                problem, wait = _retryable(exc, where, backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                problem, wait = f"connection failed ({type(exc).__name__})", backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST)
+            if attempt < self._retries:
+                await self._sleep(wait)
+        raise DeliveryError(f"{where}: {problem} after {self._retries + 1} attempts")
+
+
+def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, float]:
+    """What went wrong and how long to wait before retrying; raises ``DeliveryError`` when retrying cannot help."""
+    status = exc.response.status_code
+    error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
+    if error in PERMANENT:
+        raise DeliveryError(f"{where}: {error}", permanent=True) from None
+    problem = f"HTTP {status}" + (f" ({error})" if error else "")
+    if status == 429:
+        wait = float(exc.response.headers.get("Retry-After", backoff) or backoff)
+        if wait > _LONGEST_WAIT:
+            raise DeliveryError(f"{where}: rate limited for {wait:.0f}s", retry_after=wait) from None
+        return problem, wait
+    if status == 200:  # ok: false with an error we do not know; likely our payload
+        raise DeliveryError(f"{where}: {error}") from None
+    if status < 500:
+        raise DeliveryError(f"{where}: {problem}") from None
+    return problem, backoff

@@ -1,0 +1,174 @@
+"""The running app: one cycle (``paperbot run --once``) or the service (the scheduler and every chat
+listener in one event loop). ``bot.app`` builds the ``App``; this module only runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.delivery import Deliverer, DeliveryReport
+from bot.errors import PaperbotError, SourceError, StoreError
+from bot.pacing import backoff
+from bot.poller import Poller, PollReport
+from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
+
+log = logging.getLogger("bot.app")
+
+RETRY_FIRST, RETRY_LAST = 5.0, 300.0  # seconds between attempts while Redis is unreachable
+ROLES = ("all", "poller", "worker")
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When cycles run: pollers every ``poll_minutes`` (plus up to ``jitter_seconds``), workers every ``deliver_seconds``."""
+
+    poll_minutes: float = 30.0
+    jitter_seconds: float = 120.0
+    deliver_seconds: float = 60.0
+
+
+@dataclass
+class CycleReport:
+    """One poll followed by one delivery pass."""
+
+    poll: PollReport
+    delivery: DeliveryReport
+
+    def summary(self) -> dict[str, object]:
+        """The fields of the one log line a cycle writes."""
+        return {
+            "sources_ok": ",".join(self.poll.answered) or "none",
+            "sources_failed": ",".join(self.poll.failed) or "none",
+            "fetched": self.poll.fetched,
+            "new": self.poll.new,
+            "delivered": self.delivery.delivered,
+            "pending": self.delivery.pending,
+        }
+
+
+@dataclass
+class App:
+    """Everything one process runs, over the ports; ``role`` says which of poller and deliverer run."""
+
+    poller: Poller
+    deliverer: Deliverer
+    commands: Commands
+    outbox: Outbox
+    coordination: Coordination
+    schedule: Schedule = field(default_factory=Schedule)
+    role: str = "all"
+    adapters: Mapping[str, Adapter] = field(default_factory=dict)
+    listeners: Mapping[str, Listener] = field(default_factory=dict)
+
+    async def cycle(self) -> CycleReport:
+        """Poll (unless a worker), then deliver everything owed (unless a poller)."""
+        poll = await self.poller.poll() if self.role != "worker" else PollReport(skipped=True)
+        delivery = await self.deliverer.deliver() if self.role != "poller" else DeliveryReport()
+        report = CycleReport(poll, delivery)
+        log.info("cycle finished", extra={"kv": report.summary()})
+        return report
+
+
+async def run_once(app: App) -> CycleReport:
+    """One cycle; ``SourceError`` when every source failed, so the caller can exit non-zero."""
+    report = await app.cycle()
+    if not report.poll.answered and not report.poll.skipped:
+        reasons = "; ".join(f"{name}: {why}" for name, why in report.poll.failed.items())
+        raise SourceError(f"every source failed ({reasons})")
+    return report
+
+
+class Cycles:
+    """Runs the app's cycles on APScheduler: at start, then on the role's schedule. Expected trouble is
+    one log line; an unreachable Redis is retried soon, with doubling waits, rather than at the next poll."""
+
+    def __init__(self, app: App) -> None:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler  # only the service schedules
+
+        self.app = app
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.running: set[asyncio.Task[Any]] = set()
+        self._failures = 0
+
+    def start(self) -> None:
+        """Schedule the first cycle now and the next ones every interval."""
+        schedule = self.app.schedule
+        if self.app.role == "worker":
+            # Workers only deliver: often, so what pollers queue goes out within a minute.
+            every: dict[str, float] = {"seconds": schedule.deliver_seconds}
+        else:
+            every = {"minutes": schedule.poll_minutes, "jitter": schedule.jitter_seconds}
+        self.scheduler.add_job(
+            self.run,
+            "interval",
+            **every,
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            id="cycle",
+        )
+        self.scheduler.start()
+
+    async def run(self) -> None:
+        """One guarded cycle."""
+        task = asyncio.current_task()
+        assert task is not None  # APScheduler runs coroutines as tasks
+        self.running.add(task)
+        try:
+            await self.app.cycle()
+            self._failures = 0
+        except asyncio.CancelledError:
+            # Shutdown interrupted the cycle: nothing is lost (the outbox keeps what was not acknowledged).
+            log.info("cycle interrupted by shutdown")
+        except StoreError as exc:
+            retry_in = round(backoff(self._failures, RETRY_FIRST, RETRY_LAST), 1)
+            self._failures += 1
+            log.error("cycle failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": retry_in}})
+            run_at = datetime.now(UTC) + timedelta(seconds=retry_in)
+            self.scheduler.add_job(self.run, "date", run_date=run_at, id="retry", replace_existing=True)
+        except PaperbotError as exc:
+            # Other expected trouble (every source down): one line; the next cycle tries again.
+            log.error("cycle failed", extra={"kv": {"problem": str(exc)}})
+        finally:
+            self.running.discard(task)
+
+    async def stop(self, others: list[asyncio.Task[Any]]) -> None:
+        """Stop scheduling, interrupt what runs (and ``others``), and wait for all of it to end."""
+        self.scheduler.shutdown(wait=False)
+        tasks = [*others, *self.running]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def serve(app: App, stop: asyncio.Event | None = None) -> None:
+    """Poll at start, then on the schedule, and serve every chat listener, all in this one event loop,
+    until SIGTERM or SIGINT (or until ``stop`` is set, when one is given)."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT) if stop is None else ()
+    stop = stop or asyncio.Event()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    cycles = Cycles(app)
+    cycles.start()
+    listeners = [asyncio.create_task(listener.run(app.commands), name=name) for name, listener in app.listeners.items()]
+    if listeners:  # chat users will query: load the index now, not on the first /papers
+        cycles.running.add(asyncio.create_task(app.commands.warm_up(), name="warm-up"))
+    chat = ",".join(t.get_name() for t in listeners) or "none"
+    log.info("paperbot running", extra={"kv": {"poll_interval_minutes": app.schedule.poll_minutes, "chat": chat}})
+    done = asyncio.ensure_future(stop.wait())
+    try:
+        finished, _ = await asyncio.wait([done, *listeners], return_when=asyncio.FIRST_COMPLETED)
+        for task in finished - {done}:
+            task.result()  # a listener that stopped on its own: surface why
+    finally:
+        await cycles.stop([*listeners, done])
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        log.info("paperbot stopped")

@@ -1,0 +1,98 @@
+"""The ``[[channels]]`` tables: each checked (platform, id, mode, numbers, topics) and the platforms'
+secrets required where a channel needs them. Problems are collected, not raised."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.errors import CommandError
+from bot.model import PLATFORMS, Channel, Destination
+from bot.query import parse_query
+from bot.settings.values import boolean, number, words
+
+MODES = ("each", "digest")
+_CHANNEL_KEYS = {"platform", "id", "topics", "mode", "catch_all", "daily_cap", "min_upvotes", "digest_size"}
+
+
+def check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], problems: list[str]) -> None:
+    """Each platform in use has the secrets it needs, with a hint where to get them."""
+    if any(c.destination.platform == "slack" for c in channels) and not environ.get("SLACK_BOT_TOKEN"):
+        problems.append("SLACK_BOT_TOKEN: required for slack channels (OAuth & Permissions → Bot User OAuth Token, xoxb-…)")
+    if environ.get("SLACK_BOT_TOKEN") and not (environ.get("SLACK_APP_TOKEN") or environ.get("SLACK_SIGNING_SECRET")):
+        problems.append(
+            "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: Slack needs one (Socket Mode: Basic Information → App-Level Tokens, "
+            "xapp-… with connections:write; HTTP mode: Basic Information → Signing Secret)"
+        )
+    if any(c.destination.platform == "discord" for c in channels) and not environ.get("DISCORD_TOKEN"):
+        problems.append("DISCORD_TOKEN: required for discord channels (Developer Portal → your application → Bot → Reset Token)")
+    bad_ids = [
+        c.destination.channel for c in channels if c.destination.platform == "discord" and not c.destination.channel.isdigit()
+    ]
+    problems.extend(f"channels: discord channel id {i!r} must be a number (Copy Channel ID)" for i in bad_ids)
+    if environ.get("SLACK_CLIENT_ID") and environ.get("SLACK_CLIENT_SECRET"):
+        problems.append(
+            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; they switch slack-bolt to its multi-workspace OAuth flow, "
+            "and paperbot is installed in one workspace with SLACK_BOT_TOKEN"
+        )
+    for name, prefix in (("SLACK_BOT_TOKEN", "xoxb-"), ("SLACK_APP_TOKEN", "xapp-")):
+        if environ.get(name) and not environ[name].startswith(prefix):
+            problems.append(f"{name}: expected a token starting with {prefix!r}")
+
+
+def channels_from(raw: Any, problems: list[str]) -> tuple[Channel, ...]:
+    """The configured channels; with no ``[[channels]]`` at all, the terminal."""
+    if raw is None:
+        return (Channel(Destination("console", "terminal")),)
+    if not isinstance(raw, list):
+        problems.append("channels: expected a list of [[channels]] tables")
+        return ()
+    channels = [c for i, item in enumerate(raw, start=1) if (c := _channel(item, f"channels[{i}]", problems))]
+    keys = [c.destination.key for c in channels]
+    problems.extend(f"channels: {key} is listed twice" for key in sorted({k for k in keys if keys.count(k) > 1}))
+    return tuple(channels)
+
+
+def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
+    if not isinstance(item, dict):
+        problems.append(f"{where}: expected a table with platform and id")
+        return None
+    problems.extend(f"{where}.{key}: unknown setting" for key in sorted(set(item) - _CHANNEL_KEYS))
+    platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
+    if platform not in PLATFORMS:
+        problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+    if not isinstance(channel_id, str) or not channel_id.strip():
+        problems.append(f"{where}.id: a non-empty channel id is required")
+    if mode not in MODES:
+        problems.append(f"{where}.mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    numbers = {}
+    for key, low, high, default in (("daily_cap", 0, 10_000, 0), ("min_upvotes", 0, 100_000, 0), ("digest_size", 1, 10, 5)):
+        try:
+            numbers[key] = number(int, low, high)(item.get(key, default))
+        except ValueError as exc:
+            problems.append(f"{where}.{key}: {exc}")
+    try:
+        catch_all = boolean(item.get("catch_all", True))
+    except ValueError as exc:
+        problems.append(f"{where}.catch_all: {exc}")
+        catch_all = True
+    topics = _topics(item.get("topics", []), f"{where}.topics", problems)
+    if not (isinstance(platform, str) and isinstance(channel_id, str)) or len(numbers) < 3:
+        return None
+    return Channel(Destination(platform, channel_id.strip()), topics, mode, catch_all, **numbers)
+
+
+def _topics(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:
+    """Configured topics, each checked by the query parser and stored in its canonical spelling."""
+    try:
+        texts = words(raw) if not isinstance(raw, str) else (raw,)
+    except ValueError as exc:
+        problems.append(f"{where}: {exc}")
+        return ()
+    topics = []
+    for text in texts:
+        try:
+            topics.append(parse_query(text).text)
+        except CommandError as exc:
+            problems.append(f"{where}: {exc}")
+    return tuple(topics)

@@ -62,9 +62,9 @@ async def backfill(app: App, days: int, progress: Callable[[str, int, int], None
             await app.poller.ingest(await source.fetch_day(day), report)
             done += 1
             progress(f"{source.name} {day.isoformat()}", done, total)
-    for source in whole:
-        await app.poller.ingest(await source.fetch(catch_up=days), report)
+    for other in whole:
+        await app.poller.ingest(await other.fetch(catch_up=days), report)
         done += 1
-        progress(source.name, done, total)
+        progress(other.name, done, total)
     await app.deliverer.deliver()
     return report

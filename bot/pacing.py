@@ -14,7 +14,7 @@ Sleep = Callable[[float], Awaitable[None]]
 def backoff(attempt: int, first: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait before retry ``attempt`` (0-based): ``first`` doubling up to ``cap``, with jitter
     (half to all of it) so that replicas which failed together do not retry together."""
-    return min(cap, first * 2**attempt) * (0.5 + (rng or random).random() / 2)
+    return float(min(cap, first * 2**attempt) * (0.5 + (rng or random).random() / 2))
 
 
 class MinInterval:

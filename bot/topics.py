@@ -238,8 +238,13 @@ class AnyOf:
         return any(node.hit(doc) for node in self.nodes)
 
     def anchors(self) -> frozenset[str] | None:
-        parts = [n.anchors() for n in self.nodes]
-        return None if any(p is None for p in parts) else frozenset().union(*parts)  # type: ignore[arg-type]
+        keys: set[str] = set()
+        for node in self.nodes:
+            part = node.anchors()
+            if part is None:
+                return None  # one branch can match anything, so the whole OR can
+            keys |= part
+        return frozenset(keys)
 
 
 Node = Words | Field | Not | AllOf | AnyOf
@@ -268,4 +273,4 @@ class Query:
 def rank(quality: float, doc: Doc, now: datetime) -> float:
     """Search order: match quality, then recency (a 3-day half-life), then upvotes (logarithmic)."""
     age_days = max(0.0, (now - doc.published).total_seconds() / 86400)
-    return quality + 2.0 * 0.5 ** (age_days / 3) + 0.5 * math.log1p(doc.upvotes)
+    return quality + 2.0 * math.pow(0.5, age_days / 3) + 0.5 * math.log1p(doc.upvotes)

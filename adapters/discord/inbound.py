@@ -36,7 +36,7 @@ class DiscordInbound:
         self.tree = app_commands.CommandTree(client)
         self.tree.add_command(PapersGroup(self.translator, command))
         client.add_dynamic_items(SaveButton)
-        client.setup_hook = self._setup_hook  # type: ignore[method-assign]  # discord.py's documented hook
+        client.on_setup = self._setup_hook
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
 

@@ -37,7 +37,8 @@ def _organization(*candidates: Any) -> str:
 
 def paper_from_item(item: dict[str, Any]) -> Paper:
     """One Daily Papers item (``{"paper": {...}, ...}``) as a Paper; ``ValueError`` if it has no usable id or title."""
-    inner = item.get("paper") if isinstance(item.get("paper"), dict) else item
+    nested = item.get("paper")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else item
     paper_id = bare_arxiv_id(str(inner.get("id", "")))
     if not paper_id:
         raise ValueError(f"item without an arXiv id: {str(inner.get('id'))[:40]!r}")
@@ -94,7 +95,7 @@ def papers_from_items(items: Iterable[Any], where: str) -> list[Paper]:
 def papers_from_page(html: str, where: str) -> list[Paper]:
     """Papers from the ``data-target="DailyPapers"`` JSON of a ``/papers/date/...`` page."""
     soup = BeautifulSoup(html, "html.parser")
-    node = soup.find(attrs={"data-target": "DailyPapers"})
+    node = soup.find(None, {"data-target": "DailyPapers"})
     raw = node.get("data-props") if node is not None else None
     if not isinstance(raw, str):
         raise SourceError(f"{where}: no DailyPapers data on the page; the Hugging Face page layout changed")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from typing import cast
 
 import redis.asyncio as redis
 
@@ -49,7 +50,8 @@ class RedisLibrary:
         """The user's saved papers, newest first."""
         async with redis_errors(self._redis, "list saved papers"):
             last = -1 if limit is None else limit - 1
-            rows = await self._redis.zrevrange(self._key("saved", user.key), 0, last, withscores=True)
+            reply = await self._redis.zrevrange(self._key("saved", user.key), 0, last, withscores=True)
+            rows = cast(list[tuple[bytes, float]], reply)  # (member, score) pairs with withscores
             if not rows:
                 return []
             docs = await self._redis.hmget(self._key("library"), [text(pid) for pid, _ in rows])

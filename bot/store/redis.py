@@ -29,6 +29,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 
 from bot.errors import StoreError
 from bot.model import Delivery, Destination, OutboxEntry, Paper, PostRef
@@ -222,7 +223,7 @@ class RedisStore:
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
         """Move a delivery to the dead letters (acknowledged here, kept there with the reason), atomically."""
         delivery = entry.delivery
-        fields = {
+        fields: dict[FieldT, EncodableT] = {
             "dest": delivery.destination.key,
             "paper": delivery.paper_id,
             "why": json.dumps(list(delivery.why)),
@@ -240,7 +241,7 @@ class RedisStore:
         """Every delivery given up on, oldest first, with ``id``, ``dest``, ``paper``, ``reason``, ``at``."""
         async with self._errors("list dead letters"):
             rows = await self._redis.xrange(self.key("dead"))
-        return [{"id": text(eid), **{text(k): text(v) for k, v in fields.items()}} for eid, fields in rows]
+        return _rows(rows)
 
     async def requeue_dead(self) -> int:
         """Queue every dead letter again (someone fixed the cause); returns how many."""
@@ -258,7 +259,7 @@ class RedisStore:
         """Every delivery still owed (delivered ones are removed from the outbox), oldest first."""
         async with self._errors("list queued deliveries"):
             rows = await self._redis.xrange(self.key("outbox"))
-        return [{"id": text(eid), **{text(k): text(v) for k, v in fields.items()}} for eid, fields in rows]
+        return _rows(rows)
 
     async def last_posts(self) -> dict[str, str]:
         """When paperbot last posted to each destination."""
@@ -288,6 +289,11 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
+
+
+def _rows(reply: Any) -> list[dict[str, str]]:
+    # XRANGE answers [(id, {field: value}), ...]; an entry deleted meanwhile has no fields.
+    return [{"id": text(eid), **{text(k): text(v) for k, v in (fields or {}).items()}} for eid, fields in reply or []]
 
 
 def _stream_entries(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:

@@ -26,7 +26,8 @@ class Corpus:
         words: set[str] = set()
         while len(words) < vocabulary:
             words.add("".join(self.rng.choice(SYLLABLES) for _ in range(self.rng.randint(2, 4))))
-        self.words = sorted(words, key=lambda w: self.rng.random())
+        self.words = sorted(words)  # sorted first: a set's order changes with hash randomisation
+        self.rng.shuffle(self.words)
         self._weights = list(accumulate(1 / (rank + 1) for rank in range(vocabulary)))
         self.surnames = [w.capitalize() for w in self.words[-800:]]
 

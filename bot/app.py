@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis.asyncio as redis
@@ -20,6 +21,7 @@ from bot.channels import Channels
 from bot.commands import CommandCore
 from bot.delivery import Deliverer
 from bot.errors import ConfigError
+from bot.logs import redactor
 from bot.pacing import MinInterval
 from bot.poller import Poller
 from bot.ports import Adapter, Listener, SharedPace, Source
@@ -107,21 +109,28 @@ def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]
     return sources
 
 
+REDIS_CONNECTIONS = 64  # per process; more concurrent commands wait for a connection instead of failing
+REDIS_WAIT = 10.0  # seconds a command waits for a free connection before it is a StoreError
+
+
 async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
-    """``REDIS_URL`` when set, else the embedded Redis in the data directory; checked with a PING."""
-    client: redis.Redis
+    """``REDIS_URL`` when set, else the embedded Redis in the data directory; checked with a PING. The
+    pool blocks when every connection is busy (a burst of commands queues; it does not fail)."""
+    options: dict[str, Any] = {"max_connections": REDIS_CONNECTIONS, "timeout": REDIS_WAIT, "protocol": 2, "socket_timeout": 10}
+    pool: redis.BlockingConnectionPool
     if settings.store.redis_url:
         try:
-            client = redis.Redis.from_url(
-                settings.store.redis_url.reveal(), protocol=2, socket_timeout=10, socket_connect_timeout=5
-            )
+            pool = redis.BlockingConnectionPool.from_url(settings.store.redis_url.reveal(), socket_connect_timeout=5, **options)
         except ValueError:
             raise ConfigError(["REDIS_URL: not a valid redis:// or rediss:// or unix:// URL"]) from None
     else:
         data_dir = Path(settings.store.data_dir) if settings.store.data_dir else default_data_dir()
         embedded = await asyncio.to_thread(EmbeddedRedis, data_dir)
         stack.callback(embedded.close)
-        client = redis.Redis(unix_socket_path=embedded.socket_path, protocol=2, socket_timeout=10)
+        pool = redis.BlockingConnectionPool(
+            connection_class=redis.UnixDomainSocketConnection, path=embedded.socket_path, **options
+        )
+    client = redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
     stack.push_async_callback(client.aclose)
     async with redis_errors(client, "answer PING"):
         await client.ping()
@@ -156,13 +165,14 @@ async def open_app(
         client = await open_redis(settings, stack)
         ttl = settings.store.paper_ttl_days * 86400
         prefix = settings.store.key_prefix
-        store = RedisStore(client, prefix, ttl)  # the Outbox and Papers ports
-        coordination = RedisCoordination(client, prefix)
+        redact = redactor(settings.secrets())
+        store = RedisStore(client, prefix, ttl, redact)  # the Outbox and Papers ports
+        coordination = RedisCoordination(client, prefix, redact)
         subscriptions = RedisSubscriptions(client, prefix)
         library = RedisLibrary(client, prefix)
         for adapter in platforms.adapters.values():
             if isinstance(adapter, SharedPace):
-                adapter.share_pace(coordination.slot)  # one pace per channel across every worker process
+                adapter.share_pace(coordination)  # one pace per channel across every worker process
 
         channels = Channels(settings.channels, subscriptions)
         await channels.seed()

@@ -36,17 +36,22 @@ _ABBREVIATIONS = {
     "ca",
 }
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
+_LAST_WORD = re.compile(r"(\S*)\s*$")
+_WORD_WINDOW = 40  # an abbreviation is short: look this far back for it, never at the whole sentence
 
 
 def sentences(text: str) -> list[str]:
-    """Split prose into sentences, keeping abbreviations (``e.g.``, ``et al.``) and decimals intact."""
+    """Split prose into sentences, keeping abbreviations (``e.g.``, ``et al.``) and decimals intact.
+    Linear in the text's length: each candidate end looks only at the few characters before it."""
     out: list[str] = []
     start = 0
     for match in _SENTENCE_END.finditer(text):
-        candidate = text[start : match.start()].strip()
-        last_word = candidate.rsplit(" ", 1)[-1].rstrip(".!?\"')]").lower()
+        window = text[max(start, match.start() - _WORD_WINDOW) : match.start()]
+        found = _LAST_WORD.search(window)
+        last_word = (found.group(1) if found else "").rstrip(".!?\"')]").lower()
         if last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word):
             continue
+        candidate = text[start : match.start()].strip()
         out.append(candidate)
         start = match.end()
     tail = text[start:].strip()
@@ -57,7 +62,8 @@ def sentences(text: str) -> list[str]:
 
 def extractive_summary(abstract: str, limit: int = 280) -> str:
     """The leading sentences of the abstract that fit in ``limit`` characters; never cut mid-word."""
-    text = delatex(abstract)
+    # Only the leading sentences can fit: never split more of the abstract than could be chosen.
+    text = delatex(abstract[: limit * 4 + 200])
     chosen = ""
     for sentence in sentences(text):
         joined = f"{chosen} {sentence}".strip()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from bot.model import Channel, Destination
 from bot.ports import Subscriptions
 from bot.routing import Router, compile_route
+
+log = logging.getLogger(__name__)
 
 
 class Channels:
@@ -15,6 +18,7 @@ class Channels:
     def __init__(self, configured: Sequence[Channel], subscriptions: Subscriptions) -> None:
         self._configured = {c.destination: c for c in configured}
         self._subscriptions = subscriptions
+        self._reported: set[tuple[Destination, str]] = set()  # disabled topics already logged
 
     def settings(self, destination: Destination) -> Channel:
         """The configured channel, or the defaults for one that only exists through chat."""
@@ -38,4 +42,10 @@ class Channels:
             for c in self._configured.values()
         ]
         routes += [compile_route(destination, topics) for destination, topics in subscribed.items()]
+        for route in routes:
+            for topic, problem in route.disabled:
+                if (route.destination, topic) not in self._reported:  # once per process, not every poll
+                    self._reported.add((route.destination, topic))
+                    kv = {"destination": route.destination.key, "topic": topic[:80], "problem": problem[:200]}
+                    log.warning("subscription disabled: it no longer parses; unsubscribe it", extra={"kv": kv})
         return Router(routes)

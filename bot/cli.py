@@ -77,26 +77,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"paperbot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    logs.configure(-1 if args.quiet else args.verbose, settings.secrets())
+    redact = logs.redactor(settings.secrets())
+    logs.configure(-1 if args.quiet else args.verbose, redact)
     try:
-        return asyncio.run(_run(args, settings))
+        return asyncio.run(_run(args, settings, redact))
     except ConfigError as exc:
-        print(f"paperbot: {exc}", file=sys.stderr)
+        print(f"paperbot: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
     except PaperbotError as exc:
-        print(f"paperbot: error: {exc}", file=sys.stderr)
+        print(f"paperbot: error: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
 
 
-async def _run(args: argparse.Namespace, settings: Settings) -> int:
+async def _run(args: argparse.Namespace, settings: Settings, redact: logs.Redact) -> int:
     if args.command != "run" or args.once:
-        return await _run_once(args, settings)
+        return await _run_once(args, settings, redact)
     attempt = 0
     while True:  # the service outlives Redis outages: one line per attempt, backing off, then on its own again
         try:
-            return await _run_once(args, settings)
+            return await _run_once(args, settings, redact)
         except StoreError as exc:
             delay = round(backoff(attempt, START_RETRY_FIRST, START_RETRY_LAST), 1)
             attempt += 1
@@ -104,7 +105,7 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
             await asyncio.sleep(delay)
 
 
-async def _run_once(args: argparse.Namespace, settings: Settings) -> int:
+async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact) -> int:
     if args.command == "discord":
         count = await sync_discord(settings)
         print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
@@ -113,9 +114,9 @@ async def _run_once(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "run":
             await (run_once(app) if args.once else serve(app))
         elif args.command == "deliveries":
-            print(await operations.deliveries(app.outbox, app.coordination, args.retry))
+            print(redact(await operations.deliveries(app.outbox, app.coordination, args.retry)))
         elif args.command == "status":
-            print(await operations.status(app.outbox, app.coordination))
+            print(redact(await operations.status(app.outbox, app.coordination)))
         elif args.command == "backfill":
             await _backfill(app, args.days)
         else:

@@ -7,6 +7,7 @@ and a store outage become replies too, so a listener never sees an error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -97,6 +98,15 @@ async def replying(work: Awaitable[R], hint: str = "") -> R | Reply:
         return Reply(OUTAGE)
 
 
+def _disabled(topic: str) -> str:
+    """`` (disabled: why)`` for a stored topic that no longer parses; empty for a good one."""
+    try:
+        parse_query(topic)
+    except CommandError as exc:
+        return f" (disabled: {str(exc).split(' at position')[0].split(' in ')[0]}; unsubscribe it)"
+    return ""
+
+
 class CommandCore:
     """The ``Commands`` port: executes commands and reactions for one deployment."""
 
@@ -152,8 +162,12 @@ class CommandCore:
             log.warning("could not preload the query index; the first /papers will", extra={"kv": {"problem": str(exc)}})
 
     async def once(self, event_id: str) -> bool:
-        """True the first time a platform delivers ``event_id``; its retries get False."""
-        return await self._coordination.first_time(event_id)
+        """True the first time a platform delivers ``event_id``; its retries (and replays) get False.
+        With the store unreachable it answers True: better to answer twice than not at all."""
+        try:
+            return await self._coordination.first_time(event_id)
+        except PaperbotError:
+            return True
 
     async def topics(self, where: Destination) -> list[str]:
         """The destination's subscriptions (for autocomplete)."""
@@ -191,7 +205,8 @@ class CommandCore:
     async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
         query = parse_query(argument)
         await self._index.refresh()
-        ids, total = self._index.search(query, self._page_size, page * self._page_size)
+        # In a worker thread: a broad query must not stall every other command and the Slack endpoint.
+        ids, total = await asyncio.to_thread(self._index.search, query, self._page_size, page * self._page_size)
         await self._library.remember_search(user, query.text, page)
         if not total:
             return Reply(f"No paper of the last {len(self._index)} cached matches “{query.text}”.")
@@ -217,7 +232,10 @@ class CommandCore:
         query = parse_query(argument)
         added = await self._subscriptions.subscribe(where, query.text)
         await self._index.refresh()
-        recent = self._index.count(query)
+        try:
+            recent = f"{await asyncio.to_thread(self._index.count, query)}"
+        except CommandError:  # routing new papers is cheap; counting the cache for this one is not
+            recent = "Many"
         if not added:
             return Reply(f"This channel is already subscribed to “{query.text}”.")
         log.info("subscribed", extra={"kv": {"destination": where.key, "query": query.text, "user": user.key}})
@@ -241,7 +259,7 @@ class CommandCore:
             if where in self._catch_all:
                 return Reply("This channel has no topics, so it gets every new paper.")
             return Reply("This channel has no topics.")
-        lines = "\n".join(f"{n}. {topic}" for n, topic in enumerate(topics, start=1))
+        lines = "\n".join(f"{n}. {topic}{_disabled(topic)}" for n, topic in enumerate(topics, start=1))
         return Reply(f"This channel's topics:\n{lines}")
 
     async def _save(self, argument: str, user: UserRef, where: Destination) -> Reply:

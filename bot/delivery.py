@@ -33,6 +33,17 @@ class DeliveryReport:
     pending: int = 0
     dead: int = 0  # moved to the dead letters this pass
 
+    def merged(self, later: DeliveryReport) -> DeliveryReport:
+        """This pass and a ``later`` one as one report (what is still pending is the later count)."""
+        return DeliveryReport(
+            self.delivered + later.delivered,
+            self.already_delivered + later.already_delivered,
+            self.skipped + later.skipped,
+            {**self.failed, **later.failed},
+            later.pending,
+            self.dead + later.dead,
+        )
+
 
 class Deliverer:
     """Posts queued deliveries: destinations in parallel, each destination's papers in order.

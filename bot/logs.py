@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -32,30 +32,41 @@ def _value(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+Redact = Callable[[str], str]
+
+
+def redactor(secrets: Iterable[str]) -> Redact:
+    """A function that replaces every secret value in a text with ``***``: for logs, for what is stored
+    (pause reasons, source errors that echo a request) and for what is printed."""
+    values = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)  # longest first: a URL before its password
+
+    def redact(text: str) -> str:
+        for secret in values:
+            text = text.replace(secret, "***")
+        return text
+
+    return redact
+
+
 class ScrubSecrets(logging.Filter):
     """Replaces any configured secret value in a formatted record with ``***``."""
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, redact: Redact) -> None:
         super().__init__()
-        self._secrets = [s for s in secrets if len(s) >= 4]
+        self._redact = redact
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        kv = dict(getattr(record, "kv", {}) or {})
-        for secret in self._secrets:
-            message = message.replace(secret, "***")
-            kv = {k: str(v).replace(secret, "***") for k, v in kv.items()}
+        message = self._redact(record.getMessage())
+        kv = {k: self._redact(str(v)) for k, v in (getattr(record, "kv", {}) or {}).items()}
         record.msg, record.args, record.kv = message, (), kv
         return True
 
 
-def configure(verbosity: int, secrets: Iterable[str] = ()) -> None:
+def configure(verbosity: int, redact: Redact = str) -> None:
     """``verbosity`` -1 = errors only, 0 = warnings and cycle summaries, 1+ = debug."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
-    handler.addFilter(ScrubSecrets(secrets))
+    handler.addFilter(ScrubSecrets(redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbosity > 0 else logging.WARNING)

@@ -8,6 +8,9 @@ from datetime import datetime
 from typing import Any
 
 PLATFORMS = ("console", "slack", "discord")
+# What paperbot keeps of a paper, at most: enough for any real paper, bounded for a hostile feed.
+LIMITS = {"title": 1000, "abstract": 20_000, "ai_summary": 2000, "organization": 200, "author": 200, "authors": 1000}
+LIMITS |= {"keyword": 100, "keywords": 50, "categories": 20}
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,20 @@ class Paper:
             upvotes=_max(hf.upvotes, arxiv.upvotes),
             featured_on=hf.featured_on or arxiv.featured_on,
         )
+
+    def bounded(self) -> Paper:
+        """This paper with every text and list cut to ``LIMITS`` (the same paper when already within them)."""
+        cut: dict[str, Any] = {
+            "title": self.title[: LIMITS["title"]],
+            "abstract": self.abstract[: LIMITS["abstract"]],
+            "ai_summary": self.ai_summary[: LIMITS["ai_summary"]],
+            "organization": self.organization[: LIMITS["organization"]],
+            "authors": tuple(a[: LIMITS["author"]] for a in self.authors[: LIMITS["authors"]]),
+            "keywords": tuple(k[: LIMITS["keyword"]] for k in self.keywords[: LIMITS["keywords"]]),
+            "categories": self.categories[: LIMITS["categories"]],
+        }
+        changed = {name: value for name, value in cut.items() if value != getattr(self, name)}
+        return dataclasses.replace(self, **changed) if changed else self
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict; ``Paper.from_json`` reverses it exactly."""

@@ -17,6 +17,7 @@ from bot.routing import Router
 log = logging.getLogger(__name__)
 
 CATCH_UP_CAP = 14  # days; beyond that a person should run `paperbot backfill`
+POLL_BUDGET = 600.0  # seconds a source may take in one poll; then it counts as failed and the others go on
 
 
 @dataclass
@@ -57,7 +58,9 @@ class Poller:
         coordination: Coordination,
         owner: str = "poller",
         lock_ttl: float = 600,
+        budget: float = POLL_BUDGET,
     ) -> None:
+        self._budget = budget
         self.sources = sources
         self._outbox = outbox
         self._coordination = coordination
@@ -99,15 +102,17 @@ class Poller:
         """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
         report = PollReport()
         catch_up = await self._catch_up_days()
-        results = await asyncio.gather(*(source.fetch(catch_up) for source in self.sources), return_exceptions=True)
+        results = await asyncio.gather(*(self._fetch(source, catch_up) for source in self.sources), return_exceptions=True)
         batches = []
         for source, result in zip(self.sources, results, strict=True):
-            if isinstance(result, SourceError):
-                report.failed[source.name] = str(result)
-                log.warning("source failed", extra={"kv": {"source": source.name, "problem": str(result)}})
-                await self._coordination.record_health(source.name, False, str(result))
-            elif isinstance(result, BaseException):
+            if isinstance(result, asyncio.CancelledError):
                 raise result
+            if isinstance(result, BaseException):
+                # Each source fails alone, whatever it raised: the others' papers still go out.
+                problem = str(result) if isinstance(result, SourceError) else f"unexpected {type(result).__name__}: {result}"
+                report.failed[source.name] = problem
+                log.warning("source failed", extra={"kv": {"source": source.name, "problem": problem[:500]}})
+                await self._coordination.record_health(source.name, False, problem[:500])
             else:
                 report.answered.append(source.name)
                 batches.append(result)
@@ -119,8 +124,17 @@ class Poller:
         await self.ingest(merge(batches), report)
         return report
 
+    async def _fetch(self, source: Source, catch_up: int) -> list[Paper]:
+        try:
+            async with asyncio.timeout(self._budget):
+                return await source.fetch(catch_up)
+        except TimeoutError:
+            raise SourceError(f"took longer than the poll budget ({self._budget:.0f}s); skipped this poll") from None
+
     async def ingest(self, papers: Sequence[Paper], report: PollReport) -> None:
-        """Keep the unseen papers and queue their deliveries (also used by backfill)."""
+        """Keep the unseen papers and queue their deliveries (also used by backfill). Every paper is cut
+        to the model's limits here, whichever source it came from."""
+        papers = [paper.bounded() for paper in papers]
         report.fetched += len(papers)
         unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]

@@ -9,7 +9,7 @@ Inbound: a ``Listener`` serves a platform's events with ``Commands``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
@@ -227,8 +227,13 @@ class Coordination(Protocol):
         """Add ``delta`` to the destination's post count for ``day``; returns the total."""
         ...
 
-    async def slot(self, key: str, interval: float) -> float:
-        """Reserve the next posting slot for ``key``; the seconds to wait before using it."""
+    async def take_turn(self, key: str, owner: str, hold: float) -> float:
+        """Take ``key``'s turn for at most ``hold`` seconds: 0 when ``owner`` has it now, else the seconds
+        to wait before asking again (briefly while someone holds it; the rest of the pause after a turn)."""
+        ...
+
+    async def end_turn(self, key: str, owner: str, gap: float) -> None:
+        """End ``owner``'s turn: the next one may start ``gap`` seconds from now."""
         ...
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
@@ -289,15 +294,24 @@ class Listener(Protocol):
         ...
 
 
-Reserve = Callable[[str, float], Awaitable[float]]  # (key, interval) → seconds to wait for the slot
+class Turns(Protocol):
+    """Turns per key, one holder at a time, with a pause after each (``Coordination`` has them)."""
+
+    async def take_turn(self, key: str, owner: str, hold: float) -> float:
+        """0 when ``owner`` now holds ``key`` (for at most ``hold`` seconds), else seconds to wait."""
+        ...
+
+    async def end_turn(self, key: str, owner: str, gap: float) -> None:
+        """Release ``key``; the next turn starts no sooner than ``gap`` seconds from now."""
+        ...
 
 
 @runtime_checkable
 class SharedPace(Protocol):
     """An adapter whose per-channel pace can be held in the store, so several processes share it."""
 
-    def share_pace(self, reserve: Reserve) -> None:
-        """Take posting slots from ``reserve`` instead of an in-process timer."""
+    def share_pace(self, turns: Turns) -> None:
+        """Take posting turns from ``turns`` (the store) instead of an in-process table."""
         ...
 
 

@@ -11,7 +11,9 @@ Grammar (operators in capitals; implicit AND between terms)::
 
 Words match whole words, case-insensitively, accents and simple plurals folded, hyphen and space
 alike (``vision-language`` is the phrase ``vision language``), in the title, abstract or keywords.
-A malformed query is a ``CommandError`` that says what is wrong and where.
+A malformed query is a ``CommandError`` that says what is wrong and where. Every query is bounded
+(``MAX_LENGTH`` characters, ``MAX_TERMS`` terms, ``MAX_DEPTH`` levels of parentheses and NOT), so
+no query can exhaust the parser, the router or the search index.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bot.errors import CommandError
 from bot.topics import AllOf, AnyOf, Field, Node, Not, Query, Words, words
 
 FIELDS = ("cat", "author", "org", "code", "upvotes")
+MAX_LENGTH, MAX_TERMS, MAX_DEPTH, MAX_PHRASE_WORDS = 500, 20, 6, 12
 _QUERY_TOKEN = re.compile(r'\s+|\(|\)|"[^"]*"?|[^\s()"]+(?:"[^"]*"?)?')
 _COMPARISON = re.compile(r"(?P<name>[a-z]+)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.S)
 
@@ -31,6 +34,8 @@ class _Parser:
         self.text = text
         self.tokens = [(m.group(), m.start() + 1) for m in _QUERY_TOKEN.finditer(text) if not m.group().isspace()]
         self.i = 0
+        self.depth = 0
+        self.terms = 0
 
     def fail(self, message: str, position: int | None = None) -> CommandError:
         where = f" at position {position}" if position else ""
@@ -79,29 +84,43 @@ class _Parser:
 
     def parse_unary(self) -> Node:
         token, position = self.tokens[self.i]
-        if token == "NOT":
+        if token in ("NOT", "-"):
             self.take()
             if self.peek() in (None, ")", "OR"):
-                raise self.fail("'NOT' needs something after it", position)
-            return Not(self.parse_unary())
-        if token == "-":
-            self.take()
-            if self.peek() in (None, ")", "OR"):
-                raise self.fail("'-' needs something after it", position)
-            return Not(self.parse_unary())
+                raise self.fail(f"'{token}' needs something after it", position)
+            return self.negated(position)
         if token.startswith("-"):
             self.tokens[self.i] = (token[1:], position + 1)
-            return Not(self.parse_unary())
+            return self.negated(position)
         return self.parse_primary()
+
+    def negated(self, position: int) -> Node:
+        self.enter(position)
+        node = Not(self.parse_unary())
+        self.depth -= 1
+        return node
+
+    def enter(self, position: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"the query nests parentheses and NOT more than {MAX_DEPTH} deep", position)
+
+    def term(self, position: int) -> None:
+        self.terms += 1
+        if self.terms > MAX_TERMS:
+            raise self.fail(f"the query has more than {MAX_TERMS} terms", position)
 
     def parse_primary(self) -> Node:
         token, position = self.take()
         if token == "(":
+            self.enter(position)
             node = self.parse_or()
             if self.peek() != ")":
                 raise self.fail("a '(' is never closed", position)
             self.take()
+            self.depth -= 1
             return node
+        self.term(position)
         if token.startswith('"'):
             return self.phrase(token, position)
         comparison = _COMPARISON.fullmatch(token)
@@ -117,6 +136,8 @@ class _Parser:
         found = words(raw.strip('"'))
         if not found:
             raise self.fail(f"nothing to match in {raw!r}", position)
+        if len(found) > MAX_PHRASE_WORDS:
+            raise self.fail(f"a phrase of more than {MAX_PHRASE_WORDS} words", position)
         return Words(found)
 
     def field(self, name: str, op: str, value: str, position: int) -> Field:
@@ -151,6 +172,6 @@ class _Parser:
 def parse_query(text: str) -> Query:
     """Parse a topic query; a ``CommandError`` says what is wrong and where."""
     text = " ".join(text.split())
-    if len(text) > 500:
-        raise CommandError("the query is longer than 500 characters")
+    if len(text) > MAX_LENGTH:
+        raise CommandError(f"the query is longer than {MAX_LENGTH} characters")
     return Query(text, _Parser(text).parse())

@@ -17,24 +17,26 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One destination's rules: its topic queries, and whether it gets everything when it has none."""
+    """One destination's rules: its topic queries, and whether it gets everything when it has none.
+    ``disabled`` holds the stored topics that no longer parse, with why (they route nothing)."""
 
     destination: Destination
     queries: tuple[Query, ...] = ()
     catch_all: bool = False
     min_upvotes: int = 0
+    disabled: tuple[tuple[str, str], ...] = ()
 
 
 def compile_route(destination: Destination, topics: Sequence[str], catch_all: bool = False, min_upvotes: int = 0) -> Route:
-    """A route from stored query texts; a text that no longer parses is skipped with a warning."""
-    queries = []
+    """A route from stored query texts; a text that no longer parses (say, one stored before today's
+    limits) is disabled on its own, never the route or the router."""
+    queries, disabled = [], []
     for topic in topics:
         try:
             queries.append(parse_query(topic))
         except CommandError as exc:
-            kv = {"destination": destination.key, "problem": str(exc)}
-            log.warning("skipped a subscription that does not parse", extra={"kv": kv})
-    return Route(destination, tuple(queries), catch_all and not queries, min_upvotes)
+            disabled.append((topic, str(exc)))
+    return Route(destination, tuple(queries), catch_all and not queries and not disabled, min_upvotes, tuple(disabled))
 
 
 class Router:
@@ -52,6 +54,7 @@ class Router:
         self._owner: list[int] = []
         self._index: dict[str, list[int]] = defaultdict(list)
         self._unanchored: list[int] = []
+        self._broken: set[int] = set()
         self._catch_all = [number for number, route in enumerate(self._routes) if route.catch_all]
         for number, route in enumerate(self._routes):
             for query in route.queries:
@@ -75,9 +78,16 @@ class Router:
                 if key in index:
                     candidates.update(index[key])
             why: dict[int, list[str]] = {}
-            for query_id in sorted(candidates):
+            for query_id in sorted(candidates - self._broken):
                 query = queries[query_id]
-                if query.root.hit(doc):
+                try:
+                    matched = query.root.hit(doc)
+                except Exception as exc:  # one subscription must never stop routing for everyone
+                    self._broken.add(query_id)
+                    kv = {"destination": self._routes[owner[query_id]].destination.key, "query": query.text, "problem": repr(exc)}
+                    log.error("subscription disabled: it failed on a paper", extra={"kv": kv})
+                    continue
+                if matched:
                     why.setdefault(owner[query_id], []).append(query.text)
             # Only routes that matched, or take everything, are visited: never all routes per paper.
             for number in sorted(why.keys() | set(self._catch_all)) if self._catch_all else why:

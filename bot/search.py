@@ -8,15 +8,21 @@ results shown are then read from Redis.
 
 from __future__ import annotations
 
+import heapq
 import time
 from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from bot.errors import CommandError
 from bot.model import Paper
 from bot.ports import Papers
-from bot.topics import Doc, Query, rank
+from bot.topics import AllOf, AnyOf, Doc, Field, Node, Not, Query, Words, standing, upvote_boost
+
+# One unit is one element through a set operation (tens of nanoseconds); a per-paper test in Python
+# costs PER_PAPER units. The budget is about a quarter second of CPU on this project's 2-core machines.
+COST_BUDGET, PER_PAPER = 10_000_000, 20
 
 
 class PaperIndex:
@@ -30,8 +36,12 @@ class PaperIndex:
         self._added: list[float] = []
         self._numbers: dict[str, int] = {}
         self._postings: dict[str, array[int]] = defaultdict(lambda: array("I"))
+        self._live: set[int] = set()
+        self._published: array[float] = array("d")  # per number: the paper's date (timestamp)
+        self._boost: array[float] = array("d")  # per number: 0.5 × log(1 + upvotes), its share of the rank
         self._cursor = 0
         self._dead = 0
+        self.budget = COST_BUDGET
 
     def __len__(self) -> int:
         return len(self._numbers)
@@ -56,6 +66,9 @@ class PaperIndex:
         self._docs.append(doc)
         self._added.append(self._clock() if added is None else added)
         self._numbers[paper.id] = number
+        self._live.add(number)
+        self._published.append(doc.published.timestamp())
+        self._boost.append(upvote_boost(doc.upvotes))
         for key in doc.index_keys():
             self._postings[key].append(number)
 
@@ -63,6 +76,7 @@ class PaperIndex:
         number = self._numbers.pop(paper_id, None)
         if number is not None:
             self._docs[number] = None
+            self._live.discard(number)
             self._dead += 1
 
     def _expire(self) -> None:
@@ -79,34 +93,205 @@ class PaperIndex:
 
     def _rebuild(self) -> None:
         live = [(doc, added) for doc, added in zip(self._docs, self._added, strict=True) if doc is not None]
-        self._docs, self._added, self._numbers, self._dead = [], [], {}, 0
-        self._postings = defaultdict(lambda: array("I"))
+        # New objects, never mutated in place: a search running in a worker thread keeps its snapshot.
+        docs: list[Doc | None] = []
+        added_at: list[float] = []
+        numbers: dict[str, int] = {}
+        postings: dict[str, array[int]] = defaultdict(lambda: array("I"))
         for doc, added in live:
-            number = len(self._docs)
-            self._docs.append(doc)
-            self._added.append(added)
-            self._numbers[doc.paper_id] = number
+            number = len(docs)
+            docs.append(doc)
+            added_at.append(added)
+            numbers[doc.paper_id] = number
             for key in doc.index_keys():
-                self._postings[key].append(number)
+                postings[key].append(number)
+        self._docs, self._added, self._numbers, self._postings = docs, added_at, numbers, postings
+        self._published = array("d", (d.published.timestamp() for d in live_docs(docs)))
+        self._boost = array("d", (upvote_boost(d.upvotes) for d in live_docs(docs)))
+        self._live, self._dead = set(range(len(docs))), 0
 
     def search(self, query: Query, limit: int, offset: int = 0, now: datetime | None = None) -> tuple[list[str], int]:
-        """Ids of the best matches, ``offset`` to ``offset + limit``, and the number of matches."""
+        """Ids of the best matches, ``offset`` to ``offset + limit``, and the number of matches.
+
+        Matching is set algebra on the postings (C speed, whatever the query's shape). Quality takes
+        few values, so matches are partitioned by it, and only the best of each class by recency and
+        upvotes are ranked: the work grows with the matches, never with matches × query terms.
+        """
         now = now or datetime.now(UTC)
-        anchors = query.anchors()
-        if anchors is None:
-            candidates: set[int] | range = range(len(self._docs))
-        else:
-            candidates = set()
-            for key in anchors:
-                candidates.update(self._postings.get(key, ()))
-        hits = []
-        for number in candidates:
-            doc = self._docs[number]
-            if doc is not None and (quality := query.quality(doc)):
-                hits.append((rank(quality, doc, now), doc.published, doc.paper_id))
-        hits.sort(reverse=True)
-        return [paper_id for _, _, paper_id in hits[offset : offset + limit]], len(hits)
+        plan = self._plan(query)
+        classes = plan.classes(query.root)
+        total = sum(len(members) for members in classes.values())
+        wanted = offset + limit
+        if not wanted or not total:
+            return [], total
+        stamp, published, boost, docs = now.timestamp(), self._published, self._boost, self._docs
+
+        def order(number: int) -> tuple[float, float, str]:  # within a class: standing, then date, then id
+            doc = docs[number]
+            return standing(published[number], boost[number], stamp), published[number], doc.paper_id if doc else ""
+
+        ranked = []
+        for quality, members in classes.items():
+            for number in heapq.nlargest(wanted, members, key=order):
+                score, date, paper_id = order(number)
+                ranked.append((quality + score, date, paper_id))
+        ranked.sort(reverse=True)
+        return [paper_id for _, _, paper_id in ranked[offset:wanted]], total
 
     def count(self, query: Query) -> int:
         """How many indexed papers match ``query``."""
-        return self.search(query, 0)[1]
+        return len(self._plan(query).select(query.root))
+
+    def cost(self, query: Query) -> int:
+        """What evaluating ``query`` will cost, before running it: the postings it reads (each word's
+        three: anywhere, title, keywords), every paper once per NOT, and a Python-level test of every
+        paper per code:/upvotes term."""
+        return _cost(query.root, self._postings, len(self._live))
+
+    def _plan(self, query: Query) -> _Plan:
+        cost = self.cost(query)
+        if cost > self.budget:
+            raise CommandError(
+                f"“{query.text}” is too broad to search ({cost:,} postings to read over {len(self._live):,} papers); "
+                "use fewer common words, or narrow it with a rarer word, a phrase, cat: or upvotes>="
+            )
+        # A snapshot of the live set: a refresh on the event loop may change it while this runs in a thread.
+        return _Plan(self._docs, self._postings, set(self._live))
+
+
+def _cost(node: Node, postings: dict[str, array[int]], papers: int) -> int:
+    if isinstance(node, Words):
+        return sum(3 * len(postings.get(word, ())) for word in node.words)
+    if isinstance(node, Field):
+        return PER_PAPER * papers if node.name in ("code", "upvotes") else papers // 10
+    if isinstance(node, Not):
+        return papers + _cost(node.node, postings, papers)
+    return sum(_cost(part, postings, papers) for part in node.nodes)
+
+
+def live_docs(docs: list[Doc | None]) -> list[Doc]:
+    """The docs of a freshly rebuilt index (it has no gaps)."""
+    return [doc for doc in docs if doc is not None]
+
+
+class _Plan:
+    """One query's evaluation over one snapshot of the index: which papers match each node (memoised,
+    so quality can test membership in O(1)), and each match's quality."""
+
+    def __init__(self, docs: list[Doc | None], postings: dict[str, array[int]], live: set[int]) -> None:
+        self.docs, self.postings, self.live = docs, postings, live
+        self.selected: dict[int, set[int]] = {}
+
+    def posting(self, key: str) -> set[int]:
+        # May hold papers forgotten since the last rebuild; ``select`` keeps only live ones.
+        return set(self.postings.get(key, ()))
+
+    def select(self, node: Node) -> set[int]:
+        """The numbers of the live papers ``node`` matches."""
+        key = id(node)
+        if key not in self.selected:
+            found = self._select(node)
+            self.selected[key] = found if isinstance(node, Not) else found & self.live
+        return self.selected[key]
+
+    def _select(self, node: Node) -> set[int]:
+        if isinstance(node, Words):
+            found = self._all_of([self.posting(word) for word in node.words])
+            return found if len(node.words) == 1 else {n for n in found if self._hit(node, n)}
+        if isinstance(node, Field):
+            if node.name == "cat":
+                return self.posting(f"cat:{node.value}")
+            if node.name in ("author", "org"):
+                prefix = "au" if node.name == "author" else "org"
+                found = self._all_of([self.posting(f"{prefix}:{token}") for token in node.tokens])
+                return {n for n in found if self._hit(node, n)}
+            return {n for n in self.live if self._hit(node, n)}  # code:, upvotes: one attribute per paper
+        if isinstance(node, Not):
+            return self.live - self.select(node.node)
+        if isinstance(node, AllOf):
+            positive = sorted((n for n in node.nodes if not isinstance(n, Not)), key=self._guess)
+            found = set(self.select(positive[0]) if positive else self.live)
+            for other in positive[1:]:
+                found &= self.select(other)
+            for negated in node.nodes:
+                if isinstance(negated, Not) and found:
+                    found -= self.select(negated.node)
+            return found
+        return set().union(*(self.select(part) for part in node.nodes))
+
+    def _guess(self, node: Node) -> int:
+        # Cheapest first: a rare word's posting is small, and intersecting starts from the smallest.
+        if isinstance(node, Words):
+            return min(len(self.postings.get(word, ())) for word in node.words)
+        return len(self.live)
+
+    @staticmethod
+    def _all_of(sets: list[set[int]]) -> set[int]:
+        sets.sort(key=len)
+        found = sets[0]
+        for other in sets[1:]:
+            found &= other
+        return found
+
+    def _hit(self, node: Words | Field, number: int) -> bool:
+        doc = self.docs[number]
+        return doc is not None and node.hit(doc)
+
+    def classes(self, node: Node) -> dict[float, set[int]]:
+        """The papers ``node`` matches, grouped by their quality (``Query.quality``): for a word, title 3,
+        keywords 2, abstract 1; fields and NOT 1; AND the average of its parts; OR the best part."""
+        if isinstance(node, Words):
+            return self._word_classes(node)
+        if isinstance(node, AllOf):
+            return self._and_classes(node)
+        if isinstance(node, AnyOf):
+            return self._or_classes(node)
+        return _nonempty({1.0: self.select(node)})
+
+    def _word_classes(self, node: Words) -> dict[float, set[int]]:
+        found = self.select(node)
+        if len(node.words) > 1:  # a phrase's matches were verified one by one already: few
+            by_quality: dict[float, set[int]] = defaultdict(set)
+            for number in found:
+                doc = self.docs[number]
+                if doc is not None:
+                    by_quality[node.quality(doc)].add(number)
+            return dict(by_quality)
+        word = node.words[0]
+        title = found & self.posting(f"t:{word}")
+        keywords = (found & self.posting(f"k:{word}")) - title
+        return _nonempty({3.0: title, 2.0: keywords, 1.0: found - title - keywords})
+
+    def _and_classes(self, node: AllOf) -> dict[float, set[int]]:
+        sums: dict[float, set[int]] = {0.0: self.select(node)}
+        for part in node.nodes:
+            part_classes = self.classes(part)
+            combined: dict[float, set[int]] = defaultdict(set)
+            for total, members in sums.items():
+                if len(part_classes) == 1:  # every match of the AND matches the part: just add its quality
+                    # (two totals may round to one sum: merging them is exact, Query.quality adds alike)
+                    combined[total + next(iter(part_classes))] |= members
+                    continue
+                for quality, matched in part_classes.items():
+                    if both := members & matched:
+                        combined[total + quality] |= both
+            sums = combined
+        averages: dict[float, set[int]] = defaultdict(set)
+        for total, members in sums.items():
+            averages[total / len(node.nodes)] |= members  # merged when they round alike, as above
+        return dict(averages)
+
+    def _or_classes(self, node: AnyOf) -> dict[float, set[int]]:
+        best: dict[float, set[int]] = defaultdict(set)
+        for part in node.nodes:
+            for quality, members in self.classes(part).items():
+                best[quality] |= members
+        taken: set[int] = set()
+        for quality in sorted(best, reverse=True):
+            best[quality] -= taken
+            taken |= best[quality]
+        return _nonempty(best)
+
+
+def _nonempty(classes: dict[float, set[int]]) -> dict[float, set[int]]:
+    return {quality: members for quality, members in classes.items() if members}

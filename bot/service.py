@@ -66,12 +66,30 @@ class App:
     listeners: Mapping[str, Listener] = field(default_factory=dict)
 
     async def cycle(self) -> CycleReport:
-        """Poll (unless a worker), then deliver everything owed (unless a poller)."""
-        poll = await self.poller.poll() if self.role != "worker" else PollReport(skipped=True)
-        delivery = await self.deliverer.deliver() if self.role != "poller" else DeliveryReport()
+        """Poll (unless a worker) and deliver (unless a poller). What is already queued goes out while the
+        poll runs, never after it; what the poll queued goes out when it ends; a failed poll delivers too."""
+        polling = asyncio.create_task(self._poll())
+        try:
+            delivery = await self.deliverer.deliver() if self.role != "poller" else DeliveryReport()
+            poll = await polling
+        finally:
+            polling.cancel()  # only still running if delivery raised (Redis lost): do not leave it behind
+        if poll.queued and self.role != "poller":
+            delivery = delivery.merged(await self.deliverer.deliver())
         report = CycleReport(poll, delivery)
         log.info("cycle finished", extra={"kv": report.summary()})
         return report
+
+    async def _poll(self) -> PollReport:
+        if self.role == "worker":
+            return PollReport(skipped=True)
+        try:
+            return await self.poller.poll()
+        except StoreError:
+            raise
+        except Exception as exc:  # a bug in one poll must not stop delivery of what is queued
+            log.error("poll failed", extra={"kv": {"problem": f"{type(exc).__name__}: {exc}"[:500]}})
+            return PollReport(failed={"poll": f"{type(exc).__name__}: {exc}"[:500]})
 
 
 async def run_once(app: App) -> CycleReport:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+# Control characters, zero-width and bidi controls (they can spoof terminals and chat), the BOM and
+# word joiner, tag characters, and lone surrogates (legal in JSON, unencodable in UTF-8).
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
+)
 _SPACE = re.compile(r"\s+")
 _LATEX_COMMAND = re.compile(r"\\(?:mathrm|mathbf|mathit|mathcal|mathbb|text|textbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
 _LATEX_SYMBOLS = {
@@ -75,20 +80,25 @@ def https_url(raw: object, max_length: int = 2000) -> str:
     url = raw.strip()
     if len(url) > max_length or not url.lower().startswith("https://") or len(url) <= len("https://"):
         return ""
-    if any(ch.isspace() or ch in '<>"|`' or ord(ch) < 32 for ch in url):
+    if not url.isascii() or any(ch.isspace() or ch in '<>"|`' or ord(ch) < 32 for ch in url):
         return ""
     return url
 
 
+EARLIEST = datetime(1991, 1, 1, tzinfo=UTC)  # arXiv's first year: nothing older is a new paper
+
+
 def parse_time(raw: object) -> datetime | None:
-    """An ISO-8601 timestamp as an aware UTC datetime; None for missing or unparseable values."""
-    if not isinstance(raw, str) or not raw:
+    """An ISO-8601 timestamp as an aware UTC datetime; None for missing, unparseable or impossible values
+    (before 1991, or more than two days ahead)."""
+    if not isinstance(raw, str) or not raw or len(raw) > 64:
         return None
     try:
         parsed = datetime.fromisoformat(raw)
-    except ValueError:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parsed if EARLIEST <= parsed <= datetime.now(UTC) + timedelta(days=2) else None
 
 
 def shorten(text: str, limit: int) -> str:

@@ -83,8 +83,11 @@ class Doc:
 
     def index_keys(self) -> set[str]:
         """Everything an index may look this paper up by (see ``Query.anchors``): its words as they
-        are (they never contain ':'), plus ``cat:``, ``au:`` and ``org:`` keys."""
+        are (they never contain ':'), plus ``t:`` (title) and ``k:`` (keyword) words and ``cat:``,
+        ``au:`` and ``org:`` keys."""
         keys = set(self.vocabulary) if self.vocabulary is not None else {*self.title, *self.keywords, *self.abstract}
+        keys.update(f"t:{w}" for w in self.title)  # where a word stands decides its quality (title 3, keywords 2)
+        keys.update(f"k:{w}" for w in self.keywords)
         keys.update(f"cat:{c}" for c in self.categories)
         keys.update(f"cat:{c.split('.')[0]}" for c in self.categories)
         keys.update(f"au:{w}" for name in self.authors for w in name)
@@ -271,6 +274,17 @@ class Query:
 
 
 def rank(quality: float, doc: Doc, now: datetime) -> float:
-    """Search order: match quality, then recency (a 3-day half-life), then upvotes (logarithmic)."""
-    age_days = max(0.0, (now - doc.published).total_seconds() / 86400)
-    return quality + 2.0 * math.pow(0.5, age_days / 3) + 0.5 * math.log1p(doc.upvotes)
+    """Search order: match quality plus the paper's standing (recency and upvotes)."""
+    return quality + standing(doc.published.timestamp(), upvote_boost(doc.upvotes), now.timestamp())
+
+
+def standing(published: float, boost: float, now: float) -> float:
+    """Recency (a 3-day half-life, from POSIX timestamps) plus the upvote boost: what ranks papers of
+    equal quality. The search index computes it from stored numbers, so both must use this."""
+    age_days = max(0.0, now - published) / 86400
+    return 2.0 * math.pow(0.5, age_days / 3) + boost
+
+
+def upvote_boost(upvotes: int) -> float:
+    """Upvotes' share of the rank: logarithmic, so the tenth upvote counts more than the hundredth."""
+    return 0.5 * math.log1p(upvotes)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -20,8 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.render import card_blocks, digest_blocks, fallback
 from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef
-from bot.pacing import Sleep, backoff
-from bot.ports import Reserve
+from bot.pacing import ChannelPace, Sleep, backoff
+from bot.ports import Turns
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ class SlackOutbound:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = client
-        self._interval = channel_interval
-        self._next_slot: dict[str, float] = {}
-        self._reserve: Reserve | None = None
+        self._pace = ChannelPace(channel_interval, owner=f"slack-{uuid.uuid4().hex[:12]}", sleep=sleep)
         self._retries = retries
         self._sleep = sleep
 
@@ -93,48 +91,36 @@ class SlackOutbound:
             posts.append(PostRef(destination, str(reply["ts"])))
         return posts
 
-    def share_pace(self, reserve: Reserve) -> None:
-        """Take each channel's one-message-a-second slots from the store, shared by every worker."""
-        self._reserve = reserve
+    def share_pace(self, turns: Turns) -> None:
+        """Take each channel's posting turns from the store, so every worker shares its one message a second."""
+        self._pace.turns = turns
 
     async def _post(self, channel: str, **message: Any) -> dict[str, Any]:
         # Never link_names, never parse: mentions stay text; no previews of the links we add.
         payload = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
-        return await self._call("chat.postMessage", payload, lambda: self._take_turn(channel))
+        return await self._call("chat.postMessage", payload, paced=f"slack:{channel}")
 
-    async def _take_turn(self, channel: str) -> None:
-        """Wait for this channel's next posting slot. Every attempt takes one, retries included, so a
-        retried post never lands on another post's (or another worker's) slot."""
-        if not self._interval:
-            return
-        key = f"slack:{channel}"
-        reserve = self._reserve or self._local_slot
-        wait = await reserve(key, self._interval)
-        if wait > 0:
-            await self._sleep(wait)
-
-    async def _local_slot(self, key: str, interval: float) -> float:
-        # The in-process twin of the store's slots (same semantics): slots ``interval`` apart, per key.
-        now = time.monotonic()
-        start = max(now, self._next_slot.get(key, 0.0))
-        self._next_slot[key] = start + interval
-        return start - now
-
-    async def _call(
-        self, method: str, payload: dict[str, Any], take_turn: Callable[[], Awaitable[None]] | None = None
-    ) -> dict[str, Any]:
+    async def _call(self, method: str, payload: dict[str, Any], paced: str | None = None) -> dict[str, Any]:
+        """One Web API call with retries. With ``paced`` (a channel's key) every attempt, retries
+        included, takes that channel's turn: one post in flight, the next a second after its answer."""
         where = f"Slack {method} to {payload.get('channel', '?')}"
         problem = "no attempt"
+        turn = paced if paced is not None and self._pace.interval > 0 else None
         for attempt in range(self._retries + 1):
-            if take_turn is not None:
-                await take_turn()
+            if turn is not None:
+                await self._pace.take(turn)
+            wait, retry_after = backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST), 0.0
             try:
                 response = await self.client.api_call(method, json=payload)
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
-                problem, wait = _retryable(exc, where, backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST))
+                problem, wait = _retryable(exc, where, wait)
+                retry_after = wait if exc.response.status_code == 429 else 0.0
             except (aiohttp.ClientError, TimeoutError) as exc:
-                problem, wait = f"connection failed ({type(exc).__name__})", backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST)
+                problem = f"connection failed ({type(exc).__name__})"
+            finally:
+                if turn is not None:
+                    await self._pace.end(turn, at_least=retry_after)
             if attempt < self._retries:
                 await self._sleep(wait)
         raise DeliveryError(f"{where}: {problem} after {self._retries + 1} attempts")

@@ -58,7 +58,12 @@ class Handlers:
         app.action(re.compile(r"^open_"))(self.on_link)  # link buttons still send an action; acknowledge it
 
     async def on_command(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        """``/papers …``: answered in the ack when ready within the budget, else "Looking…" then a follow-up."""
+        """``/papers …``: answered in the ack when ready within the budget, else "Looking…" then a follow-up.
+        A replayed request (same ``trigger_id``, within Slack's 5-minute signature window) is acknowledged
+        and not executed again."""
+        if await self._replayed(body):
+            await ack()
+            return
         text, user, where = command_parts(body)
         work = asyncio.ensure_future(self._commands.handle(text, user, where))
         try:
@@ -100,6 +105,8 @@ class Handlers:
 
     async def _button(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, save: bool) -> None:
         await ack()
+        if await self._replayed(body):
+            return
         user, paper_id = action_parts(body)
         reply = await (self._commands.save(user, paper_id) if save else self._commands.unsave(user, paper_id))
         if body.get("view", {}).get("type") == "home":
@@ -115,6 +122,10 @@ class Handlers:
     async def on_link(self, ack: AsyncAck) -> None:
         """A link button (arXiv, PDF, Code): Slack opens the URL; the action only needs an ack."""
         await ack()
+
+    async def _replayed(self, body: dict[str, Any]) -> bool:
+        trigger = body.get("trigger_id")
+        return bool(trigger) and not await self._commands.once(f"slack:trigger:{trigger}")
 
     async def _publish_home(self, user: UserRef) -> None:
         try:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
 from bot.model import Channel
@@ -143,7 +144,7 @@ class Settings:
     config_path: str = ""
 
     def secrets(self) -> list[str]:
-        """Every secret value in use, so logging can scrub them."""
+        """Every secret value in use (and the password inside ``REDIS_URL``), so they can be scrubbed."""
         values = (
             self.sources.huggingface.token,
             self.store.redis_url,
@@ -152,7 +153,11 @@ class Settings:
             self.slack.signing_secret,
             self.discord.token,
         )
-        return [s.reveal() for s in values if s]
+        found = [s.reveal() for s in values if s]
+        if self.store.redis_url:
+            password = urlsplit(self.store.redis_url.reveal()).password
+            found += [password] if password else []
+        return found
 
 
 # path in the file (= path in Settings), environment variable, parser, default

@@ -41,16 +41,20 @@ def parse_feed(xml: bytes | str, where: str = "arXiv") -> list[Paper]:
         raise SourceError(f"{where}: the answer is not an Atom feed ({exc})") from None
     if root.tag != f"{{{_NS['atom']}}}feed":
         raise SourceError(f"{where}: expected an Atom <feed>, got <{root.tag}>")
-    papers = []
+    papers, skipped = [], []
     for entry in root.findall("atom:entry", _NS):
         raw_id = _text(entry, "atom:id")
         if "/api/errors" in raw_id:
             raise SourceError(f"{where}: arXiv reported an error: {_text(entry, 'atom:summary') or raw_id}")
         paper = _paper(entry)
         if paper is None:
-            log.warning("skipped a malformed arXiv entry", extra={"kv": {"where": where, "id": raw_id[:80]}})
+            skipped.append(raw_id[:80])
         else:
             papers.append(paper)
+    if skipped:  # one line however many: a broken feed must not flood the log
+        log.warning(
+            "skipped malformed arXiv entries", extra={"kv": {"where": where, "skipped": len(skipped), "first": skipped[0]}}
+        )
     return papers
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -13,7 +12,7 @@ from bs4 import BeautifulSoup
 from bot.errors import SourceError, SourceUnreachableError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
-from bot.sources.http import RetryingGetter
+from bot.sources.http import RetryingGetter, parse_json
 from bot.text import clean, https_url, parse_time
 
 log = logging.getLogger(__name__)
@@ -52,13 +51,16 @@ def paper_from_item(item: dict[str, Any]) -> Paper:
     )
     published = parse_time(inner.get("publishedAt")) or parse_time(item.get("publishedAt"))
     featured = parse_time(inner.get("submittedOnDailyAt"))
+    when = published or featured
+    if when is None:
+        raise ValueError(f"{paper_id}: no usable publication date")
     keywords = inner.get("ai_keywords") or []
     return Paper(
         id=paper_id,
         title=title,
         abstract=clean(inner.get("summary") or item.get("summary")),
         authors=authors,
-        published=published or featured or datetime.now(UTC),
+        published=when,
         links=Links(
             hf=f"https://huggingface.co/papers/{paper_id}",
             abstract=f"https://arxiv.org/abs/{paper_id}",
@@ -80,15 +82,19 @@ def paper_from_item(item: dict[str, Any]) -> Paper:
 
 
 def papers_from_items(items: Iterable[Any], where: str) -> list[Paper]:
-    """Parse every item, skipping (and logging) the ones that are broken; one bad item must not hide the rest."""
-    papers = []
+    """Parse every item, skipping the ones that are broken; one bad item must not hide the rest. The
+    skipped ones are logged as one line (how many, and the first few reasons), however many there are."""
+    papers, problems = [], []
     for item in items:
         try:
             if not isinstance(item, dict):
                 raise ValueError(f"expected an object, got {type(item).__name__}")
             papers.append(paper_from_item(item))
-        except (ValueError, TypeError, AttributeError) as exc:
-            log.warning("skipped a malformed paper", extra={"kv": {"where": where, "problem": str(exc)}})
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            problems.append(str(exc)[:120])
+    if problems:
+        kv = {"where": where, "skipped": len(problems), "first": " | ".join(problems[:3])}
+        log.warning("skipped malformed papers", extra={"kv": kv})
     return papers
 
 
@@ -100,9 +106,10 @@ def papers_from_page(html: str, where: str) -> list[Paper]:
     if not isinstance(raw, str):
         raise SourceError(f"{where}: no DailyPapers data on the page; the Hugging Face page layout changed")
     try:
-        props = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SourceError(f"{where}: the DailyPapers data is not JSON ({exc.msg}); the page layout changed") from None
+        props = parse_json(raw)
+    except ValueError as exc:
+        problem = f"the DailyPapers data is not usable JSON ({str(exc)[:80]})"
+        raise SourceError(f"{where}: {problem}; the page layout changed") from None
     items = props.get("dailyPapers") if isinstance(props, dict) else None
     if not isinstance(items, list):
         raise SourceError(f"{where}: the DailyPapers data has no dailyPapers list; the page layout changed")
@@ -192,7 +199,7 @@ class HuggingFaceSource:
 
 def _error_text(body: str) -> str:
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except ValueError:
         return ""
     return f"({clean(str(data.get('error')))[:200]})" if isinstance(data, dict) and data.get("error") else ""

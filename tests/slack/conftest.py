@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +39,13 @@ def signed(body: str, content_type: str, *, age: float = 0, secret: str = SECRET
 def slash_body(text: str, user: str = "UADA", channel: str = "C1", response_url: str = "") -> str:
     fields = dict(parse_qsl(fixture_text("slack/slash_command.txt").strip()))
     fields.update(text=text, user_id=user, channel_id=channel, response_url=response_url or fields["response_url"])
+    fields["trigger_id"] = new_trigger()  # Slack gives every request its own; replays repeat one
     return urlencode(fields)
+
+
+def new_trigger() -> str:
+    """A fresh trigger_id, shaped like Slack's."""
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**9}.{uuid.uuid4().hex[:32]}"
 
 
 def event_body(name: str, event_id: str, **event: Any) -> str:
@@ -53,6 +60,7 @@ def action_body(action_id: str, value: str, user: str, response_url: str, view: 
     body["user"]["id"] = user
     body["actions"][0].update(action_id=action_id, value=value)
     body["response_url"] = response_url
+    body["trigger_id"] = new_trigger()
     if view is not None:
         body["view"] = view
         body["container"] = {"type": "view", "view_id": "V1"}

@@ -145,7 +145,7 @@ async def test_three_workers_share_each_channels_pace_through_redis(embedded_red
         workers = []
         for n in range(3):
             adapter = SlackOutbound(web_client("xoxb-t", api.api_url), channel_interval=0.6)
-            adapter.share_pace(coordination.slot)
+            adapter.share_pace(coordination)
             workers.append(
                 Deliverer(store, store, {"slack": adapter}, f"worker-{n}", claim_idle=60, batch=2, coordination=coordination)
             )

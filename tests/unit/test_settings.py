@@ -73,4 +73,4 @@ def test_secrets_come_from_the_environment_and_never_print() -> None:
     assert "supersecret" not in repr(s)
     assert "pw@" not in repr(s)
     assert str(Secret("x")) == "Secret('**********')"
-    assert set(s.secrets()) == {"hf_supersecretvalue", "redis://:pw@db:6379/0"}
+    assert set(s.secrets()) == {"hf_supersecretvalue", "redis://:pw@db:6379/0", "pw"}  # the password alone too

@@ -58,13 +58,14 @@ def build_platforms(settings: Settings, json_lines: bool = False) -> Platforms:
 
         client = web_client(slack.bot_token.reveal(), slack.api_url)
         built.adapters["slack"] = SlackOutbound(client)
-        built.listeners["slack"] = SlackInbound(
-            client,
-            app_token=slack.app_token.reveal() if slack.app_token else None,
-            signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
-            command=slack.command,
-            port=slack.port,
-        )
+        if slack.app_token or slack.signing_secret:  # posting needs no inbound credential; listening does
+            built.listeners["slack"] = SlackInbound(
+                client,
+                app_token=slack.app_token.reveal() if slack.app_token else None,
+                signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
+                command=slack.command,
+                port=slack.port,
+            )
     if settings.discord.token:
         from adapters.discord.client import new_client
         from adapters.discord.inbound import DiscordInbound
@@ -89,7 +90,7 @@ async def sync_discord(settings: Settings) -> int:
 def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]:
     """The enabled sources over the shared client."""
     http, hf, arxiv = settings.http, settings.sources.huggingface, settings.sources.arxiv
-    getter = RetryingGetter(client, http.retries, http.backoff, http.backoff_max)
+    getter = RetryingGetter(client, http.retries, http.backoff, http.backoff_max, deadline=http.deadline)
     sources: list[Source] = []
     if hf.enabled:
         sources.append(HuggingFaceSource(getter, hf.endpoint, hf.lookback_days, hf.page_size))
@@ -178,18 +179,21 @@ async def open_app(
         await channels.seed()
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         stack.push_async_callback(store.retire, consumer)
+        index = PaperIndex(store, ttl)
+        stack.callback(index.close)
         commands = CommandCore(
             store,
             subscriptions,
             library,
-            PaperIndex(store, ttl),
+            index,
             settings.chat.save_emoji,
             channels.catch_all,
             settings.chat.page_size,
             settings.summary.tldr_length,
             coordination=coordination,
         )
-        poller = Poller(sources, store, channels.router, coordination=coordination, owner=consumer)
+        budget = settings.schedule.poll_budget_seconds
+        poller = Poller(sources, store, channels.router, coordination=coordination, owner=consumer, budget=budget)
         deliverer = Deliverer(
             store,
             store,

@@ -106,7 +106,7 @@ def to_card(paper: Paper, why: tuple[str, ...] = (), tldr_limit: int = 280) -> C
         upvotes=paper.upvotes,
         links=tuple((label, url) for label, url in links if url),
         keywords=paper.keywords,
-        why=why,
+        why=tuple(clean(w) for w in why),  # subscription text typed in chat: no bidi or control characters
         thumbnail=paper.thumbnail,
         sources=tuple(sorted(paper.sources)),
     )

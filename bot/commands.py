@@ -7,7 +7,6 @@ and a store outage become replies too, so a listener never sees an error.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
@@ -205,8 +204,7 @@ class CommandCore:
     async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
         query = parse_query(argument)
         await self._index.refresh()
-        # In a worker thread: a broad query must not stall every other command and the Slack endpoint.
-        ids, total = await asyncio.to_thread(self._index.search, query, self._page_size, page * self._page_size)
+        ids, total = await self._index.find(query, self._page_size, page * self._page_size)
         await self._library.remember_search(user, query.text, page)
         if not total:
             return Reply(f"No paper of the last {len(self._index)} cached matches “{query.text}”.")
@@ -233,7 +231,7 @@ class CommandCore:
         added = await self._subscriptions.subscribe(where, query.text)
         await self._index.refresh()
         try:
-            recent = f"{await asyncio.to_thread(self._index.count, query)}"
+            recent = f"{await self._index.tally(query)}"
         except CommandError:  # routing new papers is cheap; counting the cache for this one is not
             recent = "Many"
         if not added:

@@ -8,21 +8,33 @@ results shown are then read from Redis.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import heapq
 import time
 from array import array
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from bot.errors import CommandError
 from bot.model import Paper
 from bot.ports import Papers
-from bot.topics import AllOf, AnyOf, Doc, Field, Node, Not, Query, Words, standing, upvote_boost
+from bot.topics import AllOf, AnyOf, Doc, Field, Node, Not, Query, Words, standing, unspaced, upvote_boost
 
-# One unit is one element through a set operation (tens of nanoseconds); a per-paper test in Python
-# costs PER_PAPER units. The budget is about a quarter second of CPU on this project's 2-core machines.
-COST_BUDGET, PER_PAPER = 10_000_000, 20
+# Cost units, measured on this project's 2-core machines (bench/hostile_queries.py): one element through
+# a set operation is 1 (~40 ns); a per-paper test in Python is PER_TEST; ranking one match is PER_MATCH.
+PER_TEST, PER_MATCH = 50, 30
+INLINE = 1_000_000  # up to ~40 ms: answered on the event loop, no thread hand-off
+# Up to ~150 ms: answered in the heavy-search lane. Above it, refused: a thread that holds the GIL in
+# long set operations starves the event loop (measured: ordinary p99 3 s beside five 8M-unit queries,
+# 0.2 s beside five 3M-unit ones; bench/README.md).
+COST_BUDGET = 3_000_000
+
+
+T = TypeVar("T")
 
 
 class PaperIndex:
@@ -42,6 +54,7 @@ class PaperIndex:
         self._cursor = 0
         self._dead = 0
         self.budget = COST_BUDGET
+        self._lane: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self._numbers)
@@ -143,10 +156,34 @@ class PaperIndex:
         return len(self._plan(query).select(query.root))
 
     def cost(self, query: Query) -> int:
-        """What evaluating ``query`` will cost, before running it: the postings it reads (each word's
-        three: anywhere, title, keywords), every paper once per NOT, and a Python-level test of every
-        paper per code:/upvotes term."""
-        return _cost(query.root, self._postings, len(self._live))
+        """What evaluating ``query`` will cost, estimated before running it from posting sizes: the set
+        operations, the per-paper tests, and ranking the matches (see PER_TEST, PER_MATCH)."""
+        work, matches = _estimate(query.root, self._postings, len(self._live))
+        return work + PER_MATCH * matches
+
+    async def find(self, query: Query, limit: int, offset: int = 0) -> tuple[list[str], int]:
+        """``search``, scheduled by cost so that no query can stall the others: cheap ones run on the
+        event loop at once; costly ones queue, one at a time, in a lane of their own (a worker thread);
+        a query over the budget is refused with a ``CommandError`` before any work."""
+        if self.cost(query) <= INLINE:
+            return self.search(query, limit, offset)
+        return await self._heavy(self.search, query, limit, offset)
+
+    async def tally(self, query: Query) -> int:
+        """``count``, scheduled like ``find``."""
+        if self.cost(query) <= INLINE:
+            return self.count(query)
+        return await self._heavy(self.count, query)
+
+    async def _heavy(self, work: Callable[..., T], *args: Any) -> T:
+        if self._lane is None:
+            self._lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="paperbot-heavy-search")
+        return await asyncio.get_running_loop().run_in_executor(self._lane, functools.partial(work, *args))
+
+    def close(self) -> None:
+        """Stop the heavy-search lane (queued searches are dropped; a running one finishes)."""
+        if self._lane is not None:
+            self._lane.shutdown(wait=False, cancel_futures=True)
 
     def _plan(self, query: Query) -> _Plan:
         cost = self.cost(query)
@@ -159,14 +196,36 @@ class PaperIndex:
         return _Plan(self._docs, self._postings, set(self._live))
 
 
-def _cost(node: Node, postings: dict[str, array[int]], papers: int) -> int:
+def _tested(field: Field) -> bool:
+    """Fields matched by a test per paper (no posting to read): code:, upvotes and CJK names."""
+    return field.name in ("code", "upvotes") or unspaced(field.tokens)
+
+
+def _estimate(node: Node, postings: dict[str, array[int]], papers: int) -> tuple[int, int]:
+    """(work, matches) for ``node``: the set and test work it takes, and how many papers it may match."""
     if isinstance(node, Words):
-        return sum(3 * len(postings.get(word, ())) for word in node.words)
+        sizes = [len(postings.get(word, ())) for word in node.words]
+        return 3 * sum(sizes), min(sizes)  # each word read thrice: anywhere, title, keywords
     if isinstance(node, Field):
-        return PER_PAPER * papers if node.name in ("code", "upvotes") else papers // 10
+        if _tested(node):
+            return PER_TEST * papers, papers
+        key = f"cat:{node.value}" if node.name == "cat" else f"{'au' if node.name == 'author' else 'org'}:{node.tokens[0]}"
+        return len(postings.get(key, ())), len(postings.get(key, ()))
     if isinstance(node, Not):
-        return papers + _cost(node.node, postings, papers)
-    return sum(_cost(part, postings, papers) for part in node.nodes)
+        work, matches = _estimate(node.node, postings, papers)
+        return work + papers, papers - matches
+    parts = [_estimate(part, postings, papers) for part in node.nodes]
+    if isinstance(node, AnyOf):
+        return sum(w for w, _ in parts), min(papers, sum(m for _, m in parts))
+    # AND: per-paper tests run only on what the sets left; the matches are at most the narrowest part's.
+    narrow = min((m for part, (_, m) in zip(node.nodes, parts, strict=True) if not _is_test(part)), default=papers)
+    work = sum(w for part, (w, _) in zip(node.nodes, parts, strict=True) if not _is_test(part))
+    tests = sum(1 for part in node.nodes if _is_test(part))
+    return work + PER_TEST * narrow * tests, narrow
+
+
+def _is_test(node: Node) -> bool:
+    return isinstance(node, Field) and _tested(node)
 
 
 def live_docs(docs: list[Doc | None]) -> list[Doc]:
@@ -201,23 +260,30 @@ class _Plan:
         if isinstance(node, Field):
             if node.name == "cat":
                 return self.posting(f"cat:{node.value}")
-            if node.name in ("author", "org"):
+            if node.name in ("author", "org") and not unspaced(node.tokens):
                 prefix = "au" if node.name == "author" else "org"
                 found = self._all_of([self.posting(f"{prefix}:{token}") for token in node.tokens])
                 return {n for n in found if self._hit(node, n)}
-            return {n for n in self.live if self._hit(node, n)}  # code:, upvotes: one attribute per paper
+            return {n for n in self.live if self._hit(node, n)}  # alone, a tested field looks at every paper
         if isinstance(node, Not):
             return self.live - self.select(node.node)
         if isinstance(node, AllOf):
-            positive = sorted((n for n in node.nodes if not isinstance(n, Not)), key=self._guess)
-            found = set(self.select(positive[0]) if positive else self.live)
-            for other in positive[1:]:
-                found &= self.select(other)
-            for negated in node.nodes:
-                if isinstance(negated, Not) and found:
-                    found -= self.select(negated.node)
-            return found
+            return self._select_all(node)
         return set().union(*(self.select(part) for part in node.nodes))
+
+    def _select_all(self, node: AllOf) -> set[int]:
+        # Sets first (smallest first), then NOTs subtract, then per-paper tests filter what is left.
+        tests = [n for n in node.nodes if isinstance(n, Field) and _tested(n)]
+        positive = sorted((n for n in node.nodes if not isinstance(n, Not) and n not in tests), key=self._guess)
+        found = set(self.select(positive[0]) if positive else self.live)
+        for other in positive[1:]:
+            found &= self.select(other)
+        for negated in node.nodes:
+            if isinstance(negated, Not) and found:
+                found -= self.select(negated.node)
+        for test in tests:
+            found = {n for n in found if self._hit(test, n)}
+        return found
 
     def _guess(self, node: Node) -> int:
         # Cheapest first: a rare word's posting is small, and intersecting starts from the smallest.
@@ -265,7 +331,8 @@ class _Plan:
     def _and_classes(self, node: AllOf) -> dict[float, set[int]]:
         sums: dict[float, set[int]] = {0.0: self.select(node)}
         for part in node.nodes:
-            part_classes = self.classes(part)
+            # A field or a NOT scores 1 on every match of the AND: no need to select it on its own.
+            part_classes = {1.0: set()} if isinstance(part, Field | Not) else self.classes(part)
             combined: dict[float, set[int]] = defaultdict(set)
             for total, members in sums.items():
                 if len(part_classes) == 1:  # every match of the AND matches the part: just add its quality

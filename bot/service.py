@@ -131,7 +131,14 @@ class Cycles:
             misfire_grace_time=None,
             id="cycle",
         )
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+
+        self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
         self.scheduler.start()
+
+    def _skipped(self, event: object) -> None:
+        # APScheduler drops a cycle whose previous run is still going; say so, or a stuck cycle is silent.
+        log.warning("cycle skipped: the previous one is still running (bounded by schedule.poll_budget_seconds)")
 
     async def run(self) -> None:
         """One guarded cycle."""
@@ -178,6 +185,10 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     listeners = [asyncio.create_task(listener.run(app.commands), name=name) for name, listener in app.listeners.items()]
     if listeners:  # chat users will query: load the index now, not on the first /papers
         cycles.running.add(asyncio.create_task(app.commands.warm_up(), name="warm-up"))
+    if "slack" in app.adapters and "slack" not in app.listeners:
+        log.warning(
+            "slack: posting only; /papers, reactions and Save need SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)"
+        )
     chat = ",".join(t.get_name() for t in listeners) or "none"
     log.info("paperbot running", extra={"kv": {"poll_interval_minutes": app.schedule.poll_minutes, "chat": chat}})
     done = asyncio.ensure_future(stop.wait())

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import re
 import sys
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,6 +97,21 @@ class Doc:
         return keys
 
 
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
+def unspaced(tokens: tuple[str, ...]) -> bool:
+    """True for Chinese, Japanese or Korean text, whose names are not split into words by spaces."""
+    return any(_CJK.search(token) for token in tokens)
+
+
+def _name_contains(name: tuple[str, ...], tokens: tuple[str, ...]) -> bool:
+    # CJK names come as one token ("李小龍"): a query token matches inside it ("李"). Others: whole words.
+    if unspaced(tokens):
+        return " ".join(tokens) in " ".join(name)
+    return _contains(name, tokens)
+
+
 def _contains(haystack: tuple[str, ...], needle: tuple[str, ...]) -> bool:
     # tuple.index finds each occurrence of the first word at C speed; only those are compared.
     first, n = needle[0], len(needle)
@@ -158,9 +175,9 @@ class Field:
         if self.name == "cat":
             hit = self.value in doc.categories or any(c.startswith(self.value + ".") for c in doc.categories)
         elif self.name == "author":
-            hit = any(_contains(name, self.tokens) for name in doc.authors)
+            hit = any(_name_contains(name, self.tokens) for name in doc.authors)
         elif self.name == "org":
-            hit = _contains(doc.organization, self.tokens)
+            hit = _name_contains(doc.organization, self.tokens)
         elif self.name == "code":
             hit = doc.has_code == (self.value == "yes")
         else:
@@ -173,9 +190,9 @@ class Field:
     def anchors(self) -> frozenset[str] | None:
         if self.name == "cat":
             return frozenset({f"cat:{self.value}"})
-        if self.name in ("author", "org"):
+        if self.name in ("author", "org") and not unspaced(self.tokens):
             return frozenset({f"{'au' if self.name == 'author' else 'org'}:{self.tokens[0]}"})
-        return None
+        return None  # code:, upvotes, and CJK names (matched inside a word, so no whole-word key)
 
 
 def _breadth(anchors: frozenset[str]) -> float:
@@ -184,8 +201,17 @@ def _breadth(anchors: frozenset[str]) -> float:
     return sum(cost[key.split(":", 1)[0]] if ":" in key else 60.0 / len(key) for key in anchors)
 
 
+_COMPARE: dict[str, Callable[[int, int], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "=": operator.eq,
+}
+
+
 def _compare(left: int, op: str, right: int) -> bool:
-    return {">=": left >= right, ">": left > right, "<=": left <= right, "<": left < right}.get(op, left == right)
+    return _COMPARE[op](left, right)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class Schedule:
 
     poll_interval_minutes: float
     jitter_seconds: float
+    poll_budget_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Http:
     """``[http]``: the sources' HTTP client."""
 
     timeout: float
+    deadline: float
     retries: int
     backoff: float
     backoff_max: float
@@ -172,7 +174,9 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("sources.arxiv.min_interval", "PAPERBOT_ARXIV_MIN_INTERVAL", v.number(float, 0, 60), 3.0),
     ("schedule.poll_interval_minutes", "PAPERBOT_POLL_INTERVAL", v.number(float, 1, 1440), 30.0),
     ("schedule.jitter_seconds", None, v.number(float, 0, 3600), 120.0),
+    ("schedule.poll_budget_seconds", "PAPERBOT_POLL_BUDGET", v.number(float, 1, 3600), 600.0),
     ("http.timeout", "PAPERBOT_HTTP_TIMEOUT", v.number(float, 0.1, 300), 20.0),
+    ("http.deadline", "PAPERBOT_HTTP_DEADLINE", v.number(float, 0.1, 3600), 120.0),
     ("http.retries", "PAPERBOT_HTTP_RETRIES", v.number(int, 0, 10), 4),
     ("http.backoff", "PAPERBOT_HTTP_BACKOFF", v.number(float, 0, 60), 1.0),
     ("http.backoff_max", None, v.number(float, 0, 3600), 60.0),

@@ -19,11 +19,6 @@ def check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], p
     """Each platform in use has the secrets it needs, with a hint where to get them."""
     if any(c.destination.platform == "slack" for c in channels) and not environ.get("SLACK_BOT_TOKEN"):
         problems.append("SLACK_BOT_TOKEN: required for slack channels (OAuth & Permissions → Bot User OAuth Token, xoxb-…)")
-    if environ.get("SLACK_BOT_TOKEN") and not (environ.get("SLACK_APP_TOKEN") or environ.get("SLACK_SIGNING_SECRET")):
-        problems.append(
-            "SLACK_APP_TOKEN or SLACK_SIGNING_SECRET: Slack needs one (Socket Mode: Basic Information → App-Level Tokens, "
-            "xapp-… with connections:write; HTTP mode: Basic Information → Signing Secret)"
-        )
     if any(c.destination.platform == "discord" for c in channels) and not environ.get("DISCORD_TOKEN"):
         problems.append("DISCORD_TOKEN: required for discord channels (Developer Portal → your application → Bot → Reset Token)")
     bad_ids = [

@@ -14,6 +14,7 @@ from bot.errors import SourceError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
 from bot.pacing import MinInterval
+from bot.sources import Skipped
 from bot.sources.http import RetryingGetter
 from bot.text import clean, parse_time
 
@@ -33,28 +34,27 @@ def _text(entry: Element, path: str) -> str:
     return clean("".join(node.itertext())) if node is not None else ""
 
 
-def parse_feed(xml: bytes | str, where: str = "arXiv") -> list[Paper]:
-    """Papers from an arXiv API Atom feed, old (pre-2025-11) or new format; ``SourceError`` for error feeds."""
+def parse_feed(xml: bytes | str, where: str = "arXiv", skipped: Skipped | None = None) -> list[Paper]:
+    """Papers from an arXiv API Atom feed, old (pre-2025-11) or new format; ``SourceError`` for error feeds.
+    Malformed entries are counted in ``skipped`` (or, without one, logged here as one line)."""
     try:
         root = fromstring(xml)
     except (ParseError, DefusedXmlException) as exc:
         raise SourceError(f"{where}: the answer is not an Atom feed ({exc})") from None
     if root.tag != f"{{{_NS['atom']}}}feed":
         raise SourceError(f"{where}: expected an Atom <feed>, got <{root.tag}>")
-    papers, skipped = [], []
+    papers, counted = [], skipped or Skipped()
     for entry in root.findall("atom:entry", _NS):
         raw_id = _text(entry, "atom:id")
         if "/api/errors" in raw_id:
             raise SourceError(f"{where}: arXiv reported an error: {_text(entry, 'atom:summary') or raw_id}")
         paper = _paper(entry)
         if paper is None:
-            skipped.append(raw_id[:80])
+            counted.add(f"entry {raw_id[:80]!r} has no usable id, title or date")
         else:
             papers.append(paper)
-    if skipped:  # one line however many: a broken feed must not flood the log
-        log.warning(
-            "skipped malformed arXiv entries", extra={"kv": {"where": where, "skipped": len(skipped), "first": skipped[0]}}
-        )
+    if skipped is None:
+        counted.log(log, where)
     return papers
 
 
@@ -106,7 +106,14 @@ class ArxivSource:
         """Page newest-first until a page is short or reaches past the window (wider after downtime)."""
         since = datetime.combine(self._today() - timedelta(days=max(self._lookback_days, catch_up)), time(), UTC)
         papers: list[Paper] = []
-        retried_empty = False
+        retried_empty, skipped = False, Skipped()
+        try:
+            await self._pages(since, papers, skipped, retried_empty)
+        finally:
+            skipped.log(log, NAME)  # one line for the whole fetch, however many pages
+        return papers
+
+    async def _pages(self, since: datetime, papers: list[Paper], skipped: Skipped, retried_empty: bool) -> None:
         for page in range(_MAX_PAGES):
             params = {
                 "search_query": self._query,
@@ -120,7 +127,7 @@ class ArxivSource:
             where = f"GET {self._url} (page {page + 1})"
             if response.status_code != 200:
                 raise SourceError(f"{where}: HTTP {response.status_code} {clean(response.text)[:120]}".rstrip())
-            batch = parse_feed(response.content, where)
+            batch = parse_feed(response.content, where, skipped)
             if not batch and page == 0 and self._today().weekday() < 5 and not retried_empty:
                 # arXiv sometimes answers 200 with nothing when it is struggling: ask once more before believing it.
                 retried_empty = True
@@ -128,8 +135,7 @@ class ArxivSource:
                 async with self._pace:
                     response = await self._get(self._url, params)
                 if response.status_code == 200:
-                    batch = parse_feed(response.content, where)
+                    batch = parse_feed(response.content, where, skipped)
             papers.extend(p for p in batch if p.published >= since)
             if len(batch) < self._page_size or min(p.published for p in batch) < since:
-                break
-        return papers
+                return

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import time
+import zlib
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,11 +138,25 @@ class RetryingGetter:
             if declared.isdigit() and int(declared) > self.max_body:
                 raise SourceError(f"{what}: the answer is {int(declared) // 1_000_000} MB, over the {self._cap_mb} MB cap")
             body = bytearray()
-            async for chunk in response.aiter_bytes():  # decompressed: the cap applies to what we would hold
-                body += chunk
-                if len(body) > self.max_body:
-                    raise SourceError(f"{what}: the answer is over the {self._cap_mb} MB cap (decompressed); not read further")
+            encoding = response.headers.get("Content-Encoding", "").strip().lower()
+            if encoding in ("gzip", "deflate"):
+                # Inflated here, never more than the cap at a time: httpx would inflate each network chunk
+                # whole (64 KB of a gzip bomb is 64 MB of memory).
+                inflater = zlib.decompressobj(47)  # 47: a gzip or a zlib header, whichever it is
+                async for raw in response.aiter_raw():
+                    while raw:
+                        body += inflater.decompress(raw, self.max_body + 1 - len(body))
+                        self._check(body, what)
+                        raw = inflater.unconsumed_tail
+            else:
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    self._check(body, what)
             return Answer(response.status_code, response.headers, bytes(body))
+
+    def _check(self, body: bytearray, what: str) -> None:
+        if len(body) > self.max_body:
+            raise SourceError(f"{what}: the answer is over the {self._cap_mb} MB cap (decompressed); not read further")
 
     @property
     def _cap_mb(self) -> int:

@@ -12,6 +12,7 @@ from bs4 import BeautifulSoup
 from bot.errors import SourceError, SourceUnreachableError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
+from bot.sources import Skipped
 from bot.sources.http import RetryingGetter, parse_json
 from bot.text import clean, https_url, parse_time
 
@@ -81,24 +82,23 @@ def paper_from_item(item: dict[str, Any]) -> Paper:
     )
 
 
-def papers_from_items(items: Iterable[Any], where: str) -> list[Paper]:
+def papers_from_items(items: Iterable[Any], where: str, skipped: Skipped | None = None) -> list[Paper]:
     """Parse every item, skipping the ones that are broken; one bad item must not hide the rest. The
-    skipped ones are logged as one line (how many, and the first few reasons), however many there are."""
-    papers, problems = [], []
+    skipped ones are counted in ``skipped`` (or, without one, logged here as one line)."""
+    papers, counted = [], skipped or Skipped()
     for item in items:
         try:
             if not isinstance(item, dict):
                 raise ValueError(f"expected an object, got {type(item).__name__}")
             papers.append(paper_from_item(item))
         except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-            problems.append(str(exc)[:120])
-    if problems:
-        kv = {"where": where, "skipped": len(problems), "first": " | ".join(problems[:3])}
-        log.warning("skipped malformed papers", extra={"kv": kv})
+            counted.add(str(exc))
+    if skipped is None:
+        counted.log(log, where)
     return papers
 
 
-def papers_from_page(html: str, where: str) -> list[Paper]:
+def papers_from_page(html: str, where: str, skipped: Skipped | None = None) -> list[Paper]:
     """Papers from the ``data-target="DailyPapers"`` JSON of a ``/papers/date/...`` page."""
     soup = BeautifulSoup(html, "html.parser")
     node = soup.find(None, {"data-target": "DailyPapers"})
@@ -113,7 +113,7 @@ def papers_from_page(html: str, where: str) -> list[Paper]:
     items = props.get("dailyPapers") if isinstance(props, dict) else None
     if not isinstance(items, list):
         raise SourceError(f"{where}: the DailyPapers data has no dailyPapers list; the page layout changed")
-    return papers_from_items(items, where)
+    return papers_from_items(items, where, skipped)
 
 
 class HuggingFaceSource:
@@ -141,34 +141,45 @@ class HuggingFaceSource:
         today = self._today()
         papers: list[Paper] = []
         failures: list[str] = []
+        skipped = Skipped()
         days = max(self._lookback_days, catch_up)
-        for back in range(days + 1):
-            day = today - timedelta(days=back)
-            try:
-                papers.extend(await self.fetch_day(day))
-            except SourceUnreachableError:
-                raise  # the host is down: the other days would only repeat the wait
-            except SourceError as exc:
-                failures.append(str(exc))
-                log.warning("a Daily Papers day failed", extra={"kv": {"day": day.isoformat(), "problem": str(exc)}})
+        try:
+            for back in range(days + 1):
+                day = today - timedelta(days=back)
+                try:
+                    papers.extend(await self._day(day, skipped))
+                except SourceUnreachableError:
+                    raise  # the host is down: the other days would only repeat the wait
+                except SourceError as exc:
+                    failures.append(str(exc))
+                    log.warning("a Daily Papers day failed", extra={"kv": {"day": day.isoformat(), "problem": str(exc)}})
+        finally:
+            skipped.log(log, NAME)  # one line for the whole fetch, however many pages and days
         if len(failures) == days + 1:
             raise SourceError(f"every day failed; last: {failures[-1]}")
         return papers
 
     async def fetch_day(self, day: date) -> list[Paper]:
         """One day's list from the API, or from the page when the API misbehaves."""
+        skipped = Skipped()
         try:
-            return await self._api_day(day)
+            return await self._day(day, skipped)
+        finally:
+            skipped.log(log, f"{NAME} {day.isoformat()}")
+
+    async def _day(self, day: date, skipped: Skipped) -> list[Paper]:
+        try:
+            return await self._api_day(day, skipped)
         except SourceUnreachableError:
             raise
         except SourceError as api_problem:
             log.info("falling back to the Daily Papers page", extra={"kv": {"day": day.isoformat(), "problem": str(api_problem)}})
             try:
-                return await self._page_day(day)
+                return await self._page_day(day, skipped)
             except SourceError as page_problem:
                 raise SourceError(f"{api_problem}; fallback page: {page_problem}") from None
 
-    async def _api_day(self, day: date) -> list[Paper]:
+    async def _api_day(self, day: date, skipped: Skipped) -> list[Paper]:
         url = f"{self._endpoint}/api/daily_papers"
         papers: list[Paper] = []
         for page in range(_MAX_PAGES):
@@ -183,18 +194,18 @@ class HuggingFaceSource:
                 raise SourceError(f"{where}: the answer is not JSON") from None
             if not isinstance(items, list):
                 raise SourceError(f"{where}: expected a JSON list, got {type(items).__name__}")
-            papers.extend(papers_from_items(items, where))
+            papers.extend(papers_from_items(items, where, skipped))
             if len(items) < self._page_size:
                 return papers
         log.warning("stopped paging", extra={"kv": {"day": day.isoformat(), "pages": _MAX_PAGES}})
         return papers
 
-    async def _page_day(self, day: date) -> list[Paper]:
+    async def _page_day(self, day: date, skipped: Skipped) -> list[Paper]:
         url = f"{self._endpoint}/papers/date/{day.isoformat()}"
         response = await self._get(url, bearer=True)
         if response.status_code != 200:
             raise SourceError(f"GET {url}: HTTP {response.status_code}")
-        return papers_from_page(response.text, f"GET {url}")
+        return papers_from_page(response.text, f"GET {url}", skipped)
 
 
 def _error_text(body: str) -> str:

@@ -17,7 +17,7 @@ from bot.model import Delivery, Destination, UserRef
 from tests.conftest import fixture_json
 from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, discord_pair, logged_in
 from tests.fakes import make_paper
-from tests.hostile import hostile_papers
+from tests.hostile.papers import hostile_papers
 from tests.world import World
 
 HERE = Destination("discord", str(CHANNEL))

@@ -12,7 +12,7 @@ from adapters.slack.outbound import SlackOutbound, web_client
 from bot.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination
 from tests.fakes import make_paper
-from tests.hostile import hostile_papers
+from tests.hostile.papers import hostile_papers
 from tests.slack.conftest import no_sleep
 from tests.slack.standin import SlackStandIn
 from tests.world import World

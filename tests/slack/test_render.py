@@ -12,7 +12,7 @@ from adapters.slack.render import card_blocks, digest_blocks, escape, fallback, 
 from bot.cards import to_card
 from bot.model import Card, Reply
 from bot.store.library import Saved
-from tests.hostile import hostile_papers
+from tests.hostile.papers import hostile_papers
 from tests.slack.standin import block_problems
 
 CARDS = [to_card(p, why=("<!channel> topic",), tldr_limit=2000) for p in hostile_papers()]

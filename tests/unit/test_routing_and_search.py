@@ -14,7 +14,7 @@ from bot.query import parse_query
 from bot.routing import Route, Router, compile_route
 from bot.search import PaperIndex
 from bot.store.redis import RedisStore
-from bot.topics import Doc, rank
+from bot.topics import Doc, Query, rank
 from tests.fakes import make_paper
 from tests.unit.test_topics import random_paper, random_query
 
@@ -128,3 +128,20 @@ def test_the_index_searches_exactly_like_the_naive_scan() -> None:
         ids, total = index.search(query, 5, offset, now=now)
         assert total == len(expected), query.text
         assert ids == expected[offset : offset + 5], query.text
+
+
+def test_a_subscription_that_fails_on_a_paper_is_disabled_alone(caplog: pytest.LogCaptureFixture) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Exploding:  # stands in for any bug a query node could hit on one odd paper
+        def hit(self, doc: Doc) -> bool:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        def anchors(self) -> None:
+            return None
+
+    evil = Route(Destination("console", "evil"), (Query("boom", Exploding()),))  # type: ignore[arg-type]
+    good = compile_route(Destination("console", "good"), ["reasoning"])
+    router = Router([evil, good])
+    papers = [make_paper("2603.00001", title="Reasoning"), make_paper("2603.00002", title="More reasoning")]
+    assert router.route(papers) == [Delivery(Destination("console", "good"), p.id, ("reasoning",)) for p in papers]
+    assert caplog.text.count("subscription disabled") == 1  # once, not once per paper

@@ -1,0 +1,208 @@
+"""Hostile upstreams: odd items, absurd JSON, slow servers, huge and compressed answers, echoed tokens.
+
+Each case: ``paperbot run --once --json`` against a stand-in Hugging Face; the good papers arrive,
+the bad ones cost bounded time and memory and at most a few log lines, and nothing prints a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import pytest
+
+from tests.e2e.test_run_once import DAYS, hf_item
+from tests.hostile.conftest import hostile_env, ids, measured
+from tests.standins import HuggingFaceStandIn, Response, StandIn, json_response, text_response
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "hf_echoedsecret0123456789"
+MB = 1024 * 1024
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzip-compressed (about a thousandth of that), made a chunk at a time."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    chunk = bytes(MB)
+    return b"".join(packer.compress(chunk) for _ in range(size // MB)) + packer.flush()
+
+
+@pytest.fixture(scope="module")
+def bomb() -> bytes:
+    return gzip_bomb(1024 * MB)  # 1 GiB inflated, ~1 MB on the wire
+
+
+class Faulty:
+    """A Hugging Face stand-in whose first day answers with ``first`` and whose other days are good."""
+
+    def __init__(self, first: Response | None = None, page: Response | None = None) -> None:
+        self.good = HuggingFaceStandIn(
+            {DAYS[1]: [hf_item("2611.00011", "Good one")], DAYS[2]: [hf_item("2611.00012", "Good two")]}
+        )
+        self.first, self.page = first, page
+
+    def __call__(self, path: str, query: dict[str, str]) -> Response:
+        if path == "/api/daily_papers" and query.get("date") == DAYS[0] and self.first and query.get("p") == "0":
+            return self.first  # its first page; later pages are empty
+        if path == f"/papers/date/{DAYS[0]}" and self.page:
+            return self.page
+        return self.good(path, query)
+
+
+def test_odd_items_are_skipped_alone_and_the_rest_delivered(real_redis_url: str, tmp_path: Path) -> None:
+    surrogate = hf_item("2611.00001", "Lone \ud800 surrogate")
+    ancient = hf_item("2611.00002", "From year one")
+    ancient["paper"]["publishedAt"] = ancient["publishedAt"] = "0001-01-01T00:00:00+01:00"
+    ancient["paper"].pop("submittedOnDailyAt", None)
+    garbage = hf_item("2611.00003", "Garbage date")
+    garbage["paper"]["publishedAt"] = garbage["publishedAt"] = "yesterday-ish"
+    garbage["paper"].pop("submittedOnDailyAt", None)
+    huge = hf_item("2611.00004", "Huge abstract")
+    huge["paper"]["summary"] = "Words. " * 200_000  # 1.4 MB
+    body = json.dumps([surrogate, ancient, garbage, huge, hf_item("2611.00005", "Plain")])
+    with StandIn(Faulty(first=(200, {"Content-Type": "application/json"}, body.encode()))) as hf:
+        run = measured(hostile_env(tmp_path, real_redis_url, hf.url), "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    assert sorted(ids(run.stdout)) == ["2611.00001", "2611.00004", "2611.00005", "2611.00011", "2611.00012"]
+    titles = {row["id"]: row["title"] for row in map(json.loads, run.stdout.splitlines())}
+    assert titles["2611.00001"] == "Lone surrogate"  # cleaned, and the commit to Redis did not fail
+    assert run.stderr.count("skipped malformed papers") == 1  # one line for the two bad dates
+    run.assert_calm()
+    assert run.seconds < 30
+    assert run.peak_mb < 300
+
+
+def test_absurdly_deep_json_fails_one_day_not_the_poll(real_redis_url: str, tmp_path: Path) -> None:
+    nested = deep(100_000)
+    page = f'<div data-target="DailyPapers" data-props="{{&quot;dailyPapers&quot;: {nested}}}"></div>'
+    faulty = Faulty(
+        first=(200, {"Content-Type": "application/json"}, nested.encode()), page=text_response(page, content_type="text/html")
+    )
+    with StandIn(faulty) as hf:
+        run = measured(hostile_env(tmp_path, real_redis_url, hf.url), "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    assert sorted(ids(run.stdout)) == ["2611.00011", "2611.00012"]
+    assert "nested too deeply" in run.stderr
+    run.assert_calm()
+
+
+def test_a_server_that_trickles_is_cut_off_by_the_deadline(real_redis_url: str, tmp_path: Path) -> None:
+    # Shortened for the test: PAPERBOT_HTTP_DEADLINE=2 (default 120 s). 1 byte a second never trips a read timeout.
+    good = Faulty().good
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if f"date={DAYS[0]}" in self.path or self.path.endswith(DAYS[0]):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    for _ in range(60):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(1)
+                except OSError:
+                    return
+                return
+            path, _, query = self.path.partition("?")
+            status, headers, body = good(path, dict(p.split("=", 1) for p in query.split("&") if "=" in p))
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = hostile_env(tmp_path, real_redis_url, f"http://127.0.0.1:{server.server_address[1]}", PAPERBOT_HTTP_DEADLINE="2")
+        run = measured(env, "run", "--once", "--json", timeout=60)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0, run.stderr
+    assert sorted(ids(run.stdout)) == ["2611.00011", "2611.00012"]
+    assert "no complete answer within 2s" in run.stderr
+    assert run.seconds < 15  # two slow requests (the API, then the page fallback) at 2 s each, not 60 s
+    run.assert_calm()
+
+
+def test_a_gzip_bomb_is_refused_with_bounded_memory(real_redis_url: str, tmp_path: Path, bomb: bytes) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    with StandIn(Faulty(first=(200, headers, bomb), page=(200, {**headers, "Content-Type": "text/html"}, bomb))) as hf:
+        run = measured(hostile_env(tmp_path, real_redis_url, hf.url), "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    assert sorted(ids(run.stdout)) == ["2611.00011", "2611.00012"]
+    assert "over the 32 MB cap" in run.stderr
+    assert run.peak_mb < 250, run.peak_mb  # it took 2.1 GB before the cap
+    run.assert_calm()
+
+
+def test_a_huge_answer_is_refused_with_bounded_memory(real_redis_url: str, tmp_path: Path) -> None:
+    items = [hf_item(f"2611.{n:05d}", f"Filler {n}") for n in range(100, 120)]
+    body = json.dumps(items * 1100).encode()  # ~50 MB of JSON
+    assert len(body) > 40 * MB
+    huge = (200, {"Content-Type": "application/json"}, body)
+    with StandIn(Faulty(first=huge, page=huge)) as hf:
+        run = measured(hostile_env(tmp_path, real_redis_url, hf.url), "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    assert sorted(ids(run.stdout)) == ["2611.00011", "2611.00012"]
+    assert "MB cap" in run.stderr
+    assert run.peak_mb < 250, run.peak_mb
+    run.assert_calm()
+
+
+def test_half_a_million_malformed_items_log_one_line(real_redis_url: str, tmp_path: Path) -> None:
+    body = json.dumps([hf_item("2611.00021", "The one good item"), *([1] * 500_000)]).encode()
+    with StandIn(Faulty(first=(200, {"Content-Type": "application/json"}, body))) as hf:
+        run = measured(hostile_env(tmp_path, real_redis_url, hf.url), "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    assert "2611.00021" in ids(run.stdout)
+    assert run.stderr.count("skipped malformed papers") == 1
+    assert "skipped=500000" in run.stderr
+    assert len(run.stderr) < 5000  # it wrote 105 MB before
+    run.assert_calm()
+
+
+def test_an_upstream_echoing_the_token_never_gets_it_printed_or_stored(real_redis_url: str, tmp_path: Path) -> None:
+    def echo(path: str, query: dict[str, str]) -> Response:
+        return json_response({"error": f"bad request; you sent Authorization: Bearer {TOKEN}"}, 400)
+
+    with StandIn(echo) as hf:
+        env = hostile_env(tmp_path, real_redis_url, hf.url, HF_TOKEN=TOKEN)
+        run = measured(env, "run", "--once")
+        status = measured(env, "status")
+    assert run.returncode == 1
+    assert "every source failed" in run.stderr
+    assert TOKEN not in run.stderr + run.stdout
+    assert "***" in run.stderr  # the echo was there, redacted
+    assert status.returncode == 0
+    assert "last failure" in status.stdout
+    assert TOKEN not in status.stdout + status.stderr
+
+
+def test_the_embedded_store_is_private(tmp_path: Path) -> None:
+    with StandIn(HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00031", "Private")]})) as hf:
+        env = hostile_env(tmp_path, "", hf.url)
+        env.pop("REDIS_URL")
+        run = measured(env, "run", "--once", "--json")
+    assert run.returncode == 0, run.stderr
+    data = tmp_path / "data"
+    assert data.stat().st_mode & 0o777 == 0o700
+    files = [p for p in data.rglob("*") if p.is_file()]
+    assert files
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}

@@ -4,7 +4,6 @@ and it alone (lazily, when a platform is configured) imports the chat adapters."
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import sys
@@ -126,7 +125,8 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
             raise ConfigError(["REDIS_URL: not a valid redis:// or rediss:// or unix:// URL"]) from None
     else:
         data_dir = Path(settings.store.data_dir) if settings.store.data_dir else default_data_dir()
-        embedded = await asyncio.to_thread(EmbeddedRedis, data_dir)
+        # On this (the main) thread: the server is told to stop when the thread that started it ends.
+        embedded = EmbeddedRedis(data_dir)
         stack.callback(embedded.close)
         pool = redis.BlockingConnectionPool(
             connection_class=redis.UnixDomainSocketConnection, path=embedded.socket_path, **options

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -89,30 +91,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `paperbot run --once --json | head -1`: the reader left. What was being printed was not
+        # acknowledged, so the next run delivers it; say nothing and succeed, as Unix filters do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 async def _run(args: argparse.Namespace, settings: Settings, redact: logs.Redact) -> int:
     if args.command != "run" or args.once:
         return await _run_once(args, settings, redact)
+    # The service: SIGTERM and SIGINT stop it cleanly (exit 0) at any moment, the wait for Redis included.
+    loop, stop = asyncio.get_running_loop(), asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     attempt = 0
     while True:  # the service outlives Redis outages: one line per attempt, backing off, then on its own again
         try:
-            return await _run_once(args, settings, redact)
+            return await _run_once(args, settings, redact, stop)
         except StoreError as exc:
             delay = round(backoff(attempt, START_RETRY_FIRST, START_RETRY_LAST), 1)
             attempt += 1
             log.error("cannot start: Redis unreachable; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": delay}})
-            await asyncio.sleep(delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                log.info("paperbot stopped")
+                return 0
 
 
-async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact) -> int:
+async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact, stop: asyncio.Event | None = None) -> int:
     if args.command == "discord":
         count = await sync_discord(settings)
         print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
         return 0
     async with open_app(settings, role=getattr(args, "role", "all"), json_lines=getattr(args, "json", False)) as app:
         if args.command == "run":
-            await (run_once(app) if args.once else serve(app))
+            await (run_once(app) if args.once else serve(app, stop))
         elif args.command == "deliveries":
             print(redact(await operations.deliveries(app.outbox, app.coordination, args.retry)))
         elif args.command == "status":

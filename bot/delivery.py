@@ -20,6 +20,7 @@ PAUSE_SECONDS = 3600
 MAX_ATTEMPTS = 8  # failed passes (backing off from 30 s to an hour) before a delivery becomes a dead letter
 BACKOFF_FIRST, BACKOFF_LAST = 30.0, 3600.0
 BATCH, MAX_BATCHES = 500, 200  # 100,000 deliveries a pass at most; the next pass continues
+HEARTBEAT_TTL = 6.0  # seconds; a killed worker's entries are taken over within this (refreshed every 2 s)
 
 
 @dataclass
@@ -83,7 +84,20 @@ class Deliverer:
     async def deliver(self) -> DeliveryReport:
         """Deliver everything this worker may deliver now, a batch at a time. Stops after a batch
         with failures: what failed waits for the next pass rather than being retried in a loop."""
+        beating = asyncio.create_task(self._beat())  # while it delivers, its entries are its own
+        try:
+            return await self._deliver()
+        finally:
+            beating.cancel()
+
+    async def _beat(self) -> None:
+        while True:
+            await self._outbox.heartbeat(self._consumer, HEARTBEAT_TTL)
+            await asyncio.sleep(HEARTBEAT_TTL / 3)
+
+    async def _deliver(self) -> DeliveryReport:
         report = DeliveryReport()
+        await self._outbox.heartbeat(self._consumer, HEARTBEAT_TTL)
         for _ in range(MAX_BATCHES):
             entries = await self._outbox.take(self._consumer, self._claim_idle, self._batch)
             by_destination: dict[Destination, list[OutboxEntry]] = {}

@@ -70,9 +70,13 @@ class Outbox(Protocol):
         process committed first is skipped with its deliveries. Returns the ids this call committed."""
         ...
 
+    async def heartbeat(self, consumer: str, ttl: float) -> None:
+        """``consumer`` is alive for ``ttl`` more seconds (a delivering process repeats this)."""
+        ...
+
     async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
-        """Deliveries for ``consumer``: its own unacknowledged ones, ones abandoned by others for
-        ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""
+        """Deliveries for ``consumer``: its own unacknowledged ones, those of consumers whose heartbeat
+        stopped, ones abandoned for ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""
         ...
 
     async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:

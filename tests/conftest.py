@@ -92,3 +92,38 @@ async def store(redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
     keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]
     if keys:
         await redis_client.delete(*keys)
+
+
+def _redis_servers() -> set[int]:
+    """Pids of every running redis-server (from /proc: no extra dependency)."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                name = (entry / "comm").read_text().strip()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if name == "redis-server" and state != "Z":  # a zombie is already gone
+                pids.add(int(entry.name))
+    return pids
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_BEFORE] = _redis_servers()  # CI's own server, a developer's: not ours
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a redis-server that the tests (or a paperbot they ran) started is still running."""
+    import time
+
+    before = session.config.stash.get(_BEFORE, set())
+    deadline = time.monotonic() + 5
+    while (left := _redis_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)  # session fixtures may still be stopping theirs
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        print(f"\nredis-server process(es) left running by the tests: {sorted(left)}")
+
+
+_BEFORE = pytest.StashKey[set[int]]()

@@ -13,6 +13,7 @@ Keys (``P`` is the prefix)::
     P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why
     P lastpost              HASH    destination → when paperbot last posted there
     P attempts              HASH    outbox entry id → real failed attempts to post it
+    P alive:<consumer>      STRING  a delivering process's heartbeat (seconds); gone = its entries are free
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ return committed
 
 
 POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
+ORPHAN_IDLE_MS = 1000
 
 
 def describe(client: redis.Redis) -> str:
@@ -180,14 +182,20 @@ class RedisStore:
                     raise
         self._group_ready = True
 
+    async def heartbeat(self, consumer: str, ttl: float) -> None:
+        """``consumer`` is alive for ``ttl`` more seconds; once it stops saying so, others take its entries."""
+        async with self._errors("record a heartbeat"):
+            await self._redis.set(self.key("alive", consumer), 1, px=int(ttl * 1000))
+
     async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
         await self._ensure_group()
         outbox = self.key("outbox")
         async with self._errors("read the outbox"):
             own = await self._redis.xreadgroup(GROUP, consumer, {outbox: "0"}, count=count)
+            orphaned = await self._orphaned(consumer, count)
             claimed = await self._redis.xautoclaim(outbox, GROUP, consumer, int(claim_idle * 1000), "0-0", count=count)
             new = await self._redis.xreadgroup(GROUP, consumer, {outbox: ">"}, count=count)
-        entries = [*_stream_entries(own), *claimed[1], *_stream_entries(new)]
+        entries = [*_stream_entries(own), *orphaned, *claimed[1], *_stream_entries(new)]
         parsed: dict[str, Delivery] = {}
         for entry_id, fields in entries:
             if fields:  # empty for an entry deleted while pending
@@ -195,6 +203,26 @@ class RedisStore:
                 why = tuple(json.loads(data.get("why", "[]")))
                 parsed.setdefault(text(entry_id), Delivery(Destination.parse(data["dest"]), data["paper"], why))
         return [OutboxEntry(eid, delivery) for eid, delivery in parsed.items()]
+
+    async def _orphaned(self, consumer: str, count: int) -> list[Any]:
+        """Entries of consumers whose heartbeat has expired (a killed or exited process), claimed now rather
+        than after ``claim_idle``. A live consumer's entries are never taken."""
+        outbox = self.key("outbox")
+        holders = [
+            c for c in await self._redis.xinfo_consumers(outbox, GROUP) if c.get("pending") and text(c["name"]) != consumer
+        ]
+        if not holders:
+            return []
+        names = [text(c["name"]) for c in holders]
+        alive = await self._redis.mget([self.key("alive", name) for name in names])
+        entries: list[Any] = []
+        for name, beat in zip(names, alive, strict=True):
+            if beat is None:
+                pending = await self._redis.xpending_range(outbox, GROUP, "-", "+", count, consumername=name)
+                ids: list[int | bytes | str | memoryview[int]] = [text(row["message_id"]) for row in pending]
+                if ids:  # min idle 1 s: two takers racing for one orphan, the second gets nothing
+                    entries += await self._redis.xclaim(outbox, GROUP, consumer, ORPHAN_IDLE_MS, ids)
+        return entries
 
     async def failed_attempt(self, entry: OutboxEntry) -> int:
         """Count a real failed attempt to post ``entry`` (not passes it waited out); returns the total."""
@@ -280,10 +308,12 @@ class RedisStore:
             await pipe.execute()
 
     async def retire(self, consumer: str) -> None:
-        # Only an idle consumer is removed: deleting one drops its pending entries from the group.
+        # Its heartbeat goes first, so another process takes over what it leaves at once. Only an idle
+        # consumer is removed: deleting one drops its pending entries from the group.
         if not self._group_ready:
             return
         async with self._errors("retire a delivery consumer"):
+            await self._redis.delete(self.key("alive", consumer))
             pending = await self._redis.xpending_range(self.key("outbox"), GROUP, "-", "+", 1, consumername=consumer)
             if not pending:
                 await self._redis.xgroup_delconsumer(self.key("outbox"), GROUP, consumer)

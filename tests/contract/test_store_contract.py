@@ -70,6 +70,30 @@ async def test_a_dead_workers_entries_are_taken_over_once_idle(store: RedisStore
     assert await store.take("w3", claim_idle=60) == []
 
 
+async def test_a_workers_entries_are_taken_over_at_once_when_its_heartbeat_stops(store: RedisStore) -> None:
+    papers = [make_paper(f"2611.0000{n}") for n in range(3)]
+    await store.commit(papers, [Delivery(A, p.id) for p in papers])
+    await store.heartbeat("alive", 30)
+    assert len(await store.take("alive", claim_idle=300)) == 3
+    await asyncio.sleep(1.1)  # orphans are claimed once idle for a second, so two takers never race for one
+    assert await store.take("other", claim_idle=300) == []  # a live worker's entries are never taken
+    await store.heartbeat("alive", 0.001)  # its heartbeat stops (killed, or exited)
+    await asyncio.sleep(0.05)
+    taken = await store.take("other", claim_idle=300)
+    assert sorted(e.delivery.paper_id for e in taken) == sorted(p.id for p in papers)  # at once, not after 300 s
+    assert await store.take("third", claim_idle=300) == []  # and only once
+
+
+async def test_a_retired_workers_leftovers_are_taken_over_at_once(store: RedisStore) -> None:
+    paper = make_paper("2611.00009")
+    await store.commit([paper], [Delivery(A, paper.id)])
+    await store.heartbeat("leaving", 30)
+    assert len(await store.take("leaving", claim_idle=300)) == 1
+    await store.retire("leaving")  # exits cleanly with one entry unposted (say, its pipe closed)
+    await asyncio.sleep(1.1)
+    assert [e.delivery.paper_id for e in await store.take("next", claim_idle=300)] == [paper.id]
+
+
 async def test_failed_attempts_are_counted_per_entry_and_cleared_when_settled(store: RedisStore) -> None:
     paper = make_paper("2603.00001")
     await store.commit([paper], [Delivery(A, paper.id), Delivery(B, paper.id)])

@@ -1,0 +1,88 @@
+"""Process lifecycle: a pipe closed early, SIGTERM at any moment, and an embedded store that never
+outlives paperbot (it is paperbot's own child, stopped on exit and told to stop if paperbot is killed)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _redis_servers
+from tests.e2e.conftest import ROOT, Run, base_env, json_lines
+from tests.e2e.test_run_once import DAYS, hf_item
+from tests.redis_servers import free_port
+from tests.standins import HuggingFaceStandIn, StandIn
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_reader_that_leaves_early_ends_quietly_and_loses_nothing(real_redis_url: str, tmp_path: Path, paperbot: Run) -> None:
+    items = [hf_item(f"2611.{n:05d}", f"Paper {n}") for n in range(1, 41)]
+    with StandIn(HuggingFaceStandIn({DAYS[0]: items})) as hf:
+        env = base_env(tmp_path, REDIS_URL=real_redis_url, HF_ENDPOINT=hf.url)
+        pipeline = subprocess.run(
+            f"{sys.executable} -m bot run --once --json | head -1",
+            shell=True,
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            executable="/bin/bash",
+        )
+        first = json_lines(pipeline.stdout)
+        assert "Traceback" not in pipeline.stderr
+        assert "BrokenPipe" not in pipeline.stderr
+        env["PAPERBOT_LOOKBACK_DAYS"] = "0"
+        rest: list[str] = []
+        for _ in range(3):  # the interrupted run's entries are taken over once idle for a second
+            rest += [row["id"] for row in json_lines(paperbot(env, "run", "--once", "--json").stdout)]
+            if len(first) + len(rest) >= len(items):
+                break
+            time.sleep(1.5)  # a dead consumer's entries are claimable once idle for a second
+    assert len(first) == 1
+    assert sorted(row["id"] for row in first) + sorted(rest) == sorted(set([row["id"] for row in first] + rest))  # no repeats
+    assert len(first) + len(rest) == len(items)  # and nothing lost
+
+
+def test_sigterm_while_waiting_for_redis_exits_promptly_with_status_0(tmp_path: Path) -> None:
+    env = base_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    process = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(3)  # it is now waiting between attempts to reach Redis
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert time.monotonic() - sent < 5
+    assert "cannot start: Redis unreachable" in stderr
+    assert "paperbot stopped" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_the_embedded_store_stops_with_paperbot_even_when_it_is_killed(tmp_path: Path, paperbot: Run) -> None:
+    env = base_env(tmp_path)  # no REDIS_URL: the embedded store
+    before = _redis_servers()
+    assert paperbot(env, "run", "--once").returncode == 1  # no source answers; the store came and went
+    assert _redis_servers() - before == set()
+    assert (tmp_path / "data" / "appendonly.aof").exists()
+
+    service = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not (_redis_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = _redis_servers() - before
+    assert started, "the service did not start its store"
+    joined = paperbot(env, "ask", "/papers topics")  # a one-off command joins the running store
+    assert joined.returncode == 0, joined.stderr
+    assert _redis_servers() - before == started  # and left it running for the service
+    os.kill(service.pid, signal.SIGKILL)
+    service.wait()
+    deadline = time.monotonic() + 10
+    while _redis_servers() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _redis_servers() - before == set()  # told to stop when its parent died

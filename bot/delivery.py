@@ -24,6 +24,15 @@ HEARTBEAT_TTL = 6.0  # seconds; a killed worker's entries are taken over within 
 
 
 @dataclass
+class Progress:
+    """How far one destination's pass got: entries posted and buried, in queue order."""
+
+    posted: int = 0
+    buried: int = 0
+    digest: bool = False  # a failed digest fails every entry it carried
+
+
+@dataclass
 class DeliveryReport:
     """What one delivery pass did."""
 
@@ -126,32 +135,33 @@ class Deliverer:
             await self._outbox.skip(entry, "expired from the paper cache")
             report.skipped += 1
         owed = await self._apply_cap(channel, [e for e in owed if e.delivery.paper_id in papers], papers, report)
-        posted = buried = 0
+        progress = Progress()
         try:
             if channel.mode == "digest" and owed:
-                posted = await self._post_digest(adapter, channel, owed, papers)
+                await self._post_digest(adapter, channel, owed, papers, progress)
             else:
-                for entry in owed:
-                    await self._post_one(adapter, entry, papers[entry.delivery.paper_id])
-                    posted += 1
+                await self._post_each(adapter, owed, papers, progress)
         except DeliveryError as exc:
             report.failed[destination.key] = str(exc)
-            buried = await self._failed(destination, owed[posted] if channel.mode != "digest" else None, exc)
+            left = owed[progress.posted + progress.buried :]
+            progress.buried += await self._failed(destination, left if progress.digest else left[:1], exc)
         else:
-            if posted:
+            if progress.posted:
                 await self._coordination.count_failure(destination, reset=True)
-        report.delivered += posted
-        report.dead += buried
-        report.pending += len(owed) - posted - buried
+        report.delivered += progress.posted
+        report.dead += progress.buried
+        report.pending += len(owed) - progress.posted - progress.buried
 
-    async def _failed(self, destination: Destination, entry: OutboxEntry | None, exc: DeliveryError) -> int:
-        """After a failed post: bury the entry if hopeless, then pause (permanent) or back off. Returns 1 if buried."""
+    async def _failed(self, destination: Destination, entries: list[OutboxEntry], exc: DeliveryError) -> int:
+        """After a failed post (of one card, or of a digest): count an attempt for each of its entries,
+        bury the hopeless ones, then pause (permanent) or back off. Returns how many were buried."""
         buried = 0
-        attempts = await self._outbox.failed_attempt(entry) if entry is not None else 0
-        if entry is not None and (exc.permanent or attempts >= MAX_ATTEMPTS):
-            why = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
-            await self._outbox.bury(entry, why)  # `paperbot deliveries --retry` queues it again
-            buried = 1
+        for entry in entries:
+            attempts = await self._outbox.failed_attempt(entry)
+            if exc.permanent or attempts >= MAX_ATTEMPTS:
+                why = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
+                await self._outbox.bury(entry, why)  # `paperbot deliveries --retry` queues it again
+                buried += 1
         if exc.permanent:
             # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
             await self._coordination.pause(destination, str(exc), PAUSE_SECONDS)
@@ -203,17 +213,44 @@ class Deliverer:
                 report.skipped += 1
         return [e for e in owed if e.entry_id in keep]
 
+    async def _post_each(self, adapter: Adapter, owed: list[OutboxEntry], papers: dict[str, Paper], progress: Progress) -> None:
+        """One post per entry, in order. A card the platform refuses for itself is buried with the
+        platform's reason and the next one goes on; any other failure stops this destination's pass."""
+        for entry in owed[progress.posted + progress.buried :]:
+            try:
+                await self._post_one(adapter, entry, papers[entry.delivery.paper_id])
+            except DeliveryError as exc:
+                if not exc.rejected:
+                    raise
+                await self._outbox.bury(entry, f"the platform refused this card: {exc}")
+                kv = {"destination": entry.delivery.destination.key, "paper": entry.delivery.paper_id, "problem": str(exc)}
+                log.warning("card refused; moved to the dead letters, the channel goes on", extra={"kv": kv})
+                progress.buried += 1
+                continue
+            progress.posted += 1
+
     async def _post_one(self, adapter: Adapter, entry: OutboxEntry, paper: Paper) -> None:
         delivery = entry.delivery
         post = await adapter.post(delivery.destination, to_card(paper, delivery.why, self._tldr_length))
         await self._outbox.done(entry, post)
         await self._coordination.count_post(delivery.destination, self._today())
 
-    async def _post_digest(self, adapter: Adapter, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper]) -> int:
-        ranked = sorted(owed, key=lambda e: -(papers[e.delivery.paper_id].upvotes or 0))
-        cards = [to_card(papers[e.delivery.paper_id], e.delivery.why, self._tldr_length) for e in ranked]
-        posts = await adapter.post_digest(channel.destination, cards, channel.digest_size)
-        for entry, post in zip(ranked, posts, strict=False):
+    async def _post_digest(
+        self, adapter: Adapter, channel: Channel, owed: list[OutboxEntry], papers: dict[str, Paper], progress: Progress
+    ) -> None:
+        owed.sort(key=lambda e: -(papers[e.delivery.paper_id].upvotes or 0))  # posted in this order
+        cards = [to_card(papers[e.delivery.paper_id], e.delivery.why, self._tldr_length) for e in owed]
+        progress.digest = True
+        try:
+            posts = await adapter.post_digest(channel.destination, cards, channel.digest_size)
+        except DeliveryError as exc:
+            if not exc.rejected:
+                raise
+            # One card spoils the digest: post them one by one instead, so only that one is buried.
+            progress.digest = False
+            await self._post_each(adapter, owed, papers, progress)
+            return
+        for entry, post in zip(owed, posts, strict=False):
             await self._outbox.done(entry, post)
         await self._coordination.count_post(channel.destination, self._today(), len(posts))
-        return len(posts)
+        progress.posted += len(posts)

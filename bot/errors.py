@@ -5,7 +5,8 @@
     ├── SourceError      a paper source failed (HTTP error, garbage, changed page layout)
     │   └── SourceUnreachableError   no answer at all (DNS, connection, timeout) after retries
     ├── StoreError       the Redis store is unreachable or refused a command
-    ├── DeliveryError    an adapter could not post; ``permanent`` means retrying will not help
+    ├── DeliveryError    an adapter could not post; ``permanent``: the destination needs a person;
+    │                    ``rejected``: this one message will never be accepted (the rest can go on)
     └── CommandError     a user's command is malformed; shown to that user only
 
 Sources, stores and adapters translate third-party exceptions into these at the boundary,
@@ -40,11 +41,14 @@ class StoreError(PaperbotError):
 
 
 class DeliveryError(PaperbotError):
-    """An adapter could not post. ``permanent`` errors (not in channel, bad auth) are not retried."""
+    """An adapter could not post. ``permanent``: the destination refuses everything until a person acts
+    (not in the channel, bad auth), so it is paused. ``rejected``: the platform refused this message
+    itself (invalid blocks, too long), deterministically: it becomes a dead letter and the channel goes on."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+    def __init__(self, message: str, *, permanent: bool = False, rejected: bool = False, retry_after: float | None = None):
         super().__init__(message)
         self.permanent = permanent
+        self.rejected = rejected
         self.retry_after = retry_after
 
 

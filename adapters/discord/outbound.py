@@ -25,6 +25,8 @@ def delivery_error(exc: Exception, where: str) -> DeliveryError:
         return DeliveryError(f"{where}: HTTP {exc.status} {exc.text or type(exc).__name__}", permanent=True)
     if isinstance(exc, discord.RateLimited):
         return DeliveryError(f"{where}: rate limited for {exc.retry_after:.0f}s", retry_after=exc.retry_after)
+    if isinstance(exc, discord.HTTPException) and exc.status == 400:  # Invalid Form Body: this message, always
+        return DeliveryError(f"{where}: HTTP 400 {exc.text}".rstrip(), rejected=True)
     if isinstance(exc, discord.HTTPException):
         return DeliveryError(f"{where}: HTTP {exc.status} {exc.text}".rstrip())
     return DeliveryError(f"{where}: {type(exc).__name__}")

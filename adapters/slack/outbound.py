@@ -40,6 +40,19 @@ PERMANENT = {
     "ekm_access_denied",
     "team_access_not_granted",
 }
+# Errors about the message itself: the same payload will always be refused, whatever the channel.
+REJECTED = {
+    "invalid_blocks",
+    "invalid_blocks_format",
+    "invalid_attachments",
+    "invalid_arguments",
+    "msg_too_long",
+    "no_text",
+    "too_many_attachments",
+    "invalid_metadata_format",
+    "invalid_metadata_schema",
+    "metadata_too_large",
+}
 _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
 BACKOFF_FIRST, BACKOFF_LAST = 1.0, 30.0
 
@@ -132,6 +145,8 @@ def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, flo
     error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
     if error in PERMANENT:
         raise DeliveryError(f"{where}: {error}", permanent=True) from None
+    if error in REJECTED:
+        raise DeliveryError(f"{where}: {error}", rejected=True) from None
     problem = f"HTTP {status}" + (f" ({error})" if error else "")
     if status == 429:
         wait = float(exc.response.headers.get("Retry-After", backoff) or backoff)

@@ -305,6 +305,7 @@ class RedisStore:
             pipe.hset(self.key("delivered", dest), paper_id, f"skipped:{reason}")
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
+            pipe.hdel(self.key("attempts"), entry.entry_id)
             await pipe.execute()
 
     async def retire(self, consumer: str) -> None:

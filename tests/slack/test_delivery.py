@@ -157,3 +157,44 @@ async def test_three_workers_share_each_channels_pace_through_redis(embedded_red
     assert api.limited == 0
     gaps = [b["_at"] - a["_at"] for a, b in zip(api.accepted, api.accepted[1:], strict=False)]
     assert min(gaps) >= 0.45
+
+
+async def test_a_card_slack_refuses_is_buried_and_the_papers_behind_it_post_in_the_same_pass(
+    world: World, slack_api: SlackStandIn
+) -> None:
+    papers = [make_paper(f"2611.0000{i}") for i in range(4)]
+    await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
+    slack_api.fail("chat.postMessage", (200, {}, {"ok": False, "error": "invalid_blocks"}))  # the first card
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
+    report = await Deliverer(
+        world.store, world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination
+    ).deliver()
+    assert (report.delivered, report.dead, report.pending) == (3, 1, 0)  # one pass, not eight backoffs
+    assert [m["blocks"][-1]["elements"][0]["value"] for m in slack_api.accepted] == ["2611.00001", "2611.00002", "2611.00003"]
+    [dead] = await world.store.dead_letters()
+    assert dead["paper"] == "2611.00000"
+    assert "invalid_blocks" in dead["reason"]
+    assert await world.coordination.paused(C1) is None  # the channel itself is fine
+
+
+async def test_a_refused_digest_is_posted_card_by_card_so_only_the_bad_card_is_buried(
+    world: World, slack_api: SlackStandIn
+) -> None:
+    papers = [make_paper(f"2611.0000{i}", upvotes=10 - i) for i in range(3)]
+    await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
+    refused = (200, {}, {"ok": False, "error": "msg_too_long"})
+    slack_api.fail("chat.postMessage", refused, refused)  # the digest, then its best card
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
+    digest = {C1: Channel(C1, mode="digest")}
+    deliverer = Deliverer(
+        world.store,
+        world.store,
+        {"slack": adapter},
+        "w",
+        claim_idle=60,
+        channel=lambda d: digest.get(d, Channel(d)),
+        coordination=world.coordination,
+    )
+    report = await deliverer.deliver()
+    assert (report.delivered, report.dead, report.pending) == (2, 1, 0)
+    assert [d["paper"] for d in await world.store.dead_letters()] == ["2611.00000"]

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 
-from bot.delivery import Deliverer
+from bot.delivery import MAX_ATTEMPTS, Deliverer
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination
 from bot.poller import Poller
@@ -302,3 +302,25 @@ async def test_passes_waited_out_while_backing_off_are_not_attempts(store: Redis
         await deliverer.deliver()
     assert await store.dead_letters() == []
     assert len(await store.queued()) == 1
+
+
+async def test_digest_failures_count_attempts_and_become_dead_letters(store: RedisStore, coordination: RedisCoordination) -> None:
+    dest = Destination("console", "digest")
+    source = StaticSource("hf", [make_paper("2603.00001"), make_paper("2603.00002")])
+    bot = Bot(store, coordination, [source], [Channel(dest, mode="digest")])
+    bot.adapter.refuse("digest", DeliveryError("HTTP 500"))
+    deliverer = Deliverer(
+        store,
+        store,
+        {"console": bot.adapter},
+        "w1",
+        claim_idle=300,
+        backoff=0,
+        coordination=coordination,
+        channel=lambda d: Channel(d, mode="digest"),
+    )
+    await bot.poller.poll()
+    for _ in range(MAX_ATTEMPTS):
+        report = await deliverer.deliver()
+    assert report.dead == 2  # both papers of the failing digest, after MAX_ATTEMPTS real attempts each
+    assert len(await store.dead_letters()) == 2

@@ -4,10 +4,12 @@ and it alone (lazily, when a platform is configured) imports the chat adapters."
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import redis.asyncio as redis
 from bot.channels import Channels
 from bot.commands import CommandCore
 from bot.delivery import Deliverer
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PaperbotError
 from bot.logs import redactor
 from bot.pacing import MinInterval
 from bot.poller import Poller
@@ -35,6 +37,16 @@ from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
+
+log = logging.getLogger(__name__)
+
+
+async def _quietly(cleanup: Callable[[str], Awaitable[None]], consumer: str) -> None:
+    """Retiring the consumer at exit: bounded in time, and a failure is one log line, never a failed start."""
+    try:
+        await asyncio.wait_for(cleanup(consumer), CLEANUP_WAIT)
+    except (PaperbotError, TimeoutError) as exc:
+        log.warning("could not retire this delivery consumer at exit", extra={"kv": {"problem": str(exc) or "timed out"}})
 
 
 @dataclass
@@ -109,6 +121,7 @@ def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]
     return sources
 
 
+CLEANUP_WAIT = 2.0  # seconds: SIGTERM must end the process promptly whatever Redis is doing
 REDIS_CONNECTIONS = 64  # per process; more concurrent commands wait for a connection instead of failing
 REDIS_WAIT = 10.0  # seconds a command waits for a free connection before it is a StoreError
 
@@ -178,7 +191,7 @@ async def open_app(
         channels = Channels(settings.channels, subscriptions)
         await channels.seed()
         consumer = f"{socket.gethostname()}-{os.getpid()}"
-        stack.push_async_callback(store.retire, consumer)
+        stack.push_async_callback(_quietly, store.retire, consumer)
         index = PaperIndex(store, ttl)
         stack.callback(index.close)
         commands = CommandCore(
@@ -193,7 +206,15 @@ async def open_app(
             coordination=coordination,
         )
         budget = settings.schedule.poll_budget_seconds
-        poller = Poller(sources, store, channels.router, coordination=coordination, owner=consumer, budget=budget)
+        poller = Poller(
+            sources,
+            store,
+            channels.router,
+            coordination=coordination,
+            owner=consumer,
+            budget=budget,
+            first_run_limit=settings.delivery.first_run_limit,
+        )
         deliverer = Deliverer(
             store,
             store,

@@ -110,6 +110,9 @@ async def _run(args: argparse.Namespace, settings: Settings, redact: logs.Redact
         try:
             return await _run_once(args, settings, redact, stop)
         except StoreError as exc:
+            if stop.is_set():  # Redis went away as we were stopping: that is not a start-up failure
+                log.info("paperbot stopped")
+                return 0
             delay = round(backoff(attempt, START_RETRY_FIRST, START_RETRY_LAST), 1)
             attempt += 1
             log.error("cannot start: Redis unreachable; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": delay}})

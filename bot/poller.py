@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.errors import SourceError
-from bot.model import Paper
+from bot.model import Delivery, Paper
 from bot.ports import Coordination, Outbox, Source
 from bot.routing import Router
 
@@ -59,8 +59,10 @@ class Poller:
         owner: str = "poller",
         lock_ttl: float = 600,
         budget: float = POLL_BUDGET,
+        first_run_limit: int = 0,
     ) -> None:
         self._budget = budget
+        self._first_run_limit = first_run_limit
         self.sources = sources
         self._outbox = outbox
         self._coordination = coordination
@@ -121,8 +123,27 @@ class Poller:
                     # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
                     # source than a quiet day, and nothing else would tell anyone.
                     log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
-        await self.ingest(merge(batches), report)
+        await self.ingest(merge(batches), report, first_poll=True)
         return report
+
+    def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
+        """At most ``first_run_limit`` deliveries per destination, the newest then the most upvoted; the
+        other papers are still marked seen, so a new or wiped store never floods a channel."""
+        by_id = {p.id: p for p in papers}
+
+        def best(delivery: Delivery) -> tuple[datetime, int]:
+            paper = by_id[delivery.paper_id]
+            return paper.published, paper.upvotes or 0
+
+        kept: list[Delivery] = []
+        for destination in dict.fromkeys(d.destination for d in deliveries):
+            mine = [d for d in deliveries if d.destination == destination]
+            kept += sorted(mine, key=best, reverse=True)[: self._first_run_limit]
+        if len(kept) < len(deliveries):
+            kv = {"limit": self._first_run_limit, "queued": len(kept), "marked_seen": len(deliveries) - len(kept)}
+            log.warning("first run, or the store lost its data: posting only the newest papers per channel", extra={"kv": kv})
+        order = {id(d): n for n, d in enumerate(deliveries)}
+        return sorted(kept, key=lambda d: order[id(d)])
 
     async def _fetch(self, source: Source, catch_up: int) -> list[Paper]:
         try:
@@ -131,14 +152,19 @@ class Poller:
         except TimeoutError:
             raise SourceError(f"took longer than the poll budget ({self._budget:.0f}s); skipped this poll") from None
 
-    async def ingest(self, papers: Sequence[Paper], report: PollReport) -> None:
+    async def ingest(self, papers: Sequence[Paper], report: PollReport, first_poll: bool = False) -> None:
         """Keep the unseen papers and queue their deliveries (also used by backfill). Every paper is cut
-        to the model's limits here, whichever source it came from."""
+        to the model's limits here, whichever source it came from. On a store's first poll (a new
+        store, or one that lost its data) each destination gets at most ``first_run_limit`` papers."""
         papers = [paper.bounded() for paper in papers]
         report.fetched += len(papers)
         unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
         deliveries = (await self._router()).route(fresh) if fresh else []
+        if first_poll and self._first_run_limit and await self._outbox.first_run():
+            deliveries = self._first_run(fresh, deliveries)
         committed = set(await self._outbox.commit(fresh, deliveries))
+        if first_poll:
+            await self._outbox.begin()
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)

@@ -61,6 +61,14 @@ class Adapter(Protocol):
 class Outbox(Protocol):
     """The seen-set, the queued deliveries and the record of what was posted where."""
 
+    async def first_run(self) -> bool:
+        """True for a store that never polled, or one that lost its data (its epoch is gone)."""
+        ...
+
+    async def begin(self) -> None:
+        """Record that this store has polled (its epoch)."""
+        ...
+
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
         ...

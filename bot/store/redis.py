@@ -14,6 +14,7 @@ Keys (``P`` is the prefix)::
     P lastpost              HASH    destination → when paperbot last posted there
     P attempts              HASH    outbox entry id → real failed attempts to post it
     P alive:<consumer>      STRING  a delivering process's heartbeat (seconds); gone = its entries are free
+    P epoch                 STRING  when this store first polled; missing = a first run, or Redis lost its data
 """
 
 from __future__ import annotations
@@ -113,6 +114,16 @@ class RedisStore:
     def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
         return redis_errors(self._redis, what)
 
+    async def first_run(self) -> bool:
+        """True until ``begin`` is called: a store that never polled, or one that lost its data."""
+        async with self._errors("read the store's epoch"):
+            return not await self._redis.exists(self.key("epoch"))
+
+    async def begin(self) -> None:
+        """Mark the store as having polled (its epoch: when it started remembering)."""
+        async with self._errors("write the store's epoch"):
+            await self._redis.set(self.key("epoch"), datetime.now(UTC).isoformat(timespec="seconds"), nx=True)
+
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         if not paper_ids:
             return []
@@ -188,6 +199,17 @@ class RedisStore:
             await self._redis.set(self.key("alive", consumer), 1, px=int(ttl * 1000))
 
     async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
+        try:
+            return await self._take(consumer, claim_idle, count)
+        except StoreError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # Redis lost its data (a flush, a restart without persistence): make the group again.
+            log.warning("the delivery group was gone (Redis lost its data); recreated it")
+            self._group_ready = False
+            return await self._take(consumer, claim_idle, count)
+
+    async def _take(self, consumer: str, claim_idle: float, count: int) -> list[OutboxEntry]:
         await self._ensure_group()
         outbox = self.key("outbox")
         async with self._errors("read the outbox"):

@@ -164,3 +164,22 @@ async def test_earlier_posts_answers_for_a_whole_queue_at_once(store: RedisStore
     assert await store.earlier_posts(A, [p.id for p in papers]) == {first.delivery.paper_id: "m-first"}
     assert await store.earlier_posts(B, [p.id for p in papers]) == {}
     assert await store.earlier_posts(A, []) == {}
+
+
+async def test_a_store_knows_its_first_run_until_it_begins(store: RedisStore, redis_client: redis.Redis) -> None:
+    assert await store.first_run()
+    await store.begin()
+    assert not await store.first_run()
+    keys = [key async for key in redis_client.scan_iter(match=store.key("*"))]
+    await redis_client.delete(*keys)  # Redis lost its data
+    assert await store.first_run()
+
+
+async def test_a_lost_delivery_group_is_made_again(store: RedisStore, redis_client: redis.Redis) -> None:
+    paper = make_paper("2611.00007")
+    await store.commit([paper], [Delivery(A, paper.id)])
+    assert len(await store.take("w", claim_idle=60)) == 1
+    await redis_client.delete(store.key("outbox"))  # the stream and its group, gone (a flush, a restart)
+    other = make_paper("2611.00008")
+    await store.commit([other], [Delivery(A, other.id)])  # the running process goes on committing …
+    assert [e.delivery.paper_id for e in await store.take("w", claim_idle=60)] == [other.id]  # … and delivering

@@ -43,7 +43,8 @@ def test_sigkill_during_delivery_ten_times_loses_nothing(real_redis_url: str, tm
     rng = random.Random(5)
     kills = 0
     with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.15) as api:
-        env = env_with_slack(tmp_path, real_redis_url, hf.url, api.api_url, config)
+        # Every paper on the first run (not the default newest 10 per channel): the point is losing none.
+        env = env_with_slack(tmp_path, real_redis_url, hf.url, api.api_url, config, PAPERBOT_FIRST_RUN_LIMIT="0")
         recoveries = []
         for _ in range(10):
             before = len(api.accepted)
@@ -114,7 +115,7 @@ def test_redis_restarted_in_the_middle_of_a_cycle_loses_nothing(tmp_path: Path, 
     config.write_text(CONFIG)
     try:
         with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.1) as api:
-            env = env_with_slack(tmp_path, redis.url, hf.url, api.api_url, config)
+            env = env_with_slack(tmp_path, redis.url, hf.url, api.api_url, config, PAPERBOT_FIRST_RUN_LIMIT="0")
             with subprocess.Popen(
                 [sys.executable, "-m", "bot", "run", "--once"],
                 env=env,

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 def test_a_reader_that_leaves_early_ends_quietly_and_loses_nothing(real_redis_url: str, tmp_path: Path, paperbot: Run) -> None:
     items = [hf_item(f"2611.{n:05d}", f"Paper {n}") for n in range(1, 41)]
     with StandIn(HuggingFaceStandIn({DAYS[0]: items})) as hf:
-        env = base_env(tmp_path, REDIS_URL=real_redis_url, HF_ENDPOINT=hf.url)
+        env = base_env(tmp_path, REDIS_URL=real_redis_url, HF_ENDPOINT=hf.url, PAPERBOT_FIRST_RUN_LIMIT="0")  # all 40
         pipeline = subprocess.run(
             f"{sys.executable} -m bot run --once --json | head -1",
             shell=True,
@@ -86,3 +86,20 @@ def test_the_embedded_store_stops_with_paperbot_even_when_it_is_killed(tmp_path:
     while _redis_servers() - before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _redis_servers() - before == set()  # told to stop when its parent died
+
+
+def test_a_first_run_and_a_wiped_store_post_only_the_newest_ten(tmp_path: Path, paperbot: Run) -> None:
+    items = [hf_item(f"2611.{n:05d}", f"Paper {n}") for n in range(1, 31)]
+    for n, item in enumerate(items):  # distinct dates, so "the newest" is well defined
+        item["paper"]["publishedAt"] = item["publishedAt"] = f"{DAYS[0]}T{n % 24:02d}:{n // 24:02d}:00.000Z"
+    with StandIn(HuggingFaceStandIn({DAYS[0]: items})) as hf:
+        env = base_env(tmp_path, HF_ENDPOINT=hf.url)  # defaults: the embedded store, first_run_limit 10
+        first = json_lines(paperbot(env, "run", "--once", "--json").stdout)
+        again = json_lines(paperbot(env, "run", "--once", "--json").stdout)
+        for path in (tmp_path / "data").iterdir():  # Redis loses everything (a disk wiped, a flush)
+            path.unlink()
+        wiped = paperbot(env, "run", "--once", "--json")
+    assert len(first) == 10
+    assert again == []  # the other 20 were marked seen, not queued for later
+    assert len(json_lines(wiped.stdout)) == 10  # no flood after the store forgot
+    assert "first run, or the store lost its data" in wiped.stderr

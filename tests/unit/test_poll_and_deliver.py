@@ -324,3 +324,21 @@ async def test_digest_failures_count_attempts_and_become_dead_letters(store: Red
         report = await deliverer.deliver()
     assert report.dead == 2  # both papers of the failing digest, after MAX_ATTEMPTS real attempts each
     assert len(await store.dead_letters()) == 2
+
+
+async def test_a_first_run_posts_only_the_newest_papers_per_channel(store: RedisStore, coordination: RedisCoordination) -> None:
+    dest = Destination("console", "first")
+    old = datetime(2026, 3, 1, tzinfo=UTC)
+    papers = [make_paper(f"2603.{n:05d}", published=old + timedelta(hours=n)) for n in range(15)]
+    source = StaticSource("hf", papers)
+
+    async def router() -> Router:
+        return Router([compile_route(dest, [], catch_all=True)])
+
+    poller = Poller([source], store, router, coordination=coordination, first_run_limit=10)
+    report = await poller.poll()
+    assert report.queued == 10
+    assert sorted(e.delivery.paper_id for e in await store.take("w", 60)) == [p.id for p in papers[5:]]  # the newest
+    assert await store.unseen([p.id for p in papers]) == []  # the others are seen all the same
+    source.papers = [make_paper(f"2603.{n:05d}") for n in range(100, 115)]
+    assert (await poller.poll()).queued == 15  # afterwards, everything new goes out

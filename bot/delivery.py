@@ -99,6 +99,10 @@ class Deliverer:
         finally:
             beating.cancel()
 
+    async def keep_alive(self) -> None:
+        """Refresh this worker's heartbeat until cancelled (the service's delivery loop runs it throughout)."""
+        await self._beat()
+
     async def _beat(self) -> None:
         while True:
             await self._outbox.heartbeat(self._consumer, HEARTBEAT_TTL)

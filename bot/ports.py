@@ -82,6 +82,11 @@ class Outbox(Protocol):
         """``consumer`` is alive for ``ttl`` more seconds (a delivering process repeats this)."""
         ...
 
+    async def wait_for_work(self, after: str, longest: float) -> str:
+        """Wait until something newer than ``after`` is queued (at most ``longest`` seconds); the newest
+        id seen. ``after`` empty: the newest id now, without waiting."""
+        ...
+
     async def take(self, consumer: str, claim_idle: float, count: int = 500) -> list[OutboxEntry]:
         """Deliveries for ``consumer``: its own unacknowledged ones, those of consumers whose heartbeat
         stopped, ones abandoned for ``claim_idle`` seconds, then new ones. They stay pending until ``done``."""

@@ -25,11 +25,12 @@ ROLES = ("all", "poller", "worker")
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """When cycles run: pollers every ``poll_minutes`` (plus up to ``jitter_seconds``), workers every ``deliver_seconds``."""
+    """When things run: polls every ``poll_minutes`` (plus up to ``jitter_seconds``); delivery at once when
+    something is queued, and at least every ``deliver_seconds`` (retries that fall due)."""
 
     poll_minutes: float = 30.0
     jitter_seconds: float = 120.0
-    deliver_seconds: float = 60.0
+    deliver_seconds: float = 5.0
 
 
 @dataclass
@@ -80,6 +81,13 @@ class App:
         log.info("cycle finished", extra={"kv": report.summary()})
         return report
 
+    async def poll(self) -> PollReport:
+        """One poll, logged as one line (the service's scheduled job; delivery runs on its own)."""
+        report = await self._poll()
+        kv = {k: v for k, v in CycleReport(report, DeliveryReport()).summary().items() if k not in ("delivered", "pending")}
+        log.info("poll finished", extra={"kv": kv | {"queued": report.queued}})
+        return report
+
     async def _poll(self) -> PollReport:
         if self.role == "worker":
             return PollReport(skipped=True)
@@ -101,8 +109,33 @@ async def run_once(app: App) -> CycleReport:
     return report
 
 
+async def deliver_forever(app: App) -> None:
+    """The service's delivery: a pass at once, then another as soon as anything is queued (a blocking
+    read on the outbox), or after ``schedule.deliver_seconds`` at the latest, when retries fall due.
+    Detection to post takes a round trip, not a poll interval. A lost Redis is retried with backoff."""
+    beating = asyncio.create_task(app.deliverer.keep_alive())  # its entries stay its own while it lives
+    tip, failures = "", 0
+    try:
+        while True:
+            try:
+                tip = tip or await app.outbox.wait_for_work("", 0)
+                report = await app.deliverer.deliver()
+                if report.delivered or report.failed or report.dead:
+                    kv = {"delivered": report.delivered, "pending": report.pending, "dead": report.dead}
+                    log.info("delivered", extra={"kv": kv | ({"failed": ",".join(report.failed)} if report.failed else {})})
+                tip = await app.outbox.wait_for_work(tip, app.schedule.deliver_seconds)
+                failures = 0
+            except StoreError as exc:
+                retry_in = round(backoff(failures, RETRY_FIRST, RETRY_LAST), 1)
+                failures += 1
+                log.error("delivery failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": retry_in}})
+                await asyncio.sleep(retry_in)
+    finally:
+        beating.cancel()
+
+
 class Cycles:
-    """Runs the app's cycles on APScheduler: at start, then on the role's schedule. Expected trouble is
+    """Runs the polls on APScheduler: at start, then every poll interval (with jitter). Expected trouble is
     one log line; an unreachable Redis is retried soon, with doubling waits, rather than at the next poll."""
 
     def __init__(self, app: App) -> None:
@@ -114,23 +147,20 @@ class Cycles:
         self._failures = 0
 
     def start(self) -> None:
-        """Schedule the first cycle now and the next ones every interval."""
+        """Schedule the first poll now and the next ones every interval (a worker does not poll)."""
         schedule = self.app.schedule
-        if self.app.role == "worker":
-            # Workers only deliver: often, so what pollers queue goes out within a minute.
-            every: dict[str, float] = {"seconds": schedule.deliver_seconds}
-        else:
-            every = {"minutes": schedule.poll_minutes, "jitter": schedule.jitter_seconds}
-        self.scheduler.add_job(
-            self.run,
-            "interval",
-            **every,
-            next_run_time=datetime.now(UTC),
-            coalesce=True,
-            max_instances=1,
-            misfire_grace_time=None,
-            id="cycle",
-        )
+        if self.app.role != "worker":
+            self.scheduler.add_job(
+                self.run,
+                "interval",
+                minutes=schedule.poll_minutes,
+                jitter=schedule.jitter_seconds,
+                next_run_time=datetime.now(UTC),
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=None,
+                id="cycle",
+            )
         from apscheduler.events import EVENT_JOB_MAX_INSTANCES
 
         self.scheduler.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES)
@@ -141,12 +171,12 @@ class Cycles:
         log.warning("cycle skipped: the previous one is still running (bounded by schedule.poll_budget_seconds)")
 
     async def run(self) -> None:
-        """One guarded cycle."""
+        """One guarded poll (the delivery loop posts what it queues at once)."""
         task = asyncio.current_task()
         assert task is not None  # APScheduler runs coroutines as tasks
         self.running.add(task)
         try:
-            await self.app.cycle()
+            await self.app.poll()
             self._failures = 0
         except asyncio.CancelledError:
             # Shutdown interrupted the cycle: nothing is lost (the outbox keeps what was not acknowledged).
@@ -183,6 +213,8 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     cycles = Cycles(app)
     cycles.start()
     listeners = [asyncio.create_task(listener.run(app.commands), name=name) for name, listener in app.listeners.items()]
+    if app.role != "poller":
+        cycles.running.add(asyncio.create_task(deliver_forever(app), name="delivery"))
     if listeners:  # chat users will query: load the index now, not on the first /papers
         cycles.running.add(asyncio.create_task(app.commands.warm_up(), name="warm-up"))
     if "slack" in app.adapters and "slack" not in app.listeners:

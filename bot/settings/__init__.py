@@ -186,7 +186,7 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("store.data_dir", "PAPERBOT_DATA_DIR", v.text, ""),
     ("store.paper_ttl_days", None, v.number(int, 1, 3650), 30),
     ("delivery.claim_idle_seconds", None, v.number(float, 1, 86400), 300.0),
-    ("delivery.interval_seconds", None, v.number(float, 1, 3600), 60.0),
+    ("delivery.interval_seconds", None, v.number(float, 1, 3600), 5.0),
     ("delivery.first_run_limit", "PAPERBOT_FIRST_RUN_LIMIT", v.number(int, 0, 10_000), 10),
     ("slack.api_url", "SLACK_API_URL", v.url, "https://slack.com/api/"),
     ("slack.command", None, v.command, "/papers"),

@@ -66,6 +66,7 @@ return committed
 
 POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
 ORPHAN_IDLE_MS = 1000
+BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
 
 
 def describe(client: redis.Redis) -> str:
@@ -192,6 +193,22 @@ class RedisStore:
                 if "BUSYGROUP" not in str(exc):
                     raise
         self._group_ready = True
+
+    async def wait_for_work(self, after: str, longest: float) -> str:
+        """Block until the outbox has an entry newer than ``after`` (or ``longest`` seconds pass); returns the
+        newest id seen. With ``after`` empty, the current newest id at once."""
+        outbox = self.key("outbox")
+        async with self._errors("wait for deliveries"):
+            if not after:
+                newest = await self._redis.xrevrange(outbox, count=1)
+                return text(newest[0][0]) if newest else "0-0"
+            deadline = time.monotonic() + longest
+            while (left := deadline - time.monotonic()) > 0:
+                # At most BLOCK_SLICE at a time: the connection's read timeout is longer than that.
+                reply = await self._redis.xread({outbox: after}, count=1, block=max(1, int(min(left, BLOCK_SLICE) * 1000)))
+                if entries := _stream_entries(reply):
+                    return text(entries[-1][0])
+        return after
 
     async def heartbeat(self, consumer: str, ttl: float) -> None:
         """``consumer`` is alive for ``ttl`` more seconds; once it stops saying so, others take its entries."""

@@ -183,3 +183,21 @@ async def test_a_lost_delivery_group_is_made_again(store: RedisStore, redis_clie
     other = make_paper("2611.00008")
     await store.commit([other], [Delivery(A, other.id)])  # the running process goes on committing …
     assert [e.delivery.paper_id for e in await store.take("w", claim_idle=60)] == [other.id]  # … and delivering
+
+
+async def test_waiting_for_work_wakes_when_something_is_queued(store: RedisStore) -> None:
+    tip = await store.wait_for_work("", 0)
+    assert await store.wait_for_work(tip, 0.2) == tip  # nothing new: it waited, then said so
+
+    async def queue_later() -> None:
+        await asyncio.sleep(0.2)
+        paper = make_paper("2611.00011")
+        await store.commit([paper], [Delivery(A, paper.id)])
+
+    started = asyncio.get_running_loop().time()
+    queued = asyncio.create_task(queue_later())
+    newest = await store.wait_for_work(tip, 10)
+    await queued
+    assert newest != tip
+    assert asyncio.get_running_loop().time() - started < 2  # woken by the entry, not by the 10 s limit
+    assert await store.wait_for_work(tip, 10) == newest  # an entry newer than the tip: no wait at all

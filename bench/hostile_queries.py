@@ -12,27 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
-from bench.query import PREFIX, fill
+from bench.query import cached_core
 from bot.commands import CommandCore
 from bot.model import Destination, UserRef
-from bot.search import PaperIndex
-from bot.settings import DEFAULT_SAVE_EMOJI
-from bot.store.coordination import RedisCoordination
-from bot.store.library import RedisLibrary
-from bot.store.redis import RedisStore
-from bot.store.subscriptions import RedisSubscriptions
-from tests.redis_servers import RedisProcess, embedded_binary
 
 
 def worst_queries(corpus: Corpus) -> dict[str, str]:
@@ -70,26 +59,7 @@ async def ordinary_run(core: CommandCore, queries: list[str], alongside: list[st
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = None
-    if not args.redis_url:
-        binary = shutil.which("redis-server") or embedded_binary()
-        server = RedisProcess(binary, Path(tempfile.mkdtemp(prefix="paperbot-bench-"))).start()
-    # The pool the service uses (bot/app.py): a burst of commands waits for a connection, never fails.
-    pool = redis.BlockingConnectionPool.from_url(args.redis_url or server.url, max_connections=64, timeout=10, protocol=2)
-    client = redis.Redis.from_pool(pool)
-    corpus = Corpus(seed=2)
-    store = RedisStore(client, prefix=PREFIX)
-    try:
-        await fill(store, corpus, args.papers)
-        index = PaperIndex(store, ttl_seconds=30 * 86400)
-        core = CommandCore(
-            store,
-            RedisSubscriptions(client, PREFIX),
-            RedisLibrary(client, PREFIX),
-            index,
-            DEFAULT_SAVE_EMOJI,
-            coordination=RedisCoordination(client, PREFIX),
-        )
+    async with cached_core(args.papers, args.redis_url) as (core, index, corpus):
         await index.refresh()
         print(f"papers={len(index):,}")
         worst = worst_queries(corpus)
@@ -102,13 +72,6 @@ async def main(args: argparse.Namespace) -> None:
         alone = await ordinary_run(core, mix, [])
         five = list(worst.values())[:5]
         beside = await ordinary_run(core, mix, five)
-    finally:
-        keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
-        for start in range(0, len(keys), 10_000):
-            await client.delete(*keys[start : start + 10_000])
-        await client.aclose()
-        if server:
-            server.stop()
     for label, samples in (("alone", alone), ("with 5 worst alongside", beside)):
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
         print(f"ordinary commands {label:24s} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {max(samples):7.1f} ms")

@@ -17,6 +17,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import redis.asyncio as redis
@@ -49,25 +51,43 @@ async def fill(store: RedisStore, corpus: Corpus, count: int) -> None:
             print(f"  cached {done:,}/{count:,} papers", file=sys.stderr)
 
 
-async def main(args: argparse.Namespace) -> None:
+@asynccontextmanager
+async def cached_core(papers: int, redis_url: str | None) -> AsyncIterator[tuple[CommandCore, PaperIndex, Corpus]]:
+    """A command core over ``papers`` cached papers of the bench corpus, on ``redis_url`` or a throwaway
+    server, with the connection pool the service uses; every key and the server are gone afterwards."""
     server = None
-    if not args.redis_url:
+    if not redis_url:
         binary = shutil.which("redis-server") or embedded_binary()
         server = RedisProcess(binary, Path(tempfile.mkdtemp(prefix="paperbot-bench-"))).start()
-    client = redis.Redis.from_url(args.redis_url or server.url, protocol=2)
+    # The pool the service uses (bot/app.py): a burst of commands waits for a connection, never fails.
+    pool = redis.BlockingConnectionPool.from_url(redis_url or server.url, max_connections=64, timeout=10, protocol=2)
+    client = redis.Redis.from_pool(pool)
     corpus = Corpus(seed=2)
     store = RedisStore(client, prefix=PREFIX)
     try:
-        await fill(store, corpus, args.papers)
+        await fill(store, corpus, papers)
         index = PaperIndex(store, ttl_seconds=30 * 86400)
+        coordination = RedisCoordination(client, PREFIX)
         core = CommandCore(
             store,
             RedisSubscriptions(client, PREFIX),
             RedisLibrary(client, PREFIX),
             index,
             DEFAULT_SAVE_EMOJI,
-            coordination=RedisCoordination(client, PREFIX),
+            coordination=coordination,
         )
+        yield core, index, corpus
+    finally:
+        keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
+        for start in range(0, len(keys), 10_000):
+            await client.delete(*keys[start : start + 10_000])
+        await client.aclose()
+        if server:
+            server.stop()
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with cached_core(args.papers, args.redis_url) as (core, index, corpus):
         before, started = rss_mb(), time.perf_counter()
         await index.refresh()
         load, grown = time.perf_counter() - started, rss_mb() - before
@@ -79,13 +99,6 @@ async def main(args: argparse.Namespace) -> None:
             reply = await core.handle(f"/papers {text}", user, where)
             samples.append((time.perf_counter() - started) * 1000)
             matched += bool(reply.cards)
-    finally:
-        keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
-        for start in range(0, len(keys), 10_000):
-            await client.delete(*keys[start : start + 10_000])
-        await client.aclose()
-        if server:
-            server.stop()
     samples.sort()
 
     def p(q: float) -> float:

@@ -9,8 +9,8 @@ Keys (``P`` is the prefix)::
     P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
     P delivered:<dest>      HASH    paper id → platform message id, for every successful post
     P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
-    P recent                ZSET    paper id → when it was committed (ms), for the query cache
-    P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why
+    P recent                ZSET    paper id → when it was committed (ms), for the query cache; trimmed at each commit
+    P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why; ~10,000 kept
     P lastpost              HASH    destination → when paperbot last posted there
     P attempts              HASH    outbox entry id → real failed attempts to post it
     P alive:<consumer>      STRING  a delivering process's heartbeat (seconds); gone = its entries are free
@@ -46,6 +46,8 @@ GROUP = "delivery"
 _COMMIT = """
 local ttl = tonumber(ARGV[1])
 local committed = {}
+-- The query cache's index of recent papers forgets what the cache itself has forgotten.
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[2]) - ttl * 1000)
 local i = 3
 for k = 4, #KEYS do
   local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
@@ -66,6 +68,7 @@ return committed
 
 POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
 ORPHAN_IDLE_MS = 1000
+DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliveries` lists them
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
 
 
@@ -301,7 +304,7 @@ class RedisStore:
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         async with self._errors("move a delivery to the dead letters"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.key("dead"), fields)
+            pipe.xadd(self.key("dead"), fields, maxlen=DEAD_KEPT, approximate=True)
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
             pipe.hdel(self.key("attempts"), entry.entry_id)

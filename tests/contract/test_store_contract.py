@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 import redis.asyncio as redis
@@ -201,3 +202,12 @@ async def test_waiting_for_work_wakes_when_something_is_queued(store: RedisStore
     assert newest != tip
     assert asyncio.get_running_loop().time() - started < 2  # woken by the entry, not by the 10 s limit
     assert await store.wait_for_work(tip, 10) == newest  # an entry newer than the tip: no wait at all
+
+
+async def test_the_recent_index_is_trimmed_at_commit_time(redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", paper_ttl=1)
+    await store.commit([make_paper("2611.00021")], [])
+    await asyncio.sleep(1.1)
+    await store.commit([make_paper("2611.00022")], [])  # nobody queried in between
+    assert await redis_client.zrange(store.key("recent"), 0, -1) == [b"2611.00022"]
+    await redis_client.delete(*[key async for key in redis_client.scan_iter(match=store.key("*"))])

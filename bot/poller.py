@@ -31,6 +31,15 @@ class PollReport:
     queued: int = 0
     skipped: bool = False  # another process held the poll lock
 
+    def summary(self) -> dict[str, object]:
+        """The fields of the one log line a poll writes."""
+        return {
+            "sources_ok": ",".join(self.answered) or "none",
+            "sources_failed": ",".join(self.failed) or "none",
+            "fetched": self.fetched,
+            "new": self.new,
+        }
+
 
 def days_since(moment: str, now: datetime) -> int:
     """Whole days, rounded up, from an ISO timestamp to ``now``."""

@@ -42,14 +42,7 @@ class CycleReport:
 
     def summary(self) -> dict[str, object]:
         """The fields of the one log line a cycle writes."""
-        return {
-            "sources_ok": ",".join(self.poll.answered) or "none",
-            "sources_failed": ",".join(self.poll.failed) or "none",
-            "fetched": self.poll.fetched,
-            "new": self.poll.new,
-            "delivered": self.delivery.delivered,
-            "pending": self.delivery.pending,
-        }
+        return self.poll.summary() | {"delivered": self.delivery.delivered, "pending": self.delivery.pending}
 
 
 @dataclass
@@ -84,8 +77,7 @@ class App:
     async def poll(self) -> PollReport:
         """One poll, logged as one line (the service's scheduled job; delivery runs on its own)."""
         report = await self._poll()
-        kv = {k: v for k, v in CycleReport(report, DeliveryReport()).summary().items() if k not in ("delivered", "pending")}
-        log.info("poll finished", extra={"kv": kv | {"queued": report.queued}})
+        log.info("poll finished", extra={"kv": report.summary() | {"queued": report.queued}})
         return report
 
     async def _poll(self) -> PollReport:
@@ -96,8 +88,9 @@ class App:
         except StoreError:
             raise
         except Exception as exc:  # a bug in one poll must not stop delivery of what is queued
-            log.error("poll failed", extra={"kv": {"problem": f"{type(exc).__name__}: {exc}"[:500]}})
-            return PollReport(failed={"poll": f"{type(exc).__name__}: {exc}"[:500]})
+            problem = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("poll failed", extra={"kv": {"problem": problem}})
+            return PollReport(failed={"poll": problem})
 
 
 async def run_once(app: App) -> CycleReport:

@@ -7,10 +7,12 @@ discord.py checks only the embed count, so the renderer checks the characters (`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import discord
-from discord.utils import escape_markdown, escape_mentions
+from discord.utils import escape_mentions
 
 from bot.model import Card
 from bot.text import fit_escaped
@@ -20,9 +22,27 @@ CARD_BUDGET = 1800  # one card's characters, so that a digest of three still fit
 COLOUR = discord.Colour(0x1D3557)
 
 
+# What Discord can read as markup: emphasis, code, spoilers, quotes, headings, lists, <…>, and masked
+# links (escaped brackets are enough: "\[x\](url)" is no link).
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]<])")
+_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):(?=//)")
+
+
 def escape(text: str) -> str:
-    """Untrusted text as literal Discord text: no markdown, and ``@everyone``/``<@id>`` defused."""
-    return escape_markdown(escape_mentions(text))
+    """Untrusted text as literal Discord text: every markdown character backslash-escaped (discord.py's
+    ``escape_markdown`` leaves the second masked link of a line live), mentions defused, and bare URLs
+    broken with a zero-width space so they cannot become links."""
+    text = _SCHEME.sub(lambda m: m.group(1) + ":\u200b", escape_mentions(text))
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def link(label: str, url: str) -> str:
+    """One of our own links, ``[label](<url>)``: the URL percent-encoded so that no character in it can
+    end the link or start another, and wrapped in angle brackets (no preview)."""
+    return f"[{label}](<{quote(url, safe=_URL_SAFE)}>)"
+
+
+_URL_SAFE = ":/?#@!$&'+,;=%~-._"  # everything else in a feed's URL is percent-encoded
 
 
 def fit(text: str, limit: int) -> str:
@@ -39,9 +59,14 @@ def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:
         embed.add_field(name="Organization", value=fit(card.organization, 200), inline=True)
     if card.upvotes is not None:
         embed.add_field(name="Upvotes", value=f"▲ {card.upvotes}", inline=True)
-    links = " · ".join(f"[{label}]({url})" for label, url in card.links if label in ("arXiv", "PDF", "Code", "Project"))
+    links = ""
+    for label, url in card.links:
+        if label in ("arXiv", "PDF", "Code", "Project"):
+            more = (" · " if links else "") + link(label, url)
+            if len(links) + len(more) <= FIELD_VALUE:  # whole links only, never one cut in half
+                links += more
     if links:
-        embed.add_field(name="Links", value=links[:FIELD_VALUE], inline=False)
+        embed.add_field(name="Links", value=links, inline=False)
     if card.why:
         embed.add_field(name="Matched", value=fit(", ".join(card.why), 300), inline=False)
     if card.thumbnail:

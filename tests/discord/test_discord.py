@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from types import SimpleNamespace
 
 import discord
@@ -218,3 +220,26 @@ async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
 async def test_help_speaks_discords_command_grammar(discord_bot: DiscordHarness) -> None:
     await discord_bot.inbound.tree._call(discord_bot.command("help"))
     assert discord_bot.responses[-1][2]["payload"]["content"].startswith("/papers search query:")
+
+
+MASKED_LINK = re.compile(r"(?<!\\)\[([^\]]*)\]\(")  # an unescaped "[label](" starts a live masked link
+
+
+def test_a_crafted_project_url_cannot_add_a_link_of_its_own() -> None:
+    phish = "https://example.com/)**[FREE NITRO](https://phish.example/)**"
+    card = dataclasses.replace(
+        to_card(make_paper("2611.00001")), links=(("Code", phish), ("PDF", "https://arxiv.org/pdf/2611.00001"))
+    )
+    [links] = [f.value for f in embed_for(card).fields if f.name == "Links"]
+    assert MASKED_LINK.findall(links) == ["Code", "PDF"]  # our two links, nothing the URL smuggled in
+    assert "%5BFREE%20NITRO%5D" in links  # the whole URL stays inside our link, percent-encoded
+    assert all(target.startswith("<") for target in re.findall(r"\]\((.)", links))  # <…>-wrapped
+
+
+def test_untrusted_text_with_two_masked_links_and_a_bare_url_has_no_live_link() -> None:
+    abstract = "See [one](https://a.example) and [two](https://b.example), or https://c.example ."
+    paper = make_paper("2611.00002", title="[Click](https://t.example) me", abstract=abstract)
+    embed = embed_for(to_card(paper))
+    texts = [embed.title or "", embed.description or "", *(f.value for f in embed.fields if f.name != "Links")]
+    assert [MASKED_LINK.findall(text) for text in texts] == [[] for _ in texts]
+    assert "https://" not in (embed.description or "")  # bare URLs broken, so never autolinked

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.cards import to_card
 from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
-from bot.model import Destination, Paper, Reaction, Reply, Saved, UserRef
+from bot.model import Command, Destination, Paper, Reaction, Reply, Saved, UserRef
 from bot.ports import Coordination, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
@@ -56,14 +55,6 @@ DISCORD_USAGE = """\
 """ + QUERY_HELP.format(command="/papers search query:")
 
 SUBCOMMANDS = ("help", "more", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A parsed ``/papers`` command: a subcommand name and the rest of the text."""
-
-    name: str
-    argument: str = ""
 
 
 def parse_command(text: str) -> Command:
@@ -133,8 +124,14 @@ class CommandCore:
         self._tldr_length = tldr_length
 
     async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
-        """Answer one ``/papers`` command; a user's mistake becomes a reply saying what is wrong."""
-        command = parse_command(text)
+        """Answer one ``/papers`` command typed as text; a user's mistake becomes a reply saying what is wrong."""
+        return await self.run(parse_command(text), user, where)
+
+    async def run(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        """Answer one command already split by the platform (Discord's typed options): its argument is
+        never read as another subcommand, so a search for "subscribe everything" is a search."""
+        if command.name not in (*SUBCOMMANDS, "search"):
+            return Reply(f"there is no /papers {command.name}{HELP_HINT}")
         handler = getattr(self, f"_{command.name}")
         return await replying(handler(command.argument, user, where), HELP_HINT)
 

@@ -238,6 +238,14 @@ class Saved:
 
 
 @dataclass(frozen=True, slots=True)
+class Command:
+    """A ``/papers`` command: a subcommand name (``search`` for a bare query) and its argument."""
+
+    name: str
+    argument: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """The core's answer to a command, addressed to the asking user (ephemeral where possible)."""
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
-from bot.model import Card, Delivery, Destination, OutboxEntry, Paper, PostRef, Reaction, Reply, Saved, UserRef
+from bot.model import Card, Command, Delivery, Destination, OutboxEntry, Paper, PostRef, Reaction, Reply, Saved, UserRef
 
 
 class Source(Protocol):
@@ -270,7 +270,11 @@ class Commands(Protocol):
     """What a listener calls: every answer is a ``Reply`` (a user's mistake or a store outage included)."""
 
     async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
-        """Answer one ``/papers`` command."""
+        """Answer one ``/papers`` command typed as text (Slack, the terminal)."""
+        ...
+
+    async def run(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        """Answer one command whose name and argument the platform already separated (Discord)."""
         ...
 
     async def react(self, reaction: Reaction) -> Reply | None:

@@ -12,7 +12,7 @@ from discord import app_commands
 
 from adapters.discord.client import PaperbotClient
 from adapters.discord.render import content, embed_for
-from bot.model import Destination, PostRef, Reaction, Reply, UserRef
+from bot.model import Command, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 
 SAVE_ID = re.compile(r"paper:save:(?P<paper>[\w./-]{1,80})")
@@ -62,15 +62,16 @@ class Translator:
     def __init__(self, client: PaperbotClient) -> None:
         self._client = client
 
-    async def answer(self, interaction: discord.Interaction[Any], text: str) -> None:
-        """Run one ``/papers`` command for an interaction: defer (ephemeral, fixed at defer), then follow up."""
+    async def answer(self, interaction: discord.Interaction[Any], name: str, argument: str = "") -> None:
+        """Run one ``/papers`` subcommand with its typed option as its argument (never re-parsed as text):
+        defer (ephemeral, fixed at defer), then follow up."""
         await interaction.response.defer(ephemeral=True, thinking=True)  # within Discord's 3 s
         commands = self._client.commands
         if commands is None or interaction.channel_id is None:
             await interaction.followup.send(STARTING if commands is None else "/papers works in channels.", ephemeral=True)
             return
         user, where = UserRef("discord", str(interaction.user.id)), Destination("discord", str(interaction.channel_id))
-        await self._send_reply(interaction, await commands.handle(text, user, where))
+        await self._send_reply(interaction, await commands.run(Command(name, argument), user, where))
 
     async def topic_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete: this channel's topics containing what was typed, 25 at most."""
@@ -105,7 +106,7 @@ class Translator:
 
 
 class PapersGroup(app_commands.Group):
-    """``/papers <subcommand>``: typed options; each builds the core's command text and hands it over."""
+    """``/papers <subcommand>``: typed options, each handed to the core as its command's argument."""
 
     def __init__(self, translator: Translator, name: str) -> None:
         super().__init__(name=name, description="Recent research papers, topics and your saved papers")
@@ -115,7 +116,7 @@ class PapersGroup(app_commands.Group):
     @app_commands.describe(query='Words, "phrases", OR, -word, cat:cs.CL, author:"Name", upvotes>=10')
     async def search(self, interaction: discord.Interaction[Any], query: app_commands.Range[str, 1, 500]) -> None:
         """``/papers search query:…``."""
-        await self.translator.answer(interaction, query)
+        await self.translator.answer(interaction, "search", query)
 
     @app_commands.command(name="more", description="The next results of your last search")
     async def more(self, interaction: discord.Interaction[Any]) -> None:
@@ -125,12 +126,12 @@ class PapersGroup(app_commands.Group):
     @app_commands.command(name="subscribe", description="Post new papers matching a query in this channel")
     async def subscribe(self, interaction: discord.Interaction[Any], query: app_commands.Range[str, 1, 500]) -> None:
         """``/papers subscribe query:…``."""
-        await self.translator.answer(interaction, f"subscribe {query}")
+        await self.translator.answer(interaction, "subscribe", query)
 
     @app_commands.command(name="unsubscribe", description="Stop posting papers for one of this channel's topics")
     async def unsubscribe(self, interaction: discord.Interaction[Any], topic: app_commands.Range[str, 1, 500]) -> None:
         """``/papers unsubscribe topic:…`` (the core re-validates whatever was typed)."""
-        await self.translator.answer(interaction, f"unsubscribe {topic}")
+        await self.translator.answer(interaction, "unsubscribe", topic)
 
     @unsubscribe.autocomplete("topic")
     async def _topics_for(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
@@ -144,7 +145,7 @@ class PapersGroup(app_commands.Group):
     @app_commands.command(name="save", description="Keep a paper in your list")
     async def save(self, interaction: discord.Interaction[Any], paper: app_commands.Range[str, 1, 100]) -> None:
         """``/papers save paper:…``."""
-        await self.translator.answer(interaction, f"save {paper}")
+        await self.translator.answer(interaction, "save", paper)
 
     @app_commands.command(name="saved", description="Your saved papers, newest first")
     async def saved(self, interaction: discord.Interaction[Any]) -> None:
@@ -154,7 +155,7 @@ class PapersGroup(app_commands.Group):
     @app_commands.command(name="unsave", description="Remove a paper from your list")
     async def unsave(self, interaction: discord.Interaction[Any], paper: app_commands.Range[str, 1, 100]) -> None:
         """``/papers unsave paper:…``."""
-        await self.translator.answer(interaction, f"unsave {paper}")
+        await self.translator.answer(interaction, "unsave", paper)
 
     @app_commands.command(name="export", description="Your saved papers as BibTeX or Markdown")
     @app_commands.choices(
@@ -162,7 +163,7 @@ class PapersGroup(app_commands.Group):
     )
     async def export(self, interaction: discord.Interaction[Any], form: str = "bibtex") -> None:
         """``/papers export form:…``."""
-        await self.translator.answer(interaction, f"export {form}")
+        await self.translator.answer(interaction, "export", form)
 
     @app_commands.command(name="help", description="How to use /papers")
     async def help(self, interaction: discord.Interaction[Any]) -> None:

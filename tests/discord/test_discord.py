@@ -243,3 +243,11 @@ def test_untrusted_text_with_two_masked_links_and_a_bare_url_has_no_live_link() 
     texts = [embed.title or "", embed.description or "", *(f.value for f in embed.fields if f.name != "Links")]
     assert [MASKED_LINK.findall(text) for text in texts] == [[] for _ in texts]
     assert "https://" not in (embed.description or "")  # bare URLs broken, so never autolinked
+
+
+async def test_a_typed_search_is_never_read_as_another_subcommand(discord_bot: DiscordHarness) -> None:
+    for words in ("subscribe everything", "export controls", "more is different", "topics in robotics"):
+        await discord_bot.inbound.tree._call(discord_bot.command("search", query=words))
+        reply = discord_bot.responses[-1][2]["payload"]["content"]
+        assert "match" in reply, (words, reply)  # a search answer ("No paper … matches …"), whatever the words
+    assert await discord_bot.world.subscriptions.topics(Destination("discord", str(CHANNEL))) == []  # nothing subscribed

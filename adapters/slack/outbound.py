@@ -141,18 +141,27 @@ class SlackOutbound:
 
 def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, float]:
     """What went wrong and how long to wait before retrying; raises ``DeliveryError`` when retrying cannot help."""
-    status = exc.response.status_code
-    error = exc.response.data.get("error") if isinstance(exc.response.data, dict) else None
+    # Whatever the answer was (JSON, an HTML error page, nothing): read it defensively.
+    response = exc.response
+    status = int(getattr(response, "status_code", None) or getattr(response, "status", 0) or 0)
+    data = getattr(response, "data", None)
+    error = data.get("error") if isinstance(data, dict) else None
     if error in PERMANENT:
         raise DeliveryError(f"{where}: {error}", permanent=True) from None
     if error in REJECTED:
         raise DeliveryError(f"{where}: {error}", rejected=True) from None
     problem = f"HTTP {status}" + (f" ({error})" if error else "")
     if status == 429:
-        wait = float(exc.response.headers.get("Retry-After", backoff) or backoff)
+        headers = getattr(response, "headers", None) or {}
+        try:
+            wait = float(headers.get("Retry-After", backoff) or backoff)
+        except ValueError:
+            wait = backoff
         if wait > _LONGEST_WAIT:
             raise DeliveryError(f"{where}: rate limited for {wait:.0f}s", retry_after=wait) from None
         return problem, wait
+    if status == 200 and error is None:  # a 200 that is no Web API answer (an HTML page, a proxy): transient
+        return "HTTP 200 without a Web API answer", backoff
     if status == 200:  # ok: false with an error we do not know; likely our payload
         raise DeliveryError(f"{where}: {error}") from None
     if status < 500:

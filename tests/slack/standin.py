@@ -72,9 +72,10 @@ class SlackStandIn:
                 status, headers, body = standin.answer(self.path, payload)
                 if standin.delay:
                     time.sleep(standin.delay)  # the message is already accepted: dying now duplicates it
-                data = json.dumps(body).encode()
+                raw = isinstance(body, bytes)  # a fault may be a raw body (an HTML error page)
+                data = body if raw else json.dumps(body).encode()
                 self.send_response(status)
-                for key, value in {"Content-Type": "application/json", **headers}.items():
+                for key, value in (({} if raw else {"Content-Type": "application/json"}) | headers).items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

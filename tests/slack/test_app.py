@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 
+import httpx
+import pytest
+from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack.inbound import SlackInbound
+from adapters.slack.inbound import SlackInbound, http_app
 from adapters.slack.outbound import web_client
 from bot.delivery import Deliverer
 from bot.model import Delivery, Destination, UserRef
 from tests.fakes import make_paper
-from tests.slack.conftest import SlackHarness, action_body, event_body, signed, slash_body
+from tests.redis_servers import free_port
+from tests.slack.conftest import SECRET, SlackHarness, action_body, event_body, signed, slash_body
 
 C1 = Destination("slack", "C1")
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
@@ -126,3 +132,40 @@ async def test_socket_mode_payloads_skip_signatures_and_work(slack: SlackHarness
     response = await slack.app.async_dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
     assert response.status == 200
     assert json.loads(response.body)["text"].startswith("/papers &lt;query&gt;")
+
+
+async def test_twenty_malformed_unsigned_requests_get_400_or_401_and_no_traceback(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+
+    app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(slack.world.core)
+    runner = web.AppRunner(http_app(app, SECRET), access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/slack/events"
+    now = str(int(time.time()))
+    junk = [
+        (b"{not json", {"Content-Type": JSON}),
+        (b"[1, 2, 3]", {"Content-Type": JSON}),
+        (b"\xff\xfe\x00garbage", {"Content-Type": JSON}),
+        (b"token=x&command=/papers", {"Content-Type": FORM}),
+        (b"", {}),
+        (b"payload=%7B%22type%22%3A%22block_actions%22%7D", {"Content-Type": FORM}),
+        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "x", "X-Slack-Signature": "v0=abc"}),
+        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64}),
+        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "v0=abc"}),
+        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "9" * 40, "X-Slack-Signature": "v0=abc"}),
+    ]
+    junk += [(body + b" ", headers) for body, headers in junk]  # twenty
+    async with httpx.AsyncClient() as http:
+        statuses = [(await http.post(url, content=body, headers=headers)).status_code for body, headers in junk]
+        signed_help = signed(slash_body("help"), FORM)
+        ok = await http.post(
+            url, content=signed_help.raw_body.encode(), headers={k: v[0] for k, v in signed_help.headers.items()}
+        )
+    await runner.cleanup()
+    assert len(statuses) == 20
+    assert set(statuses) <= {400, 401}, statuses
+    assert ok.status_code == 200  # a real, signed command still gets through
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []

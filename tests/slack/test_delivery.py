@@ -198,3 +198,15 @@ async def test_a_refused_digest_is_posted_card_by_card_so_only_the_bad_card_is_b
     report = await deliverer.deliver()
     assert (report.delivered, report.dead, report.pending) == (2, 1, 0)
     assert [d["paper"] for d in await world.store.dead_letters()] == ["2611.00000"]
+
+
+async def test_a_web_api_answering_with_an_html_page_is_a_clear_transient_failure(world: World, slack_api: SlackStandIn) -> None:
+    paper = make_paper("2611.00001")
+    await world.store.commit([paper], [Delivery(C1, paper.id)])
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    slack_api.fail("chat.postMessage", *[(200, {"Content-Type": "text/html"}, page)] * 2)  # type: ignore[list-item]
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, retries=1, sleep=no_sleep)
+    deliverer = Deliverer(world.store, world.store, {"slack": adapter}, "w", claim_idle=60, coordination=world.coordination)
+    report = await deliverer.deliver()
+    assert report.failed == {C1.key: "Slack chat.postMessage to C1: HTTP 200 without a Web API answer after 2 attempts"}
+    assert report.pending == 1  # kept for the next pass, not a dead letter

@@ -204,6 +204,7 @@ async def open_app(
             settings.chat.page_size,
             settings.summary.tldr_length,
             coordination=coordination,
+            managers=settings.chat.managers,
         )
         budget = settings.schedule.poll_budget_seconds
         poller = Poller(

@@ -70,6 +70,7 @@ def parse_command(text: str) -> Command:
     return Command("search", text)
 
 
+MANAGERS = "people who manage this channel (Discord: Manage Channels; Slack: workspace admins and owners)"
 OUTAGE = "paperbot could not answer just now (its store is unreachable); please try again shortly."
 HELP_HINT = "\nType /papers help for the syntax."
 
@@ -112,7 +113,9 @@ class CommandCore:
         tldr_length: int = 280,
         *,
         coordination: Coordination,
+        managers: str | frozenset[str] = "anyone",
     ) -> None:
+        self._managers = managers  # who may change a channel's subscriptions (chat.managers)
         self._coordination = coordination
         self._papers = papers
         self._subscriptions = subscriptions
@@ -221,7 +224,20 @@ class CommandCore:
         query, page = last
         return await self._search(query, user, where, page + 1)
 
+    def _may_manage(self, user: UserRef) -> bool:
+        if user.platform == "console" or self._managers == "anyone":  # the terminal is the operator
+            return True
+        if self._managers == "managers":
+            return user.manager
+        return user.key in self._managers or user.user_id in self._managers
+
+    def _check_manager(self, user: UserRef) -> None:
+        if not self._may_manage(user):
+            who = "the people listed in chat.managers" if isinstance(self._managers, frozenset) else MANAGERS
+            raise CommandError(f"only {who} can change this channel's subscriptions; /papers topics shows them")
+
     async def _subscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        self._check_manager(user)
         if not argument:
             raise CommandError("subscribe to what? For example: /papers subscribe reasoning OR cat:cs.CL")
         query = parse_query(argument)
@@ -237,6 +253,7 @@ class CommandCore:
         return Reply(f"Subscribed this channel to “{query.text}”. {recent} recent papers match it; new ones will be posted here.")
 
     async def _unsubscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        self._check_manager(user)
         topics = await self._subscriptions.topics(where)
         if argument.isdigit() and 1 <= int(argument) <= len(topics):
             text = topics[int(argument) - 1]

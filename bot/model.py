@@ -192,10 +192,12 @@ class Card:
 
 @dataclass(frozen=True, slots=True)
 class UserRef:
-    """A person on a platform."""
+    """A person on a platform. ``manager``: the platform says they may manage the channel they are
+    in (Discord: Manage Channels there; Slack: a workspace admin or owner); not part of identity."""
 
     platform: str
     user_id: str
+    manager: bool = field(default=False, compare=False)
 
     @property
     def key(self) -> str:

@@ -17,7 +17,7 @@ from bot.store.subscriptions import RedisSubscriptions
 class World:
     """Stores and the command core sharing one fakeredis server."""
 
-    def __init__(self, page_size: int = 2, prefix: str = "c:") -> None:
+    def __init__(self, page_size: int = 2, prefix: str = "c:", managers: str | frozenset[str] = "anyone") -> None:
         self.client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
         self.store = RedisStore(self.client, prefix=prefix)
         self.subscriptions = RedisSubscriptions(self.client, prefix=prefix)
@@ -32,6 +32,7 @@ class World:
             DEFAULT_SAVE_EMOJI,
             page_size=page_size,
             coordination=self.coordination,
+            managers=managers,
         )
 
     async def ask(self, text: str, user: UserRef, where: Destination) -> str:

@@ -70,7 +70,10 @@ class Translator:
         if commands is None or interaction.channel_id is None:
             await interaction.followup.send(STARTING if commands is None else "/papers works in channels.", ephemeral=True)
             return
-        user, where = UserRef("discord", str(interaction.user.id)), Destination("discord", str(interaction.channel_id))
+        # The member's resolved permissions in this channel, as Discord sent them with the interaction.
+        manager = bool(getattr(interaction.permissions, "manage_channels", False))
+        user = UserRef("discord", str(interaction.user.id), manager=manager)
+        where = Destination("discord", str(interaction.channel_id))
         await self._send_reply(interaction, await commands.run(Command(name, argument), user, where))
 
     async def topic_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:

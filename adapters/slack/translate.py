@@ -18,6 +18,7 @@ from bot.model import Destination, PostRef, Reaction, UserRef
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
+MANAGING = ("subscribe", "unsubscribe")  # the subcommands that change a channel for everyone in it
 
 
 def command_parts(body: dict[str, Any]) -> tuple[str, UserRef, Destination]:
@@ -65,6 +66,8 @@ class Handlers:
             await ack()
             return
         text, user, where = command_parts(body)
+        if text.split(" ", 1)[0].lower() in MANAGING:  # only these ask who the person is
+            user = UserRef(user.platform, user.user_id, manager=await self._is_admin(user.user_id))
         work = asyncio.ensure_future(self._commands.handle(text, user, where))
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), self._ack_budget)
@@ -122,6 +125,16 @@ class Handlers:
     async def on_link(self, ack: AsyncAck) -> None:
         """A link button (arXiv, PDF, Code): Slack opens the URL; the action only needs an ack."""
         await ack()
+
+    async def _is_admin(self, user_id: str) -> bool:
+        """A workspace admin or owner (``users.info``, scope ``users:read``); False when Slack will not say."""
+        try:
+            answer = await self._client.users_info(user=user_id)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not ask Slack who manages channels (users:read)", extra={"kv": {"problem": type(exc).__name__}})
+            return False
+        person = answer.get("user") or {}
+        return bool(person.get("is_admin") or person.get("is_owner"))
 
     async def _replayed(self, body: dict[str, Any]) -> bool:
         trigger = body.get("trigger_id")

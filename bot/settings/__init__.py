@@ -128,6 +128,7 @@ class Chat:
 
     page_size: int
     save_emoji: dict[str, str]
+    managers: str | frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("slack.port", "PORT", v.number(int, 1, 65535), 3000),
     ("chat.page_size", None, v.number(int, 1, 20), 5),
     ("chat.save_emoji", None, v.emoji, DEFAULT_SAVE_EMOJI),
+    ("chat.managers", None, v.managers, "managers"),
 ]
 # path in Settings → environment variable; read from the environment only
 _SECRETS = {

@@ -91,6 +91,15 @@ def command(raw: Any) -> str:
     return raw
 
 
+def managers(raw: Any) -> str | frozenset[str]:
+    """Who may change a channel's subscriptions: "anyone", "managers", or a list of user ids."""
+    if raw in ("anyone", "managers"):
+        return str(raw)
+    if isinstance(raw, list) and raw and all(isinstance(i, str) and i.strip() for i in raw):
+        return frozenset(i.strip() for i in raw)
+    raise ValueError(f'expected "anyone", "managers" or a list of user ids like ["slack:U0123"], got {raw!r}')
+
+
 def emoji(raw: Any) -> dict[str, str]:
     """The save reaction per platform, merged over the defaults."""
     if not isinstance(raw, dict) or not all(isinstance(v, str) and v.strip(":") for v in raw.values()):

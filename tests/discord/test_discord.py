@@ -16,7 +16,7 @@ from adapters.discord.translate import SaveButton
 from bot.cards import to_card
 from bot.delivery import Deliverer
 from bot.model import Delivery, Destination, UserRef
-from tests.conftest import fixture_json
+from tests.conftest import fixture_json, fixture_text
 from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, discord_pair, logged_in
 from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers
@@ -251,3 +251,21 @@ async def test_a_typed_search_is_never_read_as_another_subcommand(discord_bot: D
         reply = discord_bot.responses[-1][2]["payload"]["content"]
         assert "match" in reply, (words, reply)  # a search answer ("No paper … matches …"), whatever the words
     assert await discord_bot.world.subscriptions.topics(Destination("discord", str(CHANNEL))) == []  # nothing subscribed
+
+
+async def test_subscribing_needs_manage_channels_when_managers_is_the_rule(discord_bot: DiscordHarness) -> None:
+    world = World(managers="managers")
+    discord_bot.inbound.attach(world.core)
+    await discord_bot.inbound.tree._call(discord_bot.command("subscribe", query="robots"))  # the fixture member lacks it
+    refused = discord_bot.responses[-1][2]["payload"]["content"]
+    member = json.loads(fixture_text("discord/interaction_command.json"))["member"]
+    manager = discord_bot.interaction(
+        "interaction_command", data=discord_bot.command("subscribe", query="robots").data, member={**member, "permissions": "16"}
+    )
+    await discord_bot.inbound.tree._call(manager)
+    accepted = discord_bot.responses[-1][2]["payload"]["content"]
+    topics = await world.subscriptions.topics(Destination("discord", str(CHANNEL)))
+    await world.aclose()
+    assert "can change this channel" in refused
+    assert accepted.startswith("Subscribed")
+    assert topics == ["robots"]

@@ -55,6 +55,7 @@ class SlackStandIn:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     limited: int = 0  # how many posts got 429 for going faster than channel_interval
+    admins: set[str] = field(default_factory=set)  # users.info says these are workspace admins
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -63,12 +64,18 @@ class SlackStandIn:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # users.info and other read methods take their arguments in the query
+                self.respond({k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()})
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     payload = json.loads(raw or "{}")
                 else:
                     payload = {k: v[-1] for k, v in parse_qs(raw).items()}
+                self.respond(payload)
+
+            def respond(self, payload: dict[str, Any]) -> None:
                 status, headers, body = standin.answer(self.path, payload)
                 if standin.delay:
                     time.sleep(standin.delay)  # the message is already accepted: dying now duplicates it
@@ -110,6 +117,9 @@ class SlackStandIn:
                 return queue.popleft()
             if path.startswith("/hooks/"):
                 return 200, {}, {"ok": True}
+            if method == "users.info":
+                user = payload.get("user", "")
+                return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
             if method == "auth.test":
                 return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "paperbot"}
             if method == "chat.postMessage":

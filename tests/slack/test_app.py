@@ -18,6 +18,7 @@ from bot.model import Delivery, Destination, UserRef
 from tests.fakes import make_paper
 from tests.redis_servers import free_port
 from tests.slack.conftest import SECRET, SlackHarness, action_body, event_body, signed, slash_body
+from tests.world import World
 
 C1 = Destination("slack", "C1")
 FORM, JSON = "application/x-www-form-urlencoded", "application/json"
@@ -169,3 +170,16 @@ async def test_twenty_malformed_unsigned_requests_get_400_or_401_and_no_tracebac
     assert set(statuses) <= {400, 401}, statuses
     assert ok.status_code == 200  # a real, signed command still gets through
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+async def test_only_workspace_admins_change_subscriptions_when_managers_is_the_rule(slack: SlackHarness) -> None:
+    world = World(managers="managers")
+    app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(world.core)
+    refused = await app.async_dispatch(signed(slash_body("subscribe robots", user="UADA", channel="C1"), FORM))
+    slack.api.admins.add("UADA")  # users.info now says UADA is a workspace admin
+    accepted = await app.async_dispatch(signed(slash_body("subscribe robots", user="UADA", channel="C1"), FORM))
+    topics = await world.subscriptions.topics(Destination("slack", "C1"))
+    await world.aclose()
+    assert "can change this channel's subscriptions" in json.loads(refused.body)["text"]
+    assert json.loads(accepted.body)["text"].startswith("Subscribed")
+    assert topics == ["robots"]

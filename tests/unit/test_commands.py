@@ -146,3 +146,26 @@ async def test_warm_up_loads_the_index_before_any_command(world: World) -> None:
     assert len(world.index) == 0
     await world.core.warm_up()
     assert len(world.index) == 4
+
+
+@pytest.mark.parametrize(
+    ("policy", "user", "allowed"),
+    [
+        ("anyone", UserRef("slack", "UANY"), True),
+        ("managers", UserRef("slack", "UANY"), False),
+        ("managers", UserRef("slack", "UADMIN", manager=True), True),
+        ("managers", UserRef("console", "you"), True),  # the terminal is the operator
+        (frozenset({"slack:UBOSS"}), UserRef("slack", "UBOSS"), True),
+        (frozenset({"slack:UBOSS"}), UserRef("slack", "UANY", manager=True), False),  # the list decides
+    ],
+)
+async def test_who_may_change_a_channels_subscriptions(policy: str | frozenset[str], user: UserRef, allowed: bool) -> None:
+    world = BaseWorld(managers=policy)
+    where = Destination(user.platform, "C1")
+    subscribed = await world.ask("/papers subscribe robots", user, where)
+    unsubscribed = await world.ask("/papers unsubscribe robots", user, where)
+    await world.aclose()
+    assert subscribed.startswith("Subscribed") is allowed, subscribed
+    assert unsubscribed.startswith("Unsubscribed") is allowed, unsubscribed
+    if not allowed:
+        assert "can change this channel's subscriptions" in subscribed

@@ -20,6 +20,7 @@ from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
 log = logging.getLogger("bot.app")
 
 RETRY_FIRST, RETRY_LAST = 5.0, 300.0  # seconds between attempts while Redis is unreachable
+LISTENER_RETRY_FIRST, LISTENER_RETRY_LAST, LISTENER_STEADY = 5.0, 600.0, 600.0  # a chat connection's retries
 ROLES = ("all", "poller", "worker")
 
 
@@ -127,6 +128,28 @@ async def deliver_forever(app: App) -> None:
         beating.cancel()
 
 
+async def supervise(name: str, listener: Listener, commands: Commands) -> None:
+    """Keep one platform's listener running: when it fails (a revoked token, no network, a port in use),
+    one log line says why and it is tried again with backoff, while delivery and the other platforms
+    carry on. Only cancellation (shutdown) stops it."""
+    failures = 0
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await listener.run(commands)
+            problem = "stopped on its own"
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any failure of one platform's connection must not stop the others
+            problem = f"{type(exc).__name__}: {exc}"[:300]
+        if asyncio.get_running_loop().time() - started > LISTENER_STEADY:
+            failures = 0  # it ran for a good while: this is a new outage, not the same one
+        retry_in = round(backoff(failures, LISTENER_RETRY_FIRST, LISTENER_RETRY_LAST), 1)
+        failures += 1
+        log.error("chat listener down; retrying", extra={"kv": {"platform": name, "problem": problem, "retry_in_s": retry_in}})
+        await asyncio.sleep(retry_in)
+
+
 class Cycles:
     """Runs the polls on APScheduler: at start, then every poll interval (with jitter). Expected trouble is
     one log line; an unreachable Redis is retried soon, with doubling waits, rather than at the next poll."""
@@ -205,7 +228,9 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         loop.add_signal_handler(sig, stop.set)
     cycles = Cycles(app)
     cycles.start()
-    listeners = [asyncio.create_task(listener.run(app.commands), name=name) for name, listener in app.listeners.items()]
+    listeners = [
+        asyncio.create_task(supervise(name, listener, app.commands), name=name) for name, listener in app.listeners.items()
+    ]
     if app.role != "poller":
         cycles.running.add(asyncio.create_task(deliver_forever(app), name="delivery"))
     if listeners:  # chat users will query: load the index now, not on the first /papers
@@ -218,9 +243,7 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     log.info("paperbot running", extra={"kv": {"poll_interval_minutes": app.schedule.poll_minutes, "chat": chat}})
     done = asyncio.ensure_future(stop.wait())
     try:
-        finished, _ = await asyncio.wait([done, *listeners], return_when=asyncio.FIRST_COMPLETED)
-        for task in finished - {done}:
-            task.result()  # a listener that stopped on its own: surface why
+        await done
     finally:
         await cycles.stop([*listeners, done])
         for sig in signals:

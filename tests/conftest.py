@@ -7,6 +7,7 @@ Network: pytest-socket (configured in pyproject.toml) refuses every connection e
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -94,17 +95,19 @@ async def store(redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
         await redis_client.delete(*keys)
 
 
-def _redis_servers() -> set[int]:
-    """Pids of every running redis-server (from /proc: no extra dependency)."""
+def _redis_servers(ours: bool = True) -> set[int]:
+    """Pids of the running redis-servers (from /proc). ``ours``: only this test session's children and
+    orphans; a server of another session running on the same machine is not this one's to account for."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 name = (entry / "comm").read_text().strip()
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
+                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
+            except (OSError, ValueError):
                 continue
-            if name == "redis-server" and state != "Z":  # a zombie is already gone
+            mine = not ours or int(parent) in (os.getpid(), 1)
+            if name == "redis-server" and state != "Z" and mine:  # a zombie is already gone
                 pids.add(int(entry.name))
     return pids
 

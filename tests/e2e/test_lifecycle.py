@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _redis_servers
 from tests.e2e.conftest import ROOT, Run, base_env, json_lines
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import free_port
@@ -64,28 +63,54 @@ def test_sigterm_while_waiting_for_redis_exits_promptly_with_status_0(tmp_path: 
     assert "Traceback" not in stderr
 
 
+def servers_for(data_dir: Path) -> set[int]:
+    """The redis-servers listening on the socket that ``data_dir``'s pointer names (Redis shows its
+    socket in its process title)."""
+    pointer = data_dir / "redis.socket"
+    socket_path = pointer.read_text().strip() if pointer.exists() else ""
+    if not socket_path:
+        return set()
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            ours = (
+                entry.name.isdigit()
+                and (entry / "comm").read_text().strip() == "redis-server"
+                and socket_path in (entry / "cmdline").read_bytes().decode(errors="replace")
+                and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is gone
+            )
+        except OSError:
+            continue
+        if ours:
+            pids.add(int(entry.name))
+    return pids
+
+
 def test_the_embedded_store_stops_with_paperbot_even_when_it_is_killed(tmp_path: Path, paperbot: Run) -> None:
     env = base_env(tmp_path)  # no REDIS_URL: the embedded store
-    before = _redis_servers()
+    data = tmp_path / "data"
     assert paperbot(env, "run", "--once").returncode == 1  # no source answers; the store came and went
-    assert _redis_servers() - before == set()
-    assert (tmp_path / "data" / "appendonly.aof").exists()
+    assert "ready to exit" in (data / "redis.log").read_text()  # the server's own word that it stopped
+    assert not (data / "redis.socket").exists()
+    assert (data / "appendonly.aof").exists()
 
-    service = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not (_redis_servers() - before) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    started = _redis_servers() - before
-    assert started, "the service did not start its store"
-    joined = paperbot(env, "ask", "/papers topics")  # a one-off command joins the running store
-    assert joined.returncode == 0, joined.stderr
-    assert _redis_servers() - before == started  # and left it running for the service
-    os.kill(service.pid, signal.SIGKILL)
-    service.wait()
+    with subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL) as service:
+        try:
+            deadline = time.monotonic() + 20
+            while not servers_for(data) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            started = servers_for(data)
+            assert started, "the service did not start its store"
+            joined = paperbot(env, "ask", "/papers topics")  # a one-off command joins the running store
+            assert joined.returncode == 0, joined.stderr
+            assert servers_for(data) == started  # and left it running for the service
+        finally:
+            os.kill(service.pid, signal.SIGKILL)  # also when an assertion failed: never leave it running
+            service.wait()
     deadline = time.monotonic() + 10
-    while _redis_servers() - before and time.monotonic() < deadline:
+    while servers_for(data) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _redis_servers() - before == set()  # told to stop when its parent died
+    assert servers_for(data) == set()  # told to stop when its parent died
 
 
 def test_a_first_run_and_a_wiped_store_post_only_the_newest_ten(tmp_path: Path, paperbot: Run) -> None:

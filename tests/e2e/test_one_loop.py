@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from pathlib import Path
@@ -107,3 +108,40 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
                 assert [s.paper.id for s in discord_saved] == ["2611.00041"]
             stop.set()
             await asyncio.wait_for(service, 10)
+
+
+async def test_a_failing_chat_listener_is_retried_and_delivery_goes_on(
+    embedded_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bot.service
+    from adapters.console import ConsoleAdapter
+    from bot.ports import Commands
+
+    monkeypatch.setattr(bot.service, "LISTENER_RETRY_FIRST", 0.01)  # shortened for the test (default 5 s, doubling)
+    started: list[float] = []
+
+    class Flaky:
+        async def run(self, commands: Commands) -> None:  # a revoked token, then no network, then fine
+            started.append(time.monotonic())
+            if len(started) <= 2:
+                raise RuntimeError(["invalid_auth", "Cannot connect to host"][len(started) - 1])
+            await asyncio.Event().wait()
+
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00051", "Delivered all the same")]})
+    with StandIn(hf) as hf_server:
+        env = {"REDIS_URL": embedded_redis.url, "HF_ENDPOINT": hf_server.url, "PAPERBOT_KEY_PREFIX": f"flaky{free_port()}:"}
+        out = io.StringIO()
+        platforms = Platforms({"console": ConsoleAdapter(out, json_lines=True)}, {"flaky": Flaky()})
+        stop = asyncio.Event()
+        async with open_app(settings_from({}, env), platforms=platforms) as app:
+            service = asyncio.create_task(serve(app, stop))
+            deadline = time.monotonic() + 10
+            while (len(started) < 3 or "2611.00051" not in out.getvalue()) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(service, 10)
+    assert len(started) == 3  # retried after each failure, still running at the end
+    assert "2611.00051" in out.getvalue()  # delivery never stopped
+    down = [r for r in caplog.records if r.getMessage() == "chat listener down; retrying"]
+    assert [r.kv["problem"] for r in down] == ["RuntimeError: invalid_auth", "RuntimeError: Cannot connect to host"]  # type: ignore[attr-defined]
+    assert not any(r.exc_info for r in caplog.records)  # one line each, no traceback

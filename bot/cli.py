@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from rich.console import Console
@@ -25,6 +26,7 @@ from bot.settings import Settings, load_settings
 log = logging.getLogger("bot.app")
 
 EXIT_FAILURE, EXIT_CONFIG = 1, 2
+SHUTDOWN_GRACE = 4.0  # seconds after SIGTERM before the process ends whatever is still closing
 START_RETRY_FIRST, START_RETRY_LAST = 1.0, 60.0  # seconds between start attempts while Redis is unreachable
 
 
@@ -103,8 +105,17 @@ async def _run(args: argparse.Namespace, settings: Settings, redact: logs.Redact
         return await _run_once(args, settings, redact)
     # The service: SIGTERM and SIGINT stop it cleanly (exit 0) at any moment, the wait for Redis included.
     loop, stop = asyncio.get_running_loop(), asyncio.Event()
+
+    def stopping() -> None:
+        stop.set()
+        # An orderly stop closes connections and retires this worker; if something hangs on the way
+        # (a Redis that accepts and never answers), the process still ends, with status 0.
+        watchdog = threading.Timer(SHUTDOWN_GRACE, _exit_now)
+        watchdog.daemon = True
+        watchdog.start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping)
     attempt = 0
     while True:  # the service outlives Redis outages: one line per attempt, backing off, then on its own again
         try:
@@ -121,6 +132,14 @@ async def _run(args: argparse.Namespace, settings: Settings, redact: logs.Redact
             if stop.is_set():
                 log.info("paperbot stopped")
                 return 0
+
+
+def _exit_now() -> None:
+    log.error("shutdown took longer than %.0f s; exiting now (nothing unacknowledged is lost)", SHUTDOWN_GRACE)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact, stop: asyncio.Event | None = None) -> int:

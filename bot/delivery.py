@@ -98,6 +98,7 @@ class Deliverer:
             return await self._deliver()
         finally:
             beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
 
     async def keep_alive(self) -> None:
         """Refresh this worker's heartbeat until cancelled (the service's delivery loop runs it throughout)."""

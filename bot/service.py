@@ -126,6 +126,7 @@ async def deliver_forever(app: App) -> None:
                 await asyncio.sleep(retry_in)
     finally:
         beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
 
 
 async def supervise(name: str, listener: Listener, commands: Commands) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,3 +129,22 @@ def test_a_first_run_and_a_wiped_store_post_only_the_newest_ten(tmp_path: Path, 
     assert again == []  # the other 20 were marked seen, not queued for later
     assert len(json_lines(wiped.stdout)) == 10  # no flood after the store forgot
     assert "first run, or the store lost its data" in wiped.stderr
+
+
+def test_sigterm_exits_within_5_s_even_when_redis_accepts_and_never_answers(tmp_path: Path) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # connections are accepted by the kernel and then nothing is ever said
+    try:
+        env = base_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        process = subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # it is now waiting on a PING that will never be answered (10 s socket timeout)
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+        elapsed = time.monotonic() - sent
+    finally:
+        silent.close()
+    assert process.returncode == 0, stderr
+    assert elapsed < 5, elapsed
+    assert "Traceback" not in stderr

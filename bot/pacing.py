@@ -54,7 +54,8 @@ class ChannelPace:
     gap it measures between arrivals is always at least ``interval``, whatever the network's jitter.
     Several processes share the pace when ``turns`` is the store."""
 
-    HOLD = 30.0  # seconds a turn may be held (longer than any call): a dead holder frees it by then
+    HOLD = 16.0  # seconds a turn may be held: longer than any call (Slack's client times out at 15 s), and
+    # no longer, since a holder that died mid-call (a killed worker) blocks its channel until then
 
     def __init__(self, interval: float, owner: str, turns: Turns | None = None, sleep: Sleep = asyncio.sleep) -> None:
         self.interval = interval

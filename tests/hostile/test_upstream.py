@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
-from threading import Thread
 
 import pytest
 
@@ -97,43 +96,16 @@ def test_absurdly_deep_json_fails_one_day_not_the_poll(real_redis_url: str, tmp_
 
 def test_a_server_that_trickles_is_cut_off_by_the_deadline(real_redis_url: str, tmp_path: Path) -> None:
     # Shortened for the test: PAPERBOT_HTTP_DEADLINE=2 (default 120 s). 1 byte a second never trips a read timeout.
-    good = Faulty().good
+    def trickle() -> Iterator[bytes]:
+        for _ in range(60):
+            yield b" "
+            time.sleep(1)
 
-    class Trickle(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if f"date={DAYS[0]}" in self.path or self.path.endswith(DAYS[0]):
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                try:
-                    for _ in range(60):
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                        time.sleep(1)
-                except OSError:
-                    return
-                return
-            path, _, query = self.path.partition("?")
-            status, headers, body = good(path, dict(p.split("=", 1) for p in query.split("&") if "=" in p))
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    server.daemon_threads = True
-    Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env = hostile_env(tmp_path, real_redis_url, f"http://127.0.0.1:{server.server_address[1]}", PAPERBOT_HTTP_DEADLINE="2")
+    slow = (200, {"Content-Type": "application/json"}, trickle())
+    page = (200, {"Content-Type": "text/html"}, trickle())
+    with StandIn(Faulty(first=slow, page=page)) as hf:
+        env = hostile_env(tmp_path, real_redis_url, hf.url, PAPERBOT_HTTP_DEADLINE="2")
         run = measured(env, "run", "--once", "--json", timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert run.returncode == 0, run.stderr
     assert sorted(ids(run.stdout)) == ["2611.00011", "2611.00012"]
     assert "no complete answer within 2s" in run.stderr

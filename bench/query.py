@@ -85,12 +85,14 @@ async def cached_core(papers: int, redis_url: str | None) -> AsyncIterator[tuple
         )
         yield core, index, corpus
     finally:
-        keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
-        for start in range(0, len(keys), 10_000):
-            await client.delete(*keys[start : start + 10_000])
-        await client.aclose()
-        if server:
-            server.stop()
+        try:
+            keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
+            for start in range(0, len(keys), 10_000):
+                await client.delete(*keys[start : start + 10_000])
+            await client.aclose()
+        finally:
+            if server:
+                server.stop()  # even if the clean-up above failed
 
 
 async def main(args: argparse.Namespace) -> None:

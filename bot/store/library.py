@@ -1,9 +1,11 @@
-"""Saved papers per user, kept forever, and each user's last search (for ``/papers more``).
+"""Saved papers per user, kept until they are unsaved, and each user's last search (for ``/papers more``).
 
 Keys (``P`` is the prefix)::
 
     P saved:<user>      ZSET    paper id → when it was saved (ms); newest first when listed
-    P library           HASH    paper id → the paper as JSON, never expiring (unlike the paper cache)
+    P library           HASH    paper id → the paper as compressed JSON, kept while anyone has it saved
+                                (unlike the paper cache, it never expires)
+    P library:holders   HASH    paper id → how many users have it saved; the paper leaves the library at 0
     P search:<user>     STRING  the user's last search and page, for an hour
 """
 
@@ -18,8 +20,27 @@ import redis.asyncio as redis
 
 from bot.model import Paper, Saved, UserRef
 from bot.store.redis import redis_errors, text
+from bot.store.retention import pack, unpack
 
 SEARCH_TTL = 3600
+
+# KEYS: saved:<user>, library, library:holders; ARGV: paper id, score, doc. Returns 1 if newly saved.
+_SAVE = """
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+return 1
+"""
+
+# KEYS: saved:<user>, library, library:holders; ARGV: paper id. Returns 1 if it was saved.
+_UNSAVE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+end
+return 1
+"""
 
 
 class RedisLibrary:
@@ -28,23 +49,42 @@ class RedisLibrary:
     def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
         self._redis = client
         self._prefix = prefix
+        self._save = client.register_script(_SAVE)
+        self._unsave = client.register_script(_UNSAVE)
+        self._counted = False
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
+    async def _count_holders(self) -> None:
+        """Once per process: a library written before holders were counted gets its counts, so that an
+        unsave never drops a paper someone else still has saved."""
+        if self._counted:
+            return
+        holders = self._key("library", "holders")
+        async with redis_errors(self._redis, "count saved papers' holders"):
+            if await self._redis.exists(self._key("library")) and not await self._redis.exists(holders):
+                counts: dict[str, int] = {}
+                async for key in self._redis.scan_iter(match=self._key("saved", "*"), count=1000):
+                    for pid in await self._redis.zrange(key, 0, -1):
+                        counts[text(pid)] = counts.get(text(pid), 0) + 1
+                if counts:
+                    await self._redis.hset(holders, mapping=counts)  # type: ignore[arg-type]
+        self._counted = True
+
     async def save(self, user: UserRef, paper: Paper) -> bool:
         """Keep ``paper`` for ``user``; False (and nothing changes) if it was already saved."""
-        doc = json.dumps(paper.to_json(), ensure_ascii=False)
-        async with redis_errors(self._redis, "save a paper"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._key("saved", user.key), {paper.id: time.time() * 1000}, nx=True)
-            pipe.hset(self._key("library"), paper.id, doc)
-            added, _ = await pipe.execute()
-        return bool(added)
+        await self._count_holders()
+        keys = [self._key("saved", user.key), self._key("library"), self._key("library", "holders")]
+        async with redis_errors(self._redis, "save a paper"):
+            return bool(await self._save(keys=keys, args=[paper.id, time.time() * 1000, pack(paper.to_json())]))
 
     async def unsave(self, user: UserRef, paper_id: str) -> bool:
         """Forget ``paper_id`` for ``user``; False if it was not saved."""
+        await self._count_holders()
+        keys = [self._key("saved", user.key), self._key("library"), self._key("library", "holders")]
         async with redis_errors(self._redis, "unsave a paper"):
-            return bool(await self._redis.zrem(self._key("saved", user.key), paper_id))
+            return bool(await self._unsave(keys=keys, args=[paper_id]))
 
     async def saved(self, user: UserRef, limit: int | None = None) -> list[Saved]:
         """The user's saved papers, newest first."""
@@ -56,7 +96,7 @@ class RedisLibrary:
                 return []
             docs = await self._redis.hmget(self._key("library"), [text(pid) for pid, _ in rows])
         return [
-            Saved(Paper.from_json(json.loads(doc)), datetime.fromtimestamp(score / 1000, UTC))
+            Saved(Paper.from_json(unpack(doc)), datetime.fromtimestamp(score / 1000, UTC))
             for (_, score), doc in zip(rows, docs, strict=True)
             if doc
         ]
@@ -65,7 +105,7 @@ class RedisLibrary:
         """A paper someone saved, whether or not the paper cache still has it."""
         async with redis_errors(self._redis, "read a saved paper"):
             doc = await self._redis.hget(self._key("library"), paper_id)
-        return Paper.from_json(json.loads(doc)) if doc else None
+        return Paper.from_json(unpack(doc)) if doc else None
 
     async def remember_search(self, user: UserRef, query: str, page: int) -> None:
         """Remember the user's search so ``/papers more`` can show the next page."""

@@ -4,15 +4,18 @@ Coordination between processes (locks, pauses, pace, counts, health) is ``bot.st
 
 Keys (``P`` is the prefix)::
 
-    P seen                  SET     every paper id ever committed (the seen-set)
-    P paper:<id>            STRING  the paper as JSON, expiring after the cache period
+    P seen:<week>           SET     the paper ids first committed that week (the seen-set), kept SEEN_DAYS
+    P paper:<id>            STRING  the paper as compressed JSON, expiring after the cache period
     P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
-    P delivered:<dest>      HASH    paper id → platform message id, for every successful post
-    P post:<dest>:<msg>     STRING  platform message id → paper id (reactions find their paper here)
-    P recent                ZSET    paper id → when it was committed (ms), for the query cache; trimmed at each commit
+    P posts:<dest>:<week>   HASH    what was settled there that week, kept as long as the paper cache:
+                                    "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
+                                    (reactions find their paper here)
+    P recent                ZSET    paper id → when it was committed (ms), for the query cache; at each commit
+                                    the entries (and cached papers) older than the cache period are dropped
     P dead                  STREAM  deliveries given up on (permanent error, or too many attempts), with why; ~10,000 kept
     P lastpost              HASH    destination → when paperbot last posted there
     P attempts              HASH    outbox entry id → real failed attempts to post it
+    P posting               HASH    outbox entry id → when posting it began (ms); removed when it is settled
     P alive:<consumer>      STRING  a delivering process's heartbeat (seconds); gone = its entries are free
     P epoch                 STRING  when this store first polled; missing = a first run, or Redis lost its data
 """
@@ -35,38 +38,65 @@ from redis.typing import EncodableT, FieldT
 
 from bot.errors import StoreError
 from bot.model import Delivery, Destination, OutboxEntry, Paper, PostRef
+from bot.store.retention import SEEN_DAYS, bucket_ttl, pack, unpack, week, weeks_for
 
 log = logging.getLogger(__name__)
 
 GROUP = "delivery"
 
-# Marks each paper seen and queues its deliveries in one atomic step; a paper some other process
-# committed first (SADD answers 0) is skipped with its deliveries, so nothing is queued twice.
-# KEYS: seen, outbox, recent, paper:<id>... ; ARGV: ttl, now (ms), then per paper: id, json, n, n × (destination, why).
+# Marks each paper seen and queues its deliveries in one atomic step; a paper seen in any kept week,
+# or committed first by some other process, is skipped with its deliveries, so nothing is queued twice.
+# KEYS: outbox, recent, the week that fell out of the window, this week's seen, the older kept weeks'
+# seen..., then paper:<id>... (ARGV[3] of them).
+# ARGV: cache ttl, now (ms), papers, seen bucket ttl, paper key prefix, then per paper: id, doc, n,
+# n × (destination, why).
 _COMMIT = """
-local ttl = tonumber(ARGV[1])
+local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local first_paper = #KEYS - papers + 1
+-- The cache forgets in step with its index of recent papers, whatever the server's clock says.
+local cutoff = now - ttl * 1000
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, 5000)
+for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
+if #old > 0 then redis.call('ZREM', KEYS[2], unpack(old)) end
+redis.call('DEL', KEYS[3])
 local committed = {}
--- The query cache's index of recent papers forgets what the cache itself has forgotten.
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', tonumber(ARGV[2]) - ttl * 1000)
-local i = 3
-for k = 4, #KEYS do
+local i = 6
+for k = first_paper, #KEYS do
   local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
-  if redis.call('SADD', KEYS[1], id) == 1 then
+  local seen = false
+  for b = 5, first_paper - 1 do
+    if redis.call('SISMEMBER', KEYS[b], id) == 1 then seen = true break end
+  end
+  if not seen and redis.call('SADD', KEYS[4], id) == 1 then
     redis.call('SET', KEYS[k], doc, 'EX', ttl)
-    redis.call('ZADD', KEYS[3], ARGV[2], id)
+    redis.call('ZADD', KEYS[2], now, id)
     for d = 0, n - 1 do
-      redis.call('XADD', KEYS[2], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
+      redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
     end
     committed[#committed + 1] = id
   end
   i = i + 2 * n
 end
+if #committed > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[4])) end
 return committed
 """
+# Settles one outbox entry atomically: records it in this week's bucket of its destination (dropping the
+# bucket that left the window), acknowledges and deletes it, forgets its attempts, notes the post time.
+# KEYS: this week's posts bucket, the fallen bucket, outbox, attempts, lastpost, posting.
+# ARGV: bucket ttl, group, entry id, destination, posted at ("" = not posted), then field, value pairs.
+_SETTLE = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 6))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('DEL', KEYS[2])
+redis.call('XACK', KEYS[3], ARGV[2], ARGV[3])
+redis.call('XDEL', KEYS[3], ARGV[3])
+redis.call('HDEL', KEYS[4], ARGV[3])
+redis.call('HDEL', KEYS[6], ARGV[3])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[4], ARGV[5]) end
+return 1
+"""
 
-
-POST_TTL = 365 * 86400  # reactions on posts older than a year are not worth a key each
 ORPHAN_IDLE_MS = 1000
 DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliveries` lists them
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
@@ -101,13 +131,23 @@ class RedisStore:
     """The ``Outbox`` and ``Papers`` ports on one Redis server; every method is one or two round trips."""
 
     def __init__(
-        self, client: redis.Redis, prefix: str = "paperbot:", paper_ttl: int = 30 * 86400, redact: Callable[[str], str] = str
+        self,
+        client: redis.Redis,
+        prefix: str = "paperbot:",
+        paper_ttl: int = 30 * 86400,
+        redact: Callable[[str], str] = str,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._redact = redact  # a dead letter's reason may quote a platform's answer: no secret is ever stored
         self._redis = client
         self._prefix = prefix
         self._paper_ttl = paper_ttl
+        self._clock = clock  # what "now" is for everything the store dates (a simulated year in bench/storage.py)
+        self._seen_weeks = weeks_for(SEEN_DAYS)
+        # A post matters while its paper is cached: a reaction saves the cached paper, a retry checks here first.
+        self._post_weeks = weeks_for(paper_ttl / 86400)
         self._commit = client.register_script(_COMMIT)
+        self._settle_script = client.register_script(_SETTLE)
         self._group_ready = False
         self._closed = False
 
@@ -117,6 +157,15 @@ class RedisStore:
 
     def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
         return redis_errors(self._redis, what)
+
+    def seen_keys(self) -> list[str]:
+        """The seen-set's weekly buckets still kept, this week's first."""
+        now = week(self._clock())
+        return [self.key("seen", str(now - back)) for back in range(self._seen_weeks)]
+
+    def _posts_keys(self, destination: str) -> list[str]:
+        now = week(self._clock())
+        return [self.key("posts", destination, str(now - back)) for back in range(self._post_weeks)]
 
     async def first_run(self) -> bool:
         """True until ``begin`` is called: a store that never polled, or one that lost its data."""
@@ -131,9 +180,12 @@ class RedisStore:
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         if not paper_ids:
             return []
-        async with self._errors("check the seen-set"):
-            flags = await self._redis.smismember(self.key("seen"), list(paper_ids))
-        return [pid for pid, seen in zip(paper_ids, flags, strict=True) if not seen]
+        ids = list(paper_ids)
+        async with self._errors("check the seen-set"), self._redis.pipeline(transaction=False) as pipe:
+            for bucket in self.seen_keys():
+                pipe.smismember(bucket, ids)
+            replies = await pipe.execute()
+        return [pid for pid, *flags in zip(ids, *replies, strict=True) if not any(flags)]
 
     async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
         if not papers:
@@ -142,11 +194,14 @@ class RedisStore:
         owed: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
             owed.setdefault(delivery.paper_id, []).append(delivery)
-        keys = [self.key("seen"), self.key("outbox"), self.key("recent")] + [self.key("paper", p.id) for p in papers]
-        args: list[Any] = [self._paper_ttl, int(time.time() * 1000)]
+        seen = self.seen_keys()
+        fallen = self.key("seen", str(week(self._clock()) - self._seen_weeks))
+        keys = [self.key("outbox"), self.key("recent"), fallen, *seen] + [self.key("paper", p.id) for p in papers]
+        now_ms = int(self._clock() * 1000)
+        args: list[Any] = [self._paper_ttl, now_ms, len(papers), bucket_ttl(self._seen_weeks), self.key("paper", "")]
         for paper in papers:
             mine = owed.get(paper.id, [])
-            args += [paper.id, json.dumps(paper.to_json(), ensure_ascii=False), len(mine)]
+            args += [paper.id, pack(paper.to_json()), len(mine)]
             for delivery in mine:
                 args += [delivery.destination.key, json.dumps(list(delivery.why))]
         async with self._errors("commit new papers"):
@@ -156,7 +211,7 @@ class RedisStore:
     async def paper(self, paper_id: str) -> Paper | None:
         async with self._errors("read a cached paper"):
             raw = await self._redis.get(self.key("paper", paper_id))
-        return Paper.from_json(json.loads(raw)) if raw else None
+        return Paper.from_json(unpack(raw)) if raw else None
 
     async def papers(self, paper_ids: Sequence[str]) -> list[Paper]:
         """The cached papers among ``paper_ids`` (expired ones are left out), in chunks of 1,000."""
@@ -165,13 +220,13 @@ class RedisStore:
             chunk = paper_ids[start : start + 1000]
             async with self._errors("read cached papers"):
                 docs = await self._redis.mget([self.key("paper", pid) for pid in chunk])
-            found.extend(Paper.from_json(json.loads(doc)) for doc in docs if doc)
+            found.extend(Paper.from_json(unpack(doc)) for doc in docs if doc)
         return found
 
     async def recent(self, since_ms: int) -> tuple[list[str], int]:
         """Ids committed after ``since_ms`` (oldest first) and the cursor to pass next time.
         Entries older than the cache period are dropped on the way."""
-        now = int(time.time() * 1000)
+        now = int(self._clock() * 1000)
         async with self._errors("list recent papers"), self._redis.pipeline(transaction=False) as pipe:
             pipe.zremrangebyscore(self.key("recent"), "-inf", now - self._paper_ttl * 1000)
             pipe.zrangebyscore(self.key("recent"), f"({since_ms}", "+inf", withscores=True)
@@ -181,9 +236,11 @@ class RedisStore:
 
     async def paper_for_post(self, post: PostRef) -> str | None:
         """The paper a platform message shows, if paperbot posted it."""
-        async with self._errors("look up a post"):
-            raw = await self._redis.get(self.key("post", post.destination.key, post.message_id))
-        return text(raw) if raw is not None else None
+        async with self._errors("look up a post"), self._redis.pipeline(transaction=False) as pipe:
+            for bucket in self._posts_keys(post.destination.key):
+                pipe.hget(bucket, f"m:{post.message_id}")
+            found = [raw for raw in await pipe.execute() if raw is not None]
+        return text(found[0]) if found else None
 
     async def _ensure_group(self) -> None:
         if self._group_ready:
@@ -278,20 +335,48 @@ class RedisStore:
         """Message ids of the papers among ``paper_ids`` already posted to ``destination``; one round trip."""
         if not paper_ids:
             return {}
-        async with self._errors("read delivery records"):
-            raw = await self._redis.hmget(self.key("delivered", destination.key), list(paper_ids))
-        return {pid: text(mid) for pid, mid in zip(paper_ids, raw, strict=True) if mid is not None}
+        fields = [f"p:{pid}" for pid in paper_ids]
+        async with self._errors("read delivery records"), self._redis.pipeline(transaction=False) as pipe:
+            for bucket in self._posts_keys(destination.key):
+                pipe.hmget(bucket, fields)
+            replies = await pipe.execute()
+        found: dict[str, str] = {}
+        for pid, *records in zip(paper_ids, *replies, strict=True):
+            if (mid := next((r for r in records if r is not None), None)) is not None:
+                found[pid] = text(mid)
+        return found
+
+    async def _settle(self, entry: OutboxEntry, fields: list[str], posted: bool, what: str) -> None:
+        # This week's bucket of the destination's records; the bucket that just left the window goes.
+        dest, now = entry.delivery.destination.key, week(self._clock())
+        keys = [
+            self.key("posts", dest, str(now)),
+            self.key("posts", dest, str(now - self._post_weeks)),
+            self.key("outbox"),
+            self.key("attempts"),
+            self.key("lastpost"),
+            self.key("posting"),
+        ]
+        at = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds") if posted else ""
+        args: list[str | int] = [bucket_ttl(self._post_weeks), GROUP, entry.entry_id, dest, at, *fields]
+        async with self._errors(what):
+            await self._settle_script(keys=keys, args=args)
+
+    async def intend(self, entry: OutboxEntry) -> None:
+        async with self._errors("record a post about to be made"):
+            await self._redis.hset(self.key("posting"), entry.entry_id, int(self._clock() * 1000))
+
+    async def intended(self, entries: Sequence[OutboxEntry]) -> set[str]:
+        if not entries:
+            return set()
+        ids = [e.entry_id for e in entries]
+        async with self._errors("read posts begun"):
+            began = await self._redis.hmget(self.key("posting"), ids)
+        return {eid for eid, at in zip(ids, began, strict=True) if at is not None}
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
-        dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id
-        async with self._errors("record a delivery"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("delivered", dest), paper_id, post.message_id)
-            pipe.set(self.key("post", dest, post.message_id), paper_id, ex=POST_TTL)
-            pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
-            pipe.xdel(self.key("outbox"), entry.entry_id)
-            pipe.hdel(self.key("attempts"), entry.entry_id)
-            pipe.hset(self.key("lastpost"), dest, datetime.now(UTC).isoformat(timespec="seconds"))
-            await pipe.execute()
+        paper_id, message_id = entry.delivery.paper_id, post.message_id
+        await self._settle(entry, [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id], True, "record a delivery")
 
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
         """Move a delivery to the dead letters (acknowledged here, kept there with the reason), atomically."""
@@ -308,6 +393,7 @@ class RedisStore:
             pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
             pipe.xdel(self.key("outbox"), entry.entry_id)
             pipe.hdel(self.key("attempts"), entry.entry_id)
+            pipe.hdel(self.key("posting"), entry.entry_id)
             await pipe.execute()
 
     async def dead_letters(self) -> list[dict[str, str]]:
@@ -342,13 +428,7 @@ class RedisStore:
 
     async def skip(self, entry: OutboxEntry, reason: str) -> None:
         """Settle a delivery without posting (e.g. over the daily cap): recorded, acknowledged, never retried."""
-        dest, paper_id = entry.delivery.destination.key, entry.delivery.paper_id
-        async with self._errors("record a skipped delivery"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.key("delivered", dest), paper_id, f"skipped:{reason}")
-            pipe.xack(self.key("outbox"), GROUP, entry.entry_id)
-            pipe.xdel(self.key("outbox"), entry.entry_id)
-            pipe.hdel(self.key("attempts"), entry.entry_id)
-            await pipe.execute()
+        await self._settle(entry, [f"p:{entry.delivery.paper_id}", f"skipped:{reason}"], False, "record a skipped delivery")
 
     async def retire(self, consumer: str) -> None:
         # Its heartbeat goes first, so another process takes over what it leaves at once. Only an idle

@@ -10,6 +10,7 @@ import redis.asyncio as redis
 
 from bot.model import Delivery, Destination, PostRef
 from bot.store.redis import RedisStore
+from bot.store.retention import SEEN_DAYS
 from tests.fakes import make_paper
 
 A, B = Destination("console", "a"), Destination("slack", "C0B")
@@ -138,7 +139,54 @@ async def test_cached_papers_expire(store: RedisStore, redis_client: redis.Redis
     await store.commit([make_paper("2603.00001")], [])
     ttl = await redis_client.pttl(store.key("paper", "2603.00001"))
     assert 0 < ttl <= 30 * 86400 * 1000
-    assert await redis_client.ttl(store.key("seen")) == -1  # the seen-set itself never expires
+    this_week = store.seen_keys()[0]
+    assert SEEN_DAYS * 86400 < await redis_client.ttl(this_week) <= SEEN_DAYS * 86400 + 3 * 7 * 86400
+
+
+class Clock:
+    """A settable "now" for the store (seconds since the epoch)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_store_forgets_in_weekly_steps_and_never_too_early(redis_client: redis.Redis) -> None:
+    clock = Clock(1_800_000_000.0)
+    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", paper_ttl=30 * 86400, clock=clock)
+    try:
+        paper = make_paper("2611.00031")
+        await store.commit([paper], [Delivery(A, paper.id)])
+        (entry,) = await store.take("w", claim_idle=60)
+        await store.done(entry, PostRef(A, "m1"))
+
+        clock.now += 29 * 86400  # within the cache period: everything is still known
+        assert await store.unseen([paper.id]) == []
+        assert await store.earlier_posts(A, [paper.id]) == {paper.id: "m1"}
+        assert await store.paper_for_post(PostRef(A, "m1")) == paper.id
+        assert not await store.commit([paper], [Delivery(A, paper.id)])  # never queued twice
+
+        clock.now += 14 * 86400  # past the cache period (and a week's bucket): post records go
+        await store.commit([make_paper("2611.00032")], [])
+        assert await store.earlier_posts(A, [paper.id]) == {}
+        assert await store.paper_for_post(PostRef(A, "m1")) is None
+        assert await store.paper(paper.id) is None  # the cache forgot it at the commit after its period
+        assert await store.unseen([paper.id]) == []  # but the seen-set still knows it
+
+        clock.now = 1_800_000_000.0 + (SEEN_DAYS - 1) * 86400
+        assert await store.unseen([paper.id]) == []  # seen ids outlive every window a source reaches back
+        clock.now = 1_800_000_000.0 + (SEEN_DAYS + 14) * 86400
+        assert await store.unseen([paper.id]) == [paper.id]
+        await store.commit([make_paper("2611.00033")], [])
+        keys = {k.decode() async for k in redis_client.scan_iter(match=store.key("*"))}
+        # A destination that gets nothing new keeps its last buckets only until their expiry (server time).
+        for posts in [k for k in keys if k.startswith(store.key("posts"))]:
+            assert 0 < await redis_client.ttl(posts) <= 7 * 7 * 86400
+        assert len([k for k in keys if k.startswith(store.key("seen"))]) == 2  # weeks 0 and 19 of this run
+    finally:
+        await redis_client.delete(*[key async for key in redis_client.scan_iter(match=store.key("*"))])
 
 
 async def test_aclose_is_idempotent(redis_client: redis.Redis) -> None:
@@ -153,7 +201,7 @@ async def test_detection_is_one_round_trip_for_a_whole_batch(store: RedisStore, 
     await redis_client.config_resetstat()
     await store.unseen([f"2603.{i:05d}" for i in range(1000)])
     stats = await redis_client.info("commandstats")
-    assert stats["cmdstat_smismember"]["calls"] == 1
+    assert stats["cmdstat_smismember"]["calls"] == len(store.seen_keys())  # one per kept week, in one pipeline
     assert "cmdstat_sismember" not in stats
 
 

@@ -59,7 +59,32 @@ async def test_saved_papers_are_per_user_newest_first_and_idempotent(library: Re
     assert await library.saved(UserRef("discord", "UADA")) == []
     assert await library.unsave(ADA, "2603.00002")
     assert not await library.unsave(ADA, "2603.00002")
-    assert await library.paper("2603.00002") == second  # the library copy stays for others who saved it
+    assert [s.paper for s in await library.saved(ADA)] == [first]
+
+
+async def test_a_saved_paper_stays_while_anyone_has_it_and_then_leaves(library: RedisLibrary) -> None:
+    paper, bob = make_paper("2603.00002"), UserRef("discord", "BOB")
+    await library.save(ADA, paper)
+    await library.save(bob, paper)
+    await library.save(bob, paper)  # saving twice holds it once
+    await library.unsave(ADA, paper.id)
+    await library.unsave(ADA, paper.id)  # unsaving twice lets go once
+    assert await library.paper(paper.id) == paper  # Bob still has it
+    assert [s.paper for s in await library.saved(bob)] == [paper]
+    await library.unsave(bob, paper.id)
+    assert await library.paper(paper.id) is None  # nobody has it: the library does not grow forever
+
+
+async def test_a_library_from_before_holders_were_counted_loses_nothing(store: RedisStore, redis_client: redis.Redis) -> None:
+    paper, bob = make_paper("2603.00002"), UserRef("discord", "BOB")
+    await RedisLibrary(redis_client, store.key()).save(ADA, paper)
+    await RedisLibrary(redis_client, store.key()).save(bob, paper)
+    await redis_client.delete(store.key("library", "holders"))  # as an older paperbot left it
+    upgraded = RedisLibrary(redis_client, store.key())
+    await upgraded.unsave(ADA, paper.id)
+    assert [s.paper for s in await upgraded.saved(bob)] == [paper]
+    await upgraded.unsave(bob, paper.id)
+    assert await upgraded.paper(paper.id) is None
 
 
 async def test_saved_papers_never_expire(library: RedisLibrary, store: RedisStore, redis_client: redis.Redis) -> None:
@@ -111,3 +136,15 @@ async def test_post_counts_per_day(store: RedisStore, redis_client: redis.Redis)
     assert await coordination.count_post(HERE, "2026-03-06", 3) == 4
     assert await coordination.count_post(HERE, "2026-03-07", 0) == 0
     assert 0 < await redis_client.ttl(store.key("posted", HERE.key, "2026-03-06")) <= 2 * 86400
+
+
+async def test_a_pause_says_when_its_destination_falls_due(store: RedisStore, redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client, store.key())
+    assert await coordination.next_due() is None
+    await coordination.pause(HERE, "retrying after: 500", 30)
+    await coordination.pause(THERE, "retrying after: 500", 2)
+    assert 1.5 < (await coordination.next_due() or 0) <= 2.0  # the earliest of the two
+    await coordination.unpause(THERE)
+    assert 29 < (await coordination.next_due() or 0) <= 30
+    await coordination.unpause(HERE)
+    assert await coordination.next_due() is None

@@ -12,7 +12,7 @@ from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
-from bot.ports import Adapter, Coordination, Outbox, Papers
+from bot.ports import Adapter, Coordination, Outbox, Papers, PostFinder
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Deliverer:
             report.pending += len(queue)
             return
         channel = self._channel(destination)
-        owed = await self._settle_already_delivered(queue, report)
+        owed = await self._settle_already_delivered(adapter, queue, report)
         papers = {p.id: p for p in await self._papers.papers([e.delivery.paper_id for e in owed])}
         for entry in [e for e in owed if e.delivery.paper_id not in papers]:
             await self._outbox.skip(entry, "expired from the paper cache")
@@ -187,17 +187,31 @@ class Deliverer:
         kv = {"destination": destination.key, "problem": str(exc), "failures": failures, "retry_in_s": int(delay)}
         log.warning("delivery failed; will retry", extra={"kv": kv})
 
-    async def _settle_already_delivered(self, queue: list[OutboxEntry], report: DeliveryReport) -> list[OutboxEntry]:
+    async def _settle_already_delivered(
+        self, adapter: Adapter, queue: list[OutboxEntry], report: DeliveryReport
+    ) -> list[OutboxEntry]:
+        """Entries already posted are recorded, not posted again: those paperbot recorded (a reclaimed
+        entry whose worker died after recording), and those whose posting began but was never recorded
+        (a worker died between the platform's answer and the record) that the platform can find."""
+        destination = queue[0].delivery.destination
         # One lookup for the whole queue (it is all one destination), not a round trip per entry.
-        earlier_posts = await self._outbox.earlier_posts(queue[0].delivery.destination, [e.delivery.paper_id for e in queue])
+        earlier_posts = await self._outbox.earlier_posts(destination, [e.delivery.paper_id for e in queue])
+        begun = await self._outbox.intended(queue) if isinstance(adapter, PostFinder) else set()
         owed = []
         for entry in queue:
             earlier = earlier_posts.get(entry.delivery.paper_id)
-            if earlier is None:
+            post = PostRef(destination, earlier) if earlier is not None else None
+            if post is None and entry.entry_id in begun and isinstance(adapter, PostFinder):
+                post = await adapter.find_post(destination, entry.delivery.paper_id)
+                if post is not None:
+                    log.info(
+                        "found a post made by a process that died; recorded it",
+                        extra={"kv": {"destination": destination.key, "paper": entry.delivery.paper_id}},
+                    )
+            if post is None:
                 owed.append(entry)
             else:
-                # A reclaimed entry whose post did go out before its worker died: record, never repost.
-                await self._outbox.done(entry, PostRef(entry.delivery.destination, earlier))
+                await self._outbox.done(entry, post)
                 report.already_delivered += 1
         return owed
 
@@ -236,6 +250,8 @@ class Deliverer:
 
     async def _post_one(self, adapter: Adapter, entry: OutboxEntry, paper: Paper) -> None:
         delivery = entry.delivery
+        if isinstance(adapter, PostFinder):
+            await self._outbox.intend(entry)  # one round trip a post, only where the platform can be asked later
         post = await adapter.post(delivery.destination, to_card(paper, delivery.why, self._tldr_length))
         await self._outbox.done(entry, post)
         await self._coordination.count_post(delivery.destination, self._today())

@@ -58,6 +58,16 @@ class Adapter(Protocol):
         ...
 
 
+@runtime_checkable
+class PostFinder(Protocol):
+    """An adapter that can tell whether a paper's card is already in a channel (so a delivery taken over
+    from a process that died mid-post is recorded instead of posted twice)."""
+
+    async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
+        """The recent post of ``paper_id`` in ``destination``; None if there is none, or no way to tell."""
+        ...
+
+
 class Outbox(Protocol):
     """The seen-set, the queued deliveries and the record of what was posted where."""
 
@@ -94,6 +104,15 @@ class Outbox(Protocol):
 
     async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
         """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
+        ...
+
+    async def intend(self, entry: OutboxEntry) -> None:
+        """Record that ``entry`` is about to be posted: if this process dies before ``done``, whoever takes
+        the entry over asks the platform whether the post went out (``PostFinder``) before posting again."""
+        ...
+
+    async def intended(self, entries: Sequence[OutboxEntry]) -> set[str]:
+        """The ids of ``entries`` whose posting began and was never settled, in one round trip."""
         ...
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
@@ -226,6 +245,10 @@ class Coordination(Protocol):
 
     async def unpause(self, destination: Destination) -> bool:
         """Resume delivering to ``destination`` now; False if it was not paused."""
+        ...
+
+    async def next_due(self) -> float | None:
+        """Seconds until the earliest pause ends (0 if one just did), or None if nothing is paused."""
         ...
 
     async def paused(self, destination: Destination) -> str | None:

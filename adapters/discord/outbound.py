@@ -4,6 +4,7 @@ Discord bans clients that keep making invalid requests). discord.py's rate-limit
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,14 @@ from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef
 
 Send = Callable[[int, dict[str, Any]], Awaitable[int]]  # (channel id, send kwargs) → message id
+
+
+def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
+    """The same message's nonce every time it is sent. discord.py sends a nonce with ``enforce_nonce``,
+    so Discord answers a repeat within a few minutes (a process that died before recording the post,
+    taken over by another) with the message it already made instead of posting it twice."""
+    digest = hashlib.blake2b(f"{destination.key}\n{chr(10).join(paper_ids)}".encode(), digest_size=12).hexdigest()
+    return digest[:25]  # Discord's nonce: at most 25 characters
 
 
 def delivery_error(exc: Exception, where: str) -> DeliveryError:
@@ -45,8 +54,8 @@ class DiscordOutbound:
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """One embed with a Save button; returns the message id once Discord accepted it."""
-        message_id = await self._deliver(destination, {"embeds": [embed_for(card)], "view": save_view(card.paper_id)})
-        return PostRef(destination, str(message_id))
+        message = {"embeds": [embed_for(card)], "view": save_view(card.paper_id), "nonce": nonce(destination, [card.paper_id])}
+        return PostRef(destination, str(await self._deliver(destination, message)))
 
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """Up to ten embeds a message (6000 characters at most); each paper maps to its message."""
@@ -58,7 +67,8 @@ class DiscordOutbound:
             for card in chunk[:25]:
                 view.add_item(SaveButton(card.paper_id))
             try:
-                message_id = await self._deliver(destination, {"embeds": batch, "view": view})
+                message = {"embeds": batch, "view": view, "nonce": nonce(destination, [c.paper_id for c in chunk])}
+                message_id = await self._deliver(destination, message)
             except DeliveryError:
                 if posts:
                     return posts  # what went out stays recorded; the rest waits for the next pass

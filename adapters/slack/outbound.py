@@ -53,6 +53,8 @@ REJECTED = {
     "invalid_metadata_schema",
     "metadata_too_large",
 }
+METADATA_EVENT = "paperbot_paper"  # the message metadata type our cards carry
+HISTORY_LOOKBACK = 100  # messages looked through for a card a dead process may have posted
 _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
 BACKOFF_FIRST, BACKOFF_LAST = 1.0, 30.0
 
@@ -81,9 +83,29 @@ class SlackOutbound:
         self._sleep = sleep
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
-        """One message per paper; returns its ``ts`` once Slack accepted it."""
-        answer = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card))
+        """One message per paper; returns its ``ts`` once Slack accepted it. The message carries the
+        paper's id as message metadata, so ``find_post`` can recognise it later."""
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"paper": card.paper_id}}
+        answer = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
         return PostRef(destination, str(answer["ts"]))
+
+    async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
+        """The paper's card among the channel's latest messages (``conversations.history``, which needs
+        ``channels:history``, or ``groups:history`` for a private channel); None when it is not there or
+        Slack will not say (then the card is posted again: a duplicate rather than a loss)."""
+        payload = {"channel": destination.channel, "limit": HISTORY_LOOKBACK, "include_all_metadata": True}
+        try:
+            answer = await self._call("conversations.history", payload)
+        except DeliveryError as exc:
+            log.info("could not check whether a card was posted; posting it", extra={"kv": {"problem": str(exc)}})
+            return None
+        for message in answer.get("messages") or []:
+            metadata = message.get("metadata") if isinstance(message, dict) else None
+            if isinstance(metadata, dict) and metadata.get("event_type") == METADATA_EVENT:
+                carried = metadata.get("event_payload")
+                if isinstance(carried, dict) and carried.get("paper") == paper_id and message.get("ts"):
+                    return PostRef(destination, str(message["ts"]))
+        return None
 
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """A parent message with the best ``top`` papers (each with Save), the others as thread replies.

@@ -68,6 +68,19 @@ async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_b
     assert message["view"].timeout is None
 
 
+async def test_sending_the_same_card_again_carries_the_same_nonce(discord_bot: DiscordHarness) -> None:
+    # discord.py sends a nonce with enforce_nonce, so Discord answers a repeat within minutes (a process
+    # that died before recording its post, taken over) with the message it already made.
+    paper, other = make_paper("2611.00001"), make_paper("2611.00002")
+    elsewhere = Destination("discord", str(CHANNEL + 1))
+    for destination, card in ((HERE, paper), (HERE, paper), (elsewhere, paper), (HERE, other)):
+        await discord_bot.adapter.post(destination, to_card(card))
+    nonces = [message["nonce"] for _, message in discord_bot.outbox.sent]
+    assert nonces[0] == nonces[1]
+    assert len(set(nonces)) == 3
+    assert all(isinstance(n, str) and 0 < len(n) <= 25 for n in nonces)
+
+
 async def test_a_command_is_deferred_ephemerally_and_answered_without_pings(discord_bot: DiscordHarness) -> None:
     await discord_bot.inbound.tree._call(discord_bot.command("subscribe", query="reasoning OR @everyone"))
     defer, followup = discord_bot.responses

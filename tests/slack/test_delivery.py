@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from adapters.slack.outbound import SlackOutbound, web_client
+from bot.cards import to_card
 from bot.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination
 from tests.fakes import make_paper
@@ -210,3 +211,28 @@ async def test_a_web_api_answering_with_an_html_page_is_a_clear_transient_failur
     report = await deliverer.deliver()
     assert report.failed == {C1.key: "Slack chat.postMessage to C1: HTTP 200 without a Web API answer after 2 attempts"}
     assert report.pending == 1  # kept for the next pass, not a dead letter
+
+
+@pytest.mark.parametrize("history_scope", [True, False])
+async def test_a_post_made_by_a_process_that_died_before_recording_it_is_found_not_repeated(
+    world: World, slack_api: SlackStandIn, history_scope: bool
+) -> None:
+    slack_api.history_scope = history_scope
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
+    papers = [make_paper(f"2611.0009{i}") for i in range(3)]
+    await world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
+    # A process takes the first entry, begins posting it, Slack accepts … and the process dies unrecorded.
+    (dying, *_) = await world.store.take("dead-worker", claim_idle=60, count=1)
+    await world.store.intend(dying)
+    await adapter.post(C1, to_card(papers[0]))
+    await asyncio.sleep(1.1)  # an orphan is claimed once idle for a second (two takers never race for it)
+    await deliver_until_settled(world, adapter)  # another worker takes over (the dead one has no heartbeat)
+    shown = Counter(m["metadata"]["event_payload"]["paper"] for m in slack_api.accepted)
+    if history_scope:
+        assert shown == Counter({p.id: 1 for p in papers})  # found in the channel and recorded: no duplicate
+        assert len(slack_api.methods("conversations.history")) == 1  # asked once, for the one begun entry
+    else:
+        # Slack would not say: a duplicate, never a loss.
+        assert shown == Counter({papers[0].id: 2, papers[1].id: 1, papers[2].id: 1})
+    assert set(await world.store.earlier_posts(C1, [p.id for p in papers])) == {p.id for p in papers}
+    assert not await world.store.intended(await world.store.take("w", claim_idle=0))

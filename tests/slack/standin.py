@@ -56,9 +56,14 @@ class SlackStandIn:
     accepted: list[dict[str, Any]] = field(default_factory=list)
     limited: int = 0  # how many posts got 429 for going faster than channel_interval
     admins: set[str] = field(default_factory=set)  # users.info says these are workspace admins
+    history_scope: bool = True  # False: conversations.history answers missing_scope
+    files_scope: bool = True  # False: files.getUploadURLExternal answers missing_scope
+    im_scope: bool = True  # False: conversations.open answers missing_scope
+    uploads: list[dict[str, Any]] = field(default_factory=list)  # completed file uploads
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._files: dict[str, dict[str, Any]] = {}
         self._last_post: dict[str, float] = {}
         self._ts = 1_700_000_000
         standin = self
@@ -68,6 +73,13 @@ class SlackStandIn:
                 self.respond({k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()})
 
             def do_POST(self) -> None:
+                if self.path.startswith("/upload/"):  # step 2 of a file upload: the raw bytes
+                    status = standin.receive_upload(self.path, self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                    self.send_response(status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"OK")
+                    return
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
                     payload = json.loads(raw or "{}")
@@ -124,6 +136,16 @@ class SlackStandIn:
                 return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "paperbot"}
             if method == "chat.postMessage":
                 return self._post_message(payload)
+            if method == "conversations.history":
+                return self._history(payload)
+            if method == "conversations.open":
+                if not self.im_scope:
+                    return 200, {}, {"ok": False, "error": "missing_scope", "needed": "im:write"}
+                return 200, {}, {"ok": True, "channel": {"id": f"D{payload.get('users', '')}"}}
+            if method == "files.getUploadURLExternal":
+                return self._upload_url(payload)
+            if method == "files.completeUploadExternal":
+                return self._complete_upload(payload)
             return 200, {}, {"ok": True}
 
     def _post_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -144,6 +166,46 @@ class SlackStandIn:
         ts = f"{self._ts}.000100"
         self.accepted.append({**payload, "ts": ts, "_at": time.monotonic()})
         return 200, {}, {"ok": True, "channel": channel, "ts": ts}
+
+    def _history(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        # Newest first, at most `limit`; message metadata only when asked for (as Slack does).
+        if not self.history_scope:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "channels:history"}
+        channel, limit = payload.get("channel", ""), int(payload.get("limit", 100))
+        mine = [m for m in reversed(self.accepted) if m["channel"] == channel and not m.get("thread_ts")][:limit]
+        keep = ("ts", "text") + (("metadata",) if str(payload.get("include_all_metadata")).lower() in ("true", "1") else ())
+        return 200, {}, {"ok": True, "messages": [{k: m[k] for k in keep if k in m} for m in mine], "has_more": False}
+
+    def _upload_url(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        if not self.files_scope:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "files:write"}
+        if not payload.get("filename") or int(payload.get("length") or 0) <= 0:
+            return 200, {}, {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{len(self._files) + 1:08d}"
+        self._files[file_id] = {"filename": payload["filename"], "length": int(payload["length"]), "content": None}
+        return 200, {}, {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+
+    def receive_upload(self, path: str, data: bytes) -> int:
+        """Step 2 of a file upload; the length must be the one announced in step 1."""
+        with self._lock:
+            file = self._files.get(path.rsplit("/", 1)[-1])
+            if file is None or file["length"] != len(data):
+                return 400
+            file["content"] = data
+            return 200
+
+    def _complete_upload(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        files = payload.get("files")
+        listed = json.loads(files) if isinstance(files, str) else files or []
+        done = []
+        for item in listed:
+            file = self._files.get(item.get("id", ""))
+            if file is None or file["content"] is None:
+                return 200, {}, {"ok": False, "error": "file_not_found"}
+            upload = {**file, "title": item.get("title"), "channel": payload.get("channel_id")}
+            self.uploads.append(upload | {"initial_comment": payload.get("initial_comment")})
+            done.append({"id": item["id"], "title": item.get("title")})
+        return 200, {}, {"ok": True, "files": done}
 
     def methods(self, name: str) -> list[dict[str, Any]]:
         """Payloads of every call to ``name``."""

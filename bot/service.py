@@ -105,7 +105,8 @@ async def run_once(app: App) -> CycleReport:
 
 async def deliver_forever(app: App) -> None:
     """The service's delivery: a pass at once, then another as soon as anything is queued (a blocking
-    read on the outbox), or after ``schedule.deliver_seconds`` at the latest, when retries fall due.
+    read on the outbox), when a paused destination's retry falls due, or after ``schedule.deliver_seconds``
+    at the latest.
     Detection to post takes a round trip, not a poll interval. A lost Redis is retried with backoff."""
     beating = asyncio.create_task(app.deliverer.keep_alive())  # its entries stay its own while it lives
     tip, failures = "", 0
@@ -117,7 +118,7 @@ async def deliver_forever(app: App) -> None:
                 if report.delivered or report.failed or report.dead:
                     kv = {"delivered": report.delivered, "pending": report.pending, "dead": report.dead}
                     log.info("delivered", extra={"kv": kv | ({"failed": ",".join(report.failed)} if report.failed else {})})
-                tip = await app.outbox.wait_for_work(tip, app.schedule.deliver_seconds)
+                tip = await app.outbox.wait_for_work(tip, await _until_next_pass(app))
                 failures = 0
             except StoreError as exc:
                 retry_in = round(backoff(failures, RETRY_FIRST, RETRY_LAST), 1)
@@ -127,6 +128,14 @@ async def deliver_forever(app: App) -> None:
     finally:
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
+
+
+async def _until_next_pass(app: App) -> float:
+    # New work wakes the loop at once; a retry wakes it when its destination's pause ends; anything else
+    # (a dead worker's entries, freed when its heartbeat lapses) at the latest after deliver_seconds.
+    due = await app.coordination.next_due()
+    longest = app.schedule.deliver_seconds
+    return longest if due is None else min(longest, due + 0.05)
 
 
 async def supervise(name: str, listener: Listener, commands: Commands) -> None:

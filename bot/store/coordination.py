@@ -5,6 +5,7 @@ Keys (``P`` is the prefix)::
 
     P lock:<name>           STRING  the owner of a lock, expiring unless renewed
     P paused:<dest>         STRING  why a destination is paused (expires)
+    P due                   ZSET    destination → when its pause ends (ms): when deliverers should wake for it
     P failures:<dest>       STRING  consecutive failed delivery passes (for its backoff)
     P turn:<key>            HASH    who holds a posting turn and until when, and when the next may start (ms)
     P posted:<dest>:<day>   STRING  how many papers were posted there that UTC day (the daily cap)
@@ -15,6 +16,7 @@ Keys (``P`` is the prefix)::
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -98,13 +100,29 @@ class RedisCoordination:
 
     async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
         """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
-        async with self._errors("pause a destination"):
-            await self._redis.set(self.key("paused", destination.key), self._redact(reason), ex=max(1, seconds))
+        until_ms = int(time.time() * 1000) + max(1, seconds) * 1000
+        async with self._errors("pause a destination"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.key("paused", destination.key), self._redact(reason), ex=max(1, seconds))
+            pipe.zadd(self.key("due"), {destination.key: until_ms})
+            await pipe.execute()
+
+    async def next_due(self) -> float | None:
+        """Seconds until the earliest paused destination may be tried again (0 if one is due now), or
+        None if none is paused. Retries are scheduled: a deliverer wakes when one falls due."""
+        now_ms = int(time.time() * 1000)
+        async with self._errors("read when deliveries fall due"):
+            # A pause that ended more than a minute ago has been noticed by some pass: forget it.
+            await self._redis.zremrangebyscore(self.key("due"), "-inf", now_ms - 60_000)
+            earliest = await self._redis.zrangebyscore(self.key("due"), now_ms, "+inf", start=0, num=1, withscores=True)
+        return max(0.0, (float(earliest[0][1]) - now_ms) / 1000) if earliest else None
 
     async def unpause(self, destination: Destination) -> bool:
         """Resume delivering to ``destination`` now (someone fixed it); False if it was not paused."""
-        async with self._errors("resume a destination"):
-            return bool(await self._redis.delete(self.key("paused", destination.key)))
+        async with self._errors("resume a destination"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self.key("paused", destination.key))
+            pipe.zrem(self.key("due"), destination.key)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
 
     async def paused(self, destination: Destination) -> str | None:
         """Why ``destination`` is paused, or None."""

@@ -1,7 +1,6 @@
 """Detection benchmark: which of 10,000 papers are new, against a seen-set of 1,000,000 ids.
 
-Batched (what paperbot does: one SMISMEMBER per kept week of the seen-set, all in one pipeline, then
-one atomic commit script) versus the naive
+Batched (what paperbot does: one SMISMEMBER, then one atomic commit script) versus the naive
 loop (one SISMEMBER, then one SADD, per paper), in the same run on the same Redis server over
 TCP on 127.0.0.1. Reports medians of several repetitions and the ratio.
 
@@ -34,13 +33,13 @@ from tests.redis_servers import RedisProcess, embedded_binary
 PREFIX = "bench:"
 
 
-async def fill(client: redis.Redis, key: str, seen: int) -> None:
-    """``seen`` ids in the seen-set (this week's bucket of it), written in pipelined chunks."""
-    await client.delete(key)
+async def fill(client: redis.Redis, seen: int) -> None:
+    """``seen`` ids in the seen-set, written in pipelined chunks."""
+    await client.delete(PREFIX + "seen")
     chunk = 20_000
     for start in range(0, seen, chunk):
         ids = [f"{2000 + i // 100_000:04d}.{i % 100_000:05d}" for i in range(start, min(start + chunk, seen))]
-        await client.sadd(key, *ids)
+        await client.sadd(PREFIX + "seen", *ids)
         done = min(start + chunk, seen)
         if done % (seen // 10 or 1) < chunk or done == seen:
             print(f"  filling seen-set: {done:,}/{seen:,}", file=sys.stderr)
@@ -63,10 +62,8 @@ async def timed(coro_factory, repeat: int) -> float:  # type: ignore[no-untyped-
 
 
 async def measure_detection(client: redis.Redis, store: RedisStore, ids: list[str], repeat: int) -> tuple[float, float]:
-    seen = store.seen_keys()[0]
-
     async def naive() -> list[str]:
-        return [pid for pid in ids if not await client.sismember(seen, pid)]
+        return [pid for pid in ids if not await client.sismember(PREFIX + "seen", pid)]
 
     async def batched() -> list[str]:
         return await store.unseen(ids)
@@ -79,17 +76,16 @@ async def measure_commit(client: redis.Redis, store: RedisStore, ids: list[str],
     papers = [make_paper(pid) for pid in ids]
     where = Destination("console", "bench")
     fresh_ids = set(await store.unseen(ids))
-    seen = store.seen_keys()[0]
 
     async def reset() -> None:
-        await client.srem(seen, *fresh_ids)
+        await client.srem(PREFIX + "seen", *fresh_ids)
         await client.delete(PREFIX + "outbox", *[PREFIX + f"paper:{p}" for p in fresh_ids])
 
     async def naive() -> None:
         # The same work as the batched commit, one command (one round trip) at a time.
         for paper in papers:
-            if not await client.sismember(seen, paper.id):
-                await client.sadd(seen, paper.id)
+            if not await client.sismember(PREFIX + "seen", paper.id):
+                await client.sadd(PREFIX + "seen", paper.id)
                 await client.set(PREFIX + f"paper:{paper.id}", json.dumps(paper.to_json()), ex=86400)
                 await client.xadd(PREFIX + "outbox", {"dest": where.key, "paper": paper.id, "why": "[]"})
         await reset()
@@ -112,13 +108,13 @@ async def main(args: argparse.Namespace) -> None:
     client = redis.Redis.from_url(args.redis_url or server.url, protocol=2)
     store = RedisStore(client, prefix=PREFIX)
     try:
-        await fill(client, store.seen_keys()[0], args.seen)
+        await fill(client, args.seen)
         ids = batch_ids(args.papers, args.seen)
         detect = await measure_detection(client, store, ids, args.repeat)
         commit = await measure_commit(client, store, ids, args.repeat)
     finally:
         try:
-            await client.delete(*store.seen_keys(), PREFIX + "outbox")
+            await client.delete(*[key async for key in client.scan_iter(match=PREFIX + "*")])
             await client.aclose()
         finally:
             if server:

@@ -4,10 +4,13 @@ Coordination between processes (locks, pauses, pace, counts, health) is ``bot.st
 
 Keys (``P`` is the prefix)::
 
-    P seen:<week>           SET     the paper ids first committed that week (the seen-set), kept SEEN_DAYS
+    P seen                  SET     the paper ids seen in the last SEEN_DAYS days at least (the seen-set)
+    P seen:<n>              STRING  the ids first seen in 28-day period n, one a line: they leave the seen-set
+                                    together when the period leaves the window
+    P seen:periods          ZSET    the periods that have such a list
     P paper:<id>            STRING  the paper as compressed JSON, expiring after the cache period
     P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
-    P posts:<dest>:<week>   HASH    what was settled there that week, kept as long as the paper cache:
+    P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
                                     (reactions find their paper here)
     P recent                ZSET    paper id → when it was committed (ms), for the query cache; at each commit
@@ -38,37 +41,43 @@ from redis.typing import EncodableT, FieldT
 
 from bot.errors import StoreError
 from bot.model import Delivery, Destination, OutboxEntry, Paper, PostRef
-from bot.store.retention import SEEN_DAYS, bucket_ttl, pack, unpack, week, weeks_for
+from bot.store.retention import SEEN_DAYS, Buckets, pack, unpack
 
 log = logging.getLogger(__name__)
 
 GROUP = "delivery"
 
-# Marks each paper seen and queues its deliveries in one atomic step; a paper seen in any kept week,
-# or committed first by some other process, is skipped with its deliveries, so nothing is queued twice.
-# KEYS: outbox, recent, the week that fell out of the window, this week's seen, the older kept weeks'
-# seen..., then paper:<id>... (ARGV[3] of them).
-# ARGV: cache ttl, now (ms), papers, seen bucket ttl, paper key prefix, then per paper: id, doc, n,
-# n × (destination, why).
+# Marks each paper seen and queues its deliveries in one atomic step; a paper already in the seen-set,
+# or committed first by some other process (SADD answers 0), is skipped with its deliveries, so nothing
+# is queued twice. Each newly seen id is also appended to its period's list; the periods that left the
+# window take their ids out of the seen-set with them.
+# KEYS: outbox, recent, seen, seen:<this period>, seen:periods, then paper:<id>... (ARGV[3] of them).
+# ARGV: cache ttl, now (ms), papers, this period, the newest period that left the window, paper key
+# prefix, seen key prefix, then per paper: id, doc, n, n × (destination, why).
 _COMMIT = """
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local first_paper = #KEYS - papers + 1
 -- The cache forgets in step with its index of recent papers, whatever the server's clock says.
-local cutoff = now - ttl * 1000
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', cutoff, 'LIMIT', 0, 5000)
-for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000, 'LIMIT', 0, 5000)
+for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end
 if #old > 0 then redis.call('ZREM', KEYS[2], unpack(old)) end
-redis.call('DEL', KEYS[3])
+for _, period in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[5], 'LIMIT', 0, 4)) do
+  local list, ids = ARGV[7] .. period, {}
+  for id in string.gmatch(redis.call('GET', list) or '', '[^\\n]+') do
+    ids[#ids + 1] = id
+    if #ids == 4000 then redis.call('SREM', KEYS[3], unpack(ids)) ids = {} end
+  end
+  if #ids > 0 then redis.call('SREM', KEYS[3], unpack(ids)) end
+  redis.call('DEL', list)
+  redis.call('ZREM', KEYS[5], period)
+end
 local committed = {}
-local i = 6
+local i = 8
 for k = first_paper, #KEYS do
   local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   i = i + 3
-  local seen = false
-  for b = 5, first_paper - 1 do
-    if redis.call('SISMEMBER', KEYS[b], id) == 1 then seen = true break end
-  end
-  if not seen and redis.call('SADD', KEYS[4], id) == 1 then
+  if redis.call('SADD', KEYS[3], id) == 1 then
+    redis.call('APPEND', KEYS[4], id .. '\\n')
     redis.call('SET', KEYS[k], doc, 'EX', ttl)
     redis.call('ZADD', KEYS[2], now, id)
     for d = 0, n - 1 do
@@ -78,9 +87,10 @@ for k = first_paper, #KEYS do
   end
   i = i + 2 * n
 end
-if #committed > 0 then redis.call('EXPIRE', KEYS[4], tonumber(ARGV[4])) end
+if #committed > 0 then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[4]) end
 return committed
 """
+
 # Settles one outbox entry atomically: records it in this week's bucket of its destination (dropping the
 # bucket that left the window), acknowledges and deletes it, forgets its attempts, notes the post time.
 # KEYS: this week's posts bucket, the fallen bucket, outbox, attempts, lastpost, posting.
@@ -143,9 +153,10 @@ class RedisStore:
         self._prefix = prefix
         self._paper_ttl = paper_ttl
         self._clock = clock  # what "now" is for everything the store dates (a simulated year in bench/storage.py)
-        self._seen_weeks = weeks_for(SEEN_DAYS)
+        self._seen = Buckets(SEEN_DAYS, 28)
+        self._seen_listed = False
         # A post matters while its paper is cached: a reaction saves the cached paper, a retry checks here first.
-        self._post_weeks = weeks_for(paper_ttl / 86400)
+        self._posts = Buckets(paper_ttl / 86400, 7)
         self._commit = client.register_script(_COMMIT)
         self._settle_script = client.register_script(_SETTLE)
         self._group_ready = False
@@ -158,14 +169,21 @@ class RedisStore:
     def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
         return redis_errors(self._redis, what)
 
-    def seen_keys(self) -> list[str]:
-        """The seen-set's weekly buckets still kept, this week's first."""
-        now = week(self._clock())
-        return [self.key("seen", str(now - back)) for back in range(self._seen_weeks)]
+    async def _adopt_unlisted_seen(self) -> None:
+        """Once per process: ids in the seen-set that no period lists (a store from before periods) are
+        listed under the current period, so they too leave the seen-set when it leaves the window."""
+        if self._seen_listed:
+            return
+        async with self._errors("list seen ids by period"):
+            if await self._redis.exists(self.key("seen")) and not await self._redis.exists(self.key("seen", "periods")):
+                period = self._seen.current(self._clock())
+                async for chunk in _chunks(self._redis.sscan_iter(self.key("seen"), count=5000), 5000):
+                    await self._redis.append(self.key("seen", str(period)), "".join(f"{text(i)}\n" for i in chunk))
+                await self._redis.zadd(self.key("seen", "periods"), {str(period): period})
+        self._seen_listed = True
 
     def _posts_keys(self, destination: str) -> list[str]:
-        now = week(self._clock())
-        return [self.key("posts", destination, str(now - back)) for back in range(self._post_weeks)]
+        return [self.key("posts", destination, str(n)) for n in self._posts.kept(self._clock())]
 
     async def first_run(self) -> bool:
         """True until ``begin`` is called: a store that never polled, or one that lost its data."""
@@ -180,12 +198,9 @@ class RedisStore:
     async def unseen(self, paper_ids: Sequence[str]) -> list[str]:
         if not paper_ids:
             return []
-        ids = list(paper_ids)
-        async with self._errors("check the seen-set"), self._redis.pipeline(transaction=False) as pipe:
-            for bucket in self.seen_keys():
-                pipe.smismember(bucket, ids)
-            replies = await pipe.execute()
-        return [pid for pid, *flags in zip(ids, *replies, strict=True) if not any(flags)]
+        async with self._errors("check the seen-set"):
+            flags = await self._redis.smismember(self.key("seen"), list(paper_ids))
+        return [pid for pid, seen in zip(paper_ids, flags, strict=True) if not seen]
 
     async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
         if not papers:
@@ -194,11 +209,19 @@ class RedisStore:
         owed: dict[str, list[Delivery]] = {}
         for delivery in deliveries:
             owed.setdefault(delivery.paper_id, []).append(delivery)
-        seen = self.seen_keys()
-        fallen = self.key("seen", str(week(self._clock()) - self._seen_weeks))
-        keys = [self.key("outbox"), self.key("recent"), fallen, *seen] + [self.key("paper", p.id) for p in papers]
-        now_ms = int(self._clock() * 1000)
-        args: list[Any] = [self._paper_ttl, now_ms, len(papers), bucket_ttl(self._seen_weeks), self.key("paper", "")]
+        await self._adopt_unlisted_seen()
+        now = self._clock()
+        period = self._seen.current(now)
+        keys = [
+            self.key("outbox"),
+            self.key("recent"),
+            self.key("seen"),
+            self.key("seen", str(period)),
+            self.key("seen", "periods"),
+        ]
+        keys += [self.key("paper", p.id) for p in papers]
+        args: list[Any] = [self._paper_ttl, int(now * 1000), len(papers), period, self._seen.fallen(now)]
+        args += [self.key("paper", ""), self.key("seen", "")]
         for paper in papers:
             mine = owed.get(paper.id, [])
             args += [paper.id, pack(paper.to_json()), len(mine)]
@@ -348,17 +371,17 @@ class RedisStore:
 
     async def _settle(self, entry: OutboxEntry, fields: list[str], posted: bool, what: str) -> None:
         # This week's bucket of the destination's records; the bucket that just left the window goes.
-        dest, now = entry.delivery.destination.key, week(self._clock())
+        dest, now = entry.delivery.destination.key, self._clock()
         keys = [
-            self.key("posts", dest, str(now)),
-            self.key("posts", dest, str(now - self._post_weeks)),
+            self.key("posts", dest, str(self._posts.current(now))),
+            self.key("posts", dest, str(self._posts.fallen(now))),
             self.key("outbox"),
             self.key("attempts"),
             self.key("lastpost"),
             self.key("posting"),
         ]
-        at = datetime.fromtimestamp(self._clock(), UTC).isoformat(timespec="seconds") if posted else ""
-        args: list[str | int] = [bucket_ttl(self._post_weeks), GROUP, entry.entry_id, dest, at, *fields]
+        at = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds") if posted else ""
+        args: list[str | int] = [self._posts.ttl, GROUP, entry.entry_id, dest, at, *fields]
         async with self._errors(what):
             await self._settle_script(keys=keys, args=args)
 
@@ -445,6 +468,17 @@ class RedisStore:
         if not self._closed:
             self._closed = True
             await self._redis.aclose()
+
+
+async def _chunks(items: AsyncIterator[Any], size: int) -> AsyncIterator[list[Any]]:
+    chunk: list[Any] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _rows(reply: Any) -> list[dict[str, str]]:

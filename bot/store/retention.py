@@ -1,9 +1,9 @@
 """How long the store remembers, and the compact forms it keeps things in.
 
-Records that only matter for a while (seen ids, what was posted where) live in weekly buckets: one
-key per week, written to the current week, read across the weeks still kept, and dropped whole when
-they fall out of the window. A bucket costs one key and one expiry for a week of records, instead of
-one key (or none, and unbounded growth) per record.
+Records that only matter for a while (seen ids, what was posted where) live in time buckets: one key
+per period, written to the current period, read across the periods still kept, and dropped whole when
+they fall out of the window. A bucket costs one key and one expiry for a period of records, instead
+of one key (or none, and unbounded growth) per record.
 
 Paper documents are stored zlib-compressed: a cached paper is ~2.2 KB of JSON and ~0.9 KB
 compressed, and the paper cache is most of the store's memory.
@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
-WEEK = 7 * 86400
+DAY = 86400
 
 # Seen ids must outlive every window a source can be asked for again: a 30-day lookback, a 14-day
 # catch-up after downtime, a 60-day `paperbot backfill`. A paper first seen longer ago than this and
@@ -24,19 +25,35 @@ WEEK = 7 * 86400
 SEEN_DAYS = 120
 
 
-def week(now: float) -> int:
-    """The bucket number of the moment ``now`` (seconds since the epoch)."""
-    return int(now // WEEK)
+@dataclass(frozen=True)
+class Buckets:
+    """A window of at least ``keep_days`` days, kept in buckets of ``size_days`` days each."""
 
+    keep_days: float
+    size_days: int
 
-def weeks_for(days: float) -> int:
-    """How many weekly buckets, the current one included, cover at least ``days`` days."""
-    return math.ceil(days * 86400 / WEEK) + 1
+    @property
+    def count(self) -> int:
+        """How many buckets, the current one included, cover the window."""
+        return math.ceil(self.keep_days / self.size_days) + 1
 
+    @property
+    def ttl(self) -> int:
+        """Seconds a bucket lives after its last write: past the window, with a bucket to spare."""
+        return (self.count + 1) * self.size_days * DAY
 
-def bucket_ttl(weeks: int) -> int:
-    """Seconds a bucket lives after its last write: until it is past the kept window, with a week to spare."""
-    return (weeks + 1) * WEEK
+    def current(self, now: float) -> int:
+        """The number of the bucket that ``now`` (seconds since the epoch) falls in."""
+        return int(now // (self.size_days * DAY))
+
+    def kept(self, now: float) -> list[int]:
+        """The buckets still in the window, newest first."""
+        current = self.current(now)
+        return [current - back for back in range(self.count)]
+
+    def fallen(self, now: float) -> int:
+        """The bucket that has just left the window."""
+        return self.current(now) - self.count
 
 
 def pack(doc: Any) -> bytes:

@@ -139,8 +139,7 @@ async def test_cached_papers_expire(store: RedisStore, redis_client: redis.Redis
     await store.commit([make_paper("2603.00001")], [])
     ttl = await redis_client.pttl(store.key("paper", "2603.00001"))
     assert 0 < ttl <= 30 * 86400 * 1000
-    this_week = store.seen_keys()[0]
-    assert SEEN_DAYS * 86400 < await redis_client.ttl(this_week) <= SEEN_DAYS * 86400 + 3 * 7 * 86400
+    assert await redis_client.ttl(store.key("seen")) == -1  # trimmed by period (below), never expired whole
 
 
 class Clock:
@@ -153,7 +152,22 @@ class Clock:
         return self.now
 
 
-async def test_the_store_forgets_in_weekly_steps_and_never_too_early(redis_client: redis.Redis) -> None:
+async def test_a_seen_set_from_before_periods_is_adopted_and_forgotten_in_time(redis_client: redis.Redis) -> None:
+    clock = Clock(1_800_000_000.0)
+    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", clock=clock)
+    try:
+        await redis_client.sadd(store.key("seen"), *[f"2401.{n:05d}" for n in range(12_000)])  # an older store's
+        await store.commit([make_paper("2611.00041")], [])
+        assert await store.unseen(["2401.00001", "2611.00041"]) == []  # nothing is news again …
+        clock.now += 200 * 86400
+        await store.commit([make_paper("2611.00042")], [])
+        assert await store.unseen(["2401.00001", "2611.00041"]) == ["2401.00001", "2611.00041"]  # … nor kept forever
+        assert await redis_client.scard(store.key("seen")) == 1
+    finally:
+        await redis_client.delete(*[key async for key in redis_client.scan_iter(match=store.key("*"))])
+
+
+async def test_the_store_forgets_in_steps_and_never_too_early(redis_client: redis.Redis) -> None:
     clock = Clock(1_800_000_000.0)
     store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", paper_ttl=30 * 86400, clock=clock)
     try:
@@ -177,14 +191,15 @@ async def test_the_store_forgets_in_weekly_steps_and_never_too_early(redis_clien
 
         clock.now = 1_800_000_000.0 + (SEEN_DAYS - 1) * 86400
         assert await store.unseen([paper.id]) == []  # seen ids outlive every window a source reaches back
-        clock.now = 1_800_000_000.0 + (SEEN_DAYS + 14) * 86400
+        clock.now = 1_800_000_000.0 + 180 * 86400  # past the window's last period (it covers 140-168 days)
+        await store.commit([make_paper("2611.00033")], [])  # periods that left the window go at a commit
         assert await store.unseen([paper.id]) == [paper.id]
-        await store.commit([make_paper("2611.00033")], [])
+        assert await redis_client.smembers(store.key("seen")) == {b"2611.00032", b"2611.00033"}  # 137 days: kept
         keys = {k.decode() async for k in redis_client.scan_iter(match=store.key("*"))}
-        # A destination that gets nothing new keeps its last buckets only until their expiry (server time).
-        for posts in [k for k in keys if k.startswith(store.key("posts"))]:
-            assert 0 < await redis_client.ttl(posts) <= 7 * 7 * 86400
-        assert len([k for k in keys if k.startswith(store.key("seen"))]) == 2  # weeks 0 and 19 of this run
+        assert len([k for k in keys if k.startswith(store.key("seen", ""))]) == 3  # two periods' lists, the index
+        # Post buckets nobody writes again go at their expiry (server time).
+        for bucket in [k for k in keys if k.startswith(store.key("posts"))]:
+            assert 0 < await redis_client.ttl(bucket) <= 7 * 7 * 86400
     finally:
         await redis_client.delete(*[key async for key in redis_client.scan_iter(match=store.key("*"))])
 
@@ -201,7 +216,7 @@ async def test_detection_is_one_round_trip_for_a_whole_batch(store: RedisStore, 
     await redis_client.config_resetstat()
     await store.unseen([f"2603.{i:05d}" for i in range(1000)])
     stats = await redis_client.info("commandstats")
-    assert stats["cmdstat_smismember"]["calls"] == len(store.seen_keys())  # one per kept week, in one pipeline
+    assert stats["cmdstat_smismember"]["calls"] == 1
     assert "cmdstat_sismember" not in stats
 
 

@@ -40,11 +40,21 @@ def citation_key(paper: Paper, taken: set[str]) -> str:
     surname = _ascii(paper.authors[0].split()[-1]) if paper.authors else "anonymous"
     first = next((w for w in (_ascii(w) for w in delatex(paper.title).split()) if len(w) > 3), "paper")
     base = f"{surname or 'anonymous'}{paper.published.year}{first}"
-    key, suffix = base, ord("a")
+    key, clash = base, 0
     while key in taken:
-        key, suffix = f"{base}{chr(suffix)}", suffix + 1
+        key, clash = f"{base}{_letters(clash)}", clash + 1
     taken.add(key)
     return key
+
+
+def _letters(n: int) -> str:
+    """a, b, …, z, aa, ab, …: a clash suffix that stays a valid key however many papers clash."""
+    letters = ""
+    n += 1
+    while n:
+        n, rest = divmod(n - 1, 26)
+        letters = chr(ord("a") + rest) + letters
+    return letters
 
 
 def to_bibtex(papers: Sequence[Paper]) -> str:

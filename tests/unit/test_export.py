@@ -44,6 +44,14 @@ def test_citation_keys_stay_unique() -> None:
     assert keys == ["lovelace2026same", "lovelace2026samea", "lovelace2026sameb"]
 
 
+def test_citation_keys_stay_valid_past_twenty_six_clashes() -> None:
+    many = [make_paper(f"2603.{i:05d}", title="Same Title", authors=("Ada Lovelace",)) for i in range(60)]
+    entries = bibtexparser.parse_string(to_bibtex(many)).entries
+    assert len(entries) == 60  # none lost to a key like "lovelace2026same{"
+    assert len({e.key for e in entries}) == 60
+    assert all(e.key.isalnum() for e in entries)
+
+
 def test_markdown_escapes_link_syntax_in_titles() -> None:
     line = to_markdown([make_paper("2603.00001", title="[Click](https://evil) *bold*")])
     assert line.startswith(r"- [\[Click\]\(https://evil\) \*bold\*](https://arxiv.org/abs/2603.00001)")

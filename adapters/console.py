@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from typing import TextIO
@@ -50,7 +51,13 @@ class ConsoleAdapter:
         return [await self.post(destination, card) for card in cards]
 
     async def show_reply(self, reply: Reply) -> None:
-        """A command's answer: its text verbatim (it may be a BibTeX file), then its cards."""
+        """A command's answer: its text, then its cards. An export's file goes to stdout alone, whole, so
+        ``paperbot ask "/papers export" > saved.bib`` is the file; its caption goes to stderr."""
+        if reply.file is not None:
+            sys.stderr.write(reply.text + "\n")
+            self._stream.write(reply.file.content + "\n")
+            self._stream.flush()
+            return
         self._stream.write(reply.text + "\n")
         self._stream.flush()
         for card in reply.cards:

@@ -15,7 +15,7 @@ from bot.cards import to_card
 from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
 from bot.ids import bare_arxiv_id
-from bot.model import Command, Destination, Paper, Reaction, Reply, Saved, UserRef
+from bot.model import Attachment, Command, Destination, Paper, Reaction, Reply, Saved, UserRef
 from bot.ports import Coordination, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
@@ -294,7 +294,9 @@ class CommandCore:
         papers = [s.paper for s in await self._library.saved(user)]
         if not papers:
             return Reply("You have no saved papers to export.")
-        return Reply(to_bibtex(papers) if form == "bibtex" else to_markdown(papers))
+        name, content = ("saved-papers.bib", to_bibtex(papers)) if form == "bibtex" else ("saved-papers.md", to_markdown(papers))
+        kind = "BibTeX" if form == "bibtex" else "Markdown"
+        return Reply(f"Your {len(papers)} saved papers as {kind}: {name}", file=Attachment(name, content, len(papers)))
 
     # -------------------------------------------------------------------------------- helpers
 

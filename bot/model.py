@@ -248,9 +248,19 @@ class Command:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file that goes with a reply (an export): its name, its text, and how many entries it holds."""
+
+    filename: str
+    content: str
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """The core's answer to a command, addressed to the asking user (ephemeral where possible)."""
 
     text: str
     cards: tuple[Card, ...] = ()
     ephemeral: bool = True
+    file: Attachment | None = None

@@ -100,10 +100,9 @@ class Translator:
 
     async def _send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
         embeds = [embed_for(card, budget=900) for card in reply.cards][:6]
-        if len(reply.text) > 1900:  # an export: send it as a file rather than cut it
-            name = "saved-papers.bib" if reply.text.lstrip().startswith("@") else "saved-papers.md"
-            file = discord.File(io.BytesIO(reply.text.encode()), filename=name)
-            await interaction.followup.send(f"Your saved papers ({name})", file=file, ephemeral=True)
+        if reply.file is not None:  # an export: a file, whole, never cut
+            file = discord.File(io.BytesIO(reply.file.content.encode()), filename=reply.file.filename)
+            await interaction.followup.send(content(reply.text), file=file, ephemeral=True)
             return
         await interaction.followup.send(content(reply.text), embeds=embeds, ephemeral=True)
 

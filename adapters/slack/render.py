@@ -7,6 +7,7 @@ escaping those three characters makes a title like ``<!channel>`` plain text tha
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,15 +18,35 @@ SECTION_LIMIT = 3000  # section text
 BUTTON_TEXT_LIMIT = 75
 CONTEXT_LIMIT = 2000  # per context element, kept well under the message total
 MESSAGE_BLOCKS = 50
+# Slack refuses a message whose blocks hold more than ~12,000 characters of text (msg_blocks_too_long,
+# undocumented; platforms.md): a reply keeps under 10,000.
+MESSAGE_TEXT = 10_000
+REPLY_TEXT_BUDGET = 9_000  # an answer's own text, when it shows no papers
+ROW_BUDGET = 700  # one paper's row in an answer, at most
+FILE_TEXT_BUDGET = 9_000  # an export shown in code blocks when it cannot be sent as a file
 HOME_BLOCKS = 100
 SAVE, UNSAVE = "paper_save", "paper_unsave"
 
 Block = dict[str, Any]
 
 
+# mrkdwn has no escape for its formatting characters, so in text from outside they become look-alikes
+# that Slack does not read: *bold*, _italic_, ~strike~ and `code` stay as typed, only inert.
+_INERT = str.maketrans({"*": "∗", "_": "ˍ", "~": "∼", "`": "ˋ"})
+_EMOJI_CODE = re.compile(r":(?=[a-z0-9_+'-]+:)", re.IGNORECASE)  # ":name:" would become an emoji
+
+
 def escape(text: str) -> str:
-    """Escape Slack's three control characters; nothing else is decoded, so nothing else is touched."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Text from outside, shown as written: Slack's three control characters escaped (so nothing links
+    or mentions), formatting characters and emoji codes made inert."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").translate(_INERT)
+    return _EMOJI_CODE.sub("∶", text)  # U+2236, a colon Slack does not read as an emoji's start
+
+
+def escape_code(text: str) -> str:
+    """Text for a code block, where formatting does not apply: control characters escaped, and a run of
+    three backticks broken so that it cannot end the block."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "`\u200b``")
 
 
 def fit(text: str, limit: int) -> str:
@@ -92,17 +113,85 @@ def digest_blocks(cards: Sequence[Card], top: int) -> list[Block]:
     return blocks[:MESSAGE_BLOCKS]
 
 
+def sections(lines: Sequence[str], limit: int, budget: int, wrap: tuple[str, str] = ("", "")) -> tuple[list[str], int]:
+    """Already-escaped ``lines`` packed into section texts of at most ``limit`` characters (``wrap``
+    included), at most ``budget`` characters in all, cut only between lines (a line longer than a
+    section is cut at ``limit``, never inside an escape like ``&amp;``). Returns the texts and how many
+    lines did not fit."""
+    room = limit - len(wrap[0]) - len(wrap[1])
+    texts: list[str] = []
+    current: list[str] = []
+    size = total = 0
+    for shown, line in enumerate(lines):
+        line = _cut_escaped(line, room)
+        if total + len(line) + 1 > budget:
+            if current:
+                texts.append(wrap[0] + "\n".join(current) + wrap[1])
+            return texts, len(lines) - shown
+        if current and size + len(line) + 1 > room:
+            texts.append(wrap[0] + "\n".join(current) + wrap[1])
+            current, size = [], 0
+        current.append(line)
+        size += len(line) + 1
+        total += len(line) + 1
+    if current:
+        texts.append(wrap[0] + "\n".join(current) + wrap[1])
+    return texts, 0
+
+
+def _cut_escaped(line: str, limit: int) -> str:
+    if len(line) <= limit:
+        return line
+    cut = line[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:  # an escape cut in half would show as junk
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def result_row(card: Card, budget: int) -> Block:
+    """One paper in a command's answer, in one block within ``budget`` characters: linked title, byline
+    and TL;DR, with its Save button."""
+    head = f"*{link(card.url, card.title, min(250, budget // 3))}*"
+    rest = budget - len(head) - 2
+    lines = [head, fit(card.credit, max(0, rest // 3)) if card.byline else "", fit(card.tldr, max(0, rest * 2 // 3))]
+    return {"type": "section", "text": mrkdwn("\n".join(line for line in lines if line)), "accessory": save_button(card.paper_id)}
+
+
 def reply_blocks(reply: Reply) -> list[Block]:
-    """A command's answer: its text (split into sections if long), then its cards."""
-    blocks: list[Block] = []
-    text = reply.text
-    while text and len(blocks) < 10:
-        chunk, text = text[:2800], text[2800:]
-        blocks.append({"type": "section", "text": mrkdwn(escape(chunk))})
-    for card in reply.cards:
-        if len(blocks) + 4 > MESSAGE_BLOCKS:
-            break
-        blocks.extend(card_blocks(card))
+    """A command's answer within one Slack message: its text (escaped first, then split between lines
+    into sections), then one compact row per card. Every card of the page is shown (rows shrink to fit
+    the ~10,000 characters Slack takes in one message); text that does not fit is said to be cut."""
+    rows = len(reply.cards)
+    text_budget = REPLY_TEXT_BUDGET if not rows else max(1000, REPLY_TEXT_BUDGET - rows * ROW_BUDGET)
+    texts, cut = sections([escape(line) for line in reply.text.splitlines()], SECTION_LIMIT, text_budget)
+    blocks: list[Block] = [{"type": "section", "text": mrkdwn(t)} for t in texts]
+    if cut:
+        blocks.append({"type": "context", "elements": [mrkdwn(f"…{cut} more lines did not fit in one Slack message.")]})
+    room = MESSAGE_TEXT - sum(len(t) for t in texts) - 200
+    row_budget = min(ROW_BUDGET, room // rows) if rows else 0
+    blocks += [result_row(card, row_budget) for card in reply.cards[: MESSAGE_BLOCKS - len(blocks)]]
+    return blocks
+
+
+def file_blocks(reply: Reply) -> list[Block]:
+    """An export shown in the message itself (when it cannot be sent as a file): code blocks within
+    Slack's limits, cut between entries, with a line saying how many entries are shown."""
+    file = reply.file
+    if file is None:
+        return reply_blocks(reply)
+    # BibTeX entries are separated by blank lines (kept between them); Markdown has one entry a line.
+    entries = [e + "\n" for e in file.content.strip().split("\n\n")] if "\n\n" in file.content else file.content.splitlines()
+    escaped = [escape_code(e) for e in entries]
+    texts, cut = sections(escaped, SECTION_LIMIT, FILE_TEXT_BUDGET, wrap=("```", "```"))
+    blocks: list[Block] = [{"type": "section", "text": mrkdwn(escape(reply.text))}]
+    blocks += [{"type": "section", "text": mrkdwn(t)} for t in texts]
+    if cut:
+        note = (
+            f"Showing {len(entries) - cut} of {len(entries)} entries: the rest did not fit in a message. "
+            "For the whole file, add the files:write and im:write scopes to paperbot (see the README)."
+        )
+        blocks.append({"type": "context", "elements": [mrkdwn(note)]})
     return blocks
 
 

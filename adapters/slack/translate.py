@@ -10,11 +10,11 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.render import SAVE, UNSAVE, escape, home_view, reply_blocks
-from bot.model import Destination, PostRef, Reaction, UserRef
+from adapters.slack.render import SAVE, UNSAVE, escape, file_blocks, fit, home_view, reply_blocks
+from bot.model import Attachment, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,30 @@ class Handlers:
         except TimeoutError:
             await ack(response_type="ephemeral", text="Looking…")
             reply = await work
-            await respond(
-                response_type="ephemeral", replace_original=True, text=escape(reply.text[:3000]), blocks=reply_blocks(reply)
+        else:
+            if reply.file is None:
+                await ack(response_type="ephemeral", text=fit(reply.text, 3000), blocks=reply_blocks(reply))
+                return
+            await ack(response_type="ephemeral", text=f"Preparing {escape(reply.file.filename)}…")
+        message = await self._send_file(reply, reply.file, user) if reply.file is not None else {"blocks": reply_blocks(reply)}
+        await respond(response_type="ephemeral", replace_original=True, text=fit(reply.text, 3000), **message)
+
+    async def _send_file(self, reply: Reply, file: Attachment, user: UserRef) -> dict[str, Any]:
+        """An export as a real file, in the person's direct messages with paperbot (an export is personal;
+        a file shared in the channel would show to everyone). Without ``files:write``/``im:write``, or if
+        Slack refuses, the file's text in code blocks instead, saying what did not fit."""
+        try:
+            opened = await self._client.conversations_open(users=user.user_id)
+            channel = str((opened.get("channel") or {}).get("id") or "")
+            await self._client.files_upload_v2(
+                channel=channel, filename=file.filename, title=file.filename, content=file.content, initial_comment=reply.text
             )
-            return
-        await ack(response_type="ephemeral", text=escape(reply.text[:3000]), blocks=reply_blocks(reply))
+        except (SlackApiError, SlackRequestError, aiohttp.ClientError, TimeoutError) as exc:
+            problem = _slack_error(exc)
+            log.info("export not sent as a file; shown in the reply", extra={"kv": {"problem": problem}})
+            return {"blocks": file_blocks(reply)}
+        text = f"Sent {file.filename} ({file.entries} papers) to your direct messages with paperbot."
+        return {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": escape(text), "verbatim": True}}]}
 
     async def on_reaction_added(self, body: dict[str, Any], event: dict[str, Any], context: dict[str, Any]) -> None:
         """A reaction added to a paperbot post: the save emoji saves its paper."""
@@ -115,7 +134,7 @@ class Handlers:
         if body.get("view", {}).get("type") == "home":
             await self._publish_home(user)
         else:
-            await respond(response_type="ephemeral", replace_original=False, text=escape(reply.text))
+            await respond(response_type="ephemeral", replace_original=False, text=fit(reply.text, 3000))
 
     async def on_home(self, event: dict[str, Any]) -> None:
         """The App Home tab opened: show the user's saved papers."""
@@ -152,3 +171,9 @@ class Handlers:
             await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("ephemeral confirmation not delivered", extra={"kv": {"channel": channel, "problem": type(exc).__name__}})
+
+
+def _slack_error(exc: Exception) -> str:
+    """A short reason for a failed Web API call (the error code Slack gave, else the exception's type)."""
+    data = getattr(getattr(exc, "response", None), "data", None)
+    return str(data.get("error")) if isinstance(data, dict) and data.get("error") else type(exc).__name__

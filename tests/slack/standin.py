@@ -85,7 +85,8 @@ class SlackStandIn:
                     payload = json.loads(raw or "{}")
                 else:
                     payload = {k: v[-1] for k, v in parse_qs(raw).items()}
-                self.respond(payload)
+                query = {k: v[-1] for k, v in parse_qs(self.path.partition("?")[2]).items()}  # slack_sdk's `params`
+                self.respond(query | payload)
 
             def respond(self, payload: dict[str, Any]) -> None:
                 status, headers, body = standin.answer(self.path, payload)

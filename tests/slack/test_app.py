@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 
+import bibtexparser
 import httpx
 import pytest
 from aiohttp import web
@@ -18,6 +20,7 @@ from bot.model import Delivery, Destination, UserRef
 from tests.fakes import make_paper
 from tests.redis_servers import free_port
 from tests.slack.conftest import SECRET, SlackHarness, action_body, event_body, signed, slash_body
+from tests.slack.standin import block_problems
 from tests.world import World
 
 C1 = Destination("slack", "C1")
@@ -183,3 +186,56 @@ async def test_only_workspace_admins_change_subscriptions_when_managers_is_the_r
     assert "can change this channel's subscriptions" in json.loads(refused.body)["text"]
     assert json.loads(accepted.body)["text"].startswith("Subscribed")
     assert topics == ["robots"]
+
+
+async def save_many(slack: SlackHarness, count: int) -> list[str]:
+    papers = [make_paper(f"2611.{n:05d}", title=f"Saved *paper* with_underscore {n}") for n in range(count)]
+    await slack.world.store.commit(papers, [])
+    for paper in papers:
+        await slack.world.core.save(UserRef("slack", "UADA"), paper.id)
+    return [p.id for p in papers]
+
+
+@pytest.mark.parametrize("count", [0, 1, 40, 200])
+async def test_export_arrives_as_a_file_in_the_persons_direct_messages(slack: SlackHarness, count: int) -> None:
+    ids = await save_many(slack, count)
+    hook = f"{slack.api.url}/hooks/export-{count}"
+    status, body = await slack.dispatch(signed(slash_body("export", response_url=hook), FORM))
+    assert status == 200
+    if not count:
+        assert json.loads(body)["text"] == "You have no saved papers to export."
+        assert slack.api.uploads == []
+        return
+    assert json.loads(body) == {"response_type": "ephemeral", "text": "Preparing saved-papers.bib…"}  # in the ack
+    await answered(slack, f"export-{count}")
+    [upload] = slack.api.uploads
+    assert upload["channel"] == "DUADA" and upload["filename"] == "saved-papers.bib"  # private, never the channel
+    entries = bibtexparser.parse_string(upload["content"].decode()).entries
+    assert [e.fields_dict["eprint"].value for e in entries] == list(reversed(ids))  # whole: newest first
+    [answer] = slack.api.methods(f"export-{count}")
+    assert answer["blocks"][0]["text"]["text"] == (
+        f"Sent saved-papers.bib ({count} papers) to your direct messages with paperbot."
+    )
+
+
+async def test_without_the_file_scopes_an_export_is_shown_in_code_blocks_saying_what_was_cut(slack: SlackHarness) -> None:
+    slack.api.files_scope = False
+    await save_many(slack, 200)
+    hook = f"{slack.api.url}/hooks/export-fallback"
+    await slack.dispatch(signed(slash_body("export", response_url=hook), FORM))
+    await answered(slack, "export-fallback")
+    [answer] = slack.api.methods("export-fallback")
+    blocks = answer["blocks"]
+    assert block_problems(blocks) == []
+    assert blocks[1]["text"]["text"].startswith("```@")
+    assert "of 200 entries" in blocks[-1]["elements"][0]["text"]
+    assert "files:write" in blocks[-1]["elements"][0]["text"]
+
+
+async def answered(slack: SlackHarness, hook: str, seconds: float = 10) -> None:
+    """Wait until the command's follow-up reached its response_url (bolt acks first, then goes on)."""
+    deadline = time.monotonic() + seconds
+    while not slack.api.methods(hook):  # noqa: ASYNC110 - the stand-in records from its own thread
+        assert time.monotonic() < deadline, f"no follow-up on {hook}"
+        await asyncio.sleep(0.02)
+

@@ -7,11 +7,14 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from slack_sdk.models.blocks import Block
 
-from adapters.slack.render import card_blocks, digest_blocks, escape, fallback, fit, home_view, reply_blocks
+from adapters.slack.render import card_blocks, digest_blocks, escape, fallback, file_blocks, fit, home_view, reply_blocks
 from bot.cards import to_card
-from bot.model import Card, Reply
+from bot.export import to_bibtex, to_markdown
+from bot.model import Attachment, Card, Reply
 from bot.store.library import Saved
+from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers
 from tests.slack.standin import block_problems
 
@@ -93,9 +96,6 @@ def test_digest_and_replies_and_home_stay_within_limits() -> None:
     assert block_problems(digest_blocks(many, 10)) == []
     assert digest_blocks(many, 10)[0]["text"]["text"] == "40 new papers · 30 more in the thread"
     assert_inert(digest_blocks(many, 10))
-    export = Reply("@misc{" + "x" * 50_000 + "}", cards=tuple(CARDS))
-    assert block_problems(reply_blocks(export)[:50]) == [] or len(reply_blocks(export)) <= 50
-    assert len(reply_blocks(export)) <= 50
     saved = [Saved(p, datetime(2026, 3, 6, tzinfo=UTC)) for p in hostile_papers() * 60]
     view = home_view(saved)
     assert len(view["blocks"]) <= 100
@@ -107,3 +107,60 @@ def test_escape_and_fit() -> None:
     fitted = fit("<" * 100, 50)
     assert len(fitted) <= 50
     assert "<" not in fitted
+
+
+def valid(blocks: list[dict]) -> list[dict]:
+    """``blocks`` after slack_sdk's own validators (which raise on anything over a limit)."""
+    for block in blocks:
+        parsed = Block.parse(block)
+        assert parsed is not None
+        parsed.validate_json()
+    assert block_problems(blocks) == []
+    return blocks
+
+
+@pytest.mark.parametrize("page_size", [1, 5, 12, 13, 20])
+def test_every_card_of_a_page_is_shown_within_one_message(page_size: int) -> None:
+    cards = tuple((CARDS * 5)[:page_size])
+    text = "\n".join(f"{n}. Q&A <for> *reasoning* :rotating_light: Verified" for n in range(30))
+    blocks = valid(reply_blocks(Reply(text, cards=cards)))
+    rows = [b for b in blocks if b.get("accessory", {}).get("action_id") == "paper_save"]
+    assert [r["accessory"]["value"] for r in rows] == [c.paper_id for c in cards]  # none vanish after the 12th
+    assert_inert(blocks)
+
+
+def test_a_long_answer_is_escaped_first_then_split_between_lines_and_says_what_was_cut() -> None:
+    text = "\n".join(f"{n:04d}. Q&A <for> everyone & more" for n in range(2000))  # 60,000+ characters escaped
+    blocks = valid(reply_blocks(Reply(text)))
+    sections = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert all(len(t) <= 3000 for t in sections)
+    assert all(line.endswith("everyone &amp; more") for t in sections for line in t.split("\n"))  # whole lines
+    assert "more lines did not fit" in blocks[-1]["elements"][0]["text"]
+
+
+def test_formatting_and_emoji_codes_from_a_title_are_inert() -> None:
+    rendered = escape("*Bold* _it_ ~gone~ `code` :rotating_light: Verified at 12:30")
+    for live in ("*Bold*", "_it_", "~gone~", "`code`", ":rotating_light:"):
+        assert live not in rendered
+    assert "12:30" in rendered.replace("∶", ":")  # shown as written, only inert
+
+
+@pytest.mark.parametrize("count", [1, 40, 200])
+@pytest.mark.parametrize("form", ["bibtex", "markdown"])
+def test_an_export_shown_in_the_message_is_code_blocks_within_limits(count: int, form: str) -> None:
+    papers = [make_paper(f"2611.{n:05d}", title=f"A title with_underscores & <brackets> {n}") for n in range(count)]
+    content = to_bibtex(papers) if form == "bibtex" else to_markdown(papers)
+    reply = Reply(f"Your {count} saved papers", file=Attachment("saved-papers.bib", content, count))
+    blocks = valid(file_blocks(reply))
+    code = [b["text"]["text"] for b in blocks[1:] if b["type"] == "section"]
+    assert code and all(t.startswith("```") and t.endswith("```") for t in code)
+    assert "_underscores" in code[0] and "ˍ" not in "".join(code)  # copyable as written: no look-alikes in code
+    if blocks[-1]["type"] == "section":  # all of it shown: nothing to say
+        assert all(p.id in "".join(code) for p in papers)
+        assert count < 200
+    else:
+        note = blocks[-1]["elements"][0]["text"]
+        shown = int(re.search(r"Showing (\d+) of", note).group(1))  # type: ignore[union-attr]
+        assert f"of {count} entries" in note and 0 < shown < count
+        assert [p.id for p in papers if p.id in "".join(code)] == [p.id for p in papers[:shown]]
+

@@ -106,9 +106,14 @@ async def test_save_list_unsave_and_export_per_user(world: World) -> None:
     assert saved.splitlines()[1].startswith("1. Protein folding — 2603.00004")
     assert saved.splitlines()[2].startswith("2. Reasoning robots — 2603.00002")
     assert "no saved papers" in await world.ask("/papers saved", BOB)
-    entries = bibtexparser.parse_string(await world.ask("/papers export")).entries
+    export = await world.core.handle("/papers export", ADA, HERE)
+    assert export.text == "Your 2 saved papers as BibTeX: saved-papers.bib"
+    assert export.file is not None and export.file.filename == "saved-papers.bib" and export.file.entries == 2
+    entries = bibtexparser.parse_string(export.file.content).entries
     assert [e.fields_dict["eprint"].value for e in entries] == ["2603.00004", "2603.00002"]
-    assert (await world.ask("/papers export markdown")).startswith("- [Protein folding](https://arxiv.org/abs/2603.00004)")
+    markdown = (await world.core.handle("/papers export markdown", ADA, HERE)).file
+    assert markdown is not None and markdown.filename == "saved-papers.md"
+    assert markdown.content.startswith("- [Protein folding](https://arxiv.org/abs/2603.00004)")
     assert "export as bibtex or markdown" in await world.ask("/papers export pdf")
     assert await world.ask("/papers unsave 2603.00004") == "Removed 2603.00004 from your saved papers."
     assert "not in your saved papers" in await world.ask("/papers unsave 2603.00004")

@@ -11,7 +11,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.client import PaperbotClient
-from adapters.discord.render import content, embed_for
+from adapters.discord.render import batches, content, embed_for
 from bot.model import Command, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 
@@ -99,12 +99,14 @@ class Translator:
         await commands.react(Reaction(post, UserRef("discord", str(payload.user_id)), str(payload.emoji), added))
 
     async def _send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
-        embeds = [embed_for(card, budget=900) for card in reply.cards][:6]
+        embeds = batches([embed_for(card, budget=900) for card in reply.cards]) or [[]]
         if reply.file is not None:  # an export: a file, whole, never cut
             file = discord.File(io.BytesIO(reply.file.content.encode()), filename=reply.file.filename)
             await interaction.followup.send(content(reply.text), file=file, ephemeral=True)
             return
-        await interaction.followup.send(content(reply.text), embeds=embeds, ephemeral=True)
+        await interaction.followup.send(content(reply.text), embeds=embeds[0], ephemeral=True)
+        for more in embeds[1:]:  # a page whose cards exceed one message's 10 embeds or 6,000 characters
+            await interaction.followup.send(embeds=more, ephemeral=True)
 
 
 class PapersGroup(app_commands.Group):

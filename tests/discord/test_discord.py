@@ -100,6 +100,18 @@ async def test_search_results_come_back_as_embeds(discord_bot: DiscordHarness) -
     assert payload["embeds"][0]["title"] == "Reasoning with tokens"
 
 
+async def test_a_page_of_twenty_results_shows_all_twenty(discord_bot: DiscordHarness) -> None:
+    world = World(page_size=20)
+    discord_bot.inbound.attach(world.core)
+    await world.store.commit([make_paper(f"2611.{n:05d}", title=f"Reasoning step {n}") for n in range(25)], [])
+    await discord_bot.inbound.tree._call(discord_bot.command("search", query="reasoning"))
+    followups = [r[2]["payload"] for r in discord_bot.responses[1:]]
+    assert followups[0]["content"].startswith("25 papers match")
+    assert sum(len(p.get("embeds", [])) for p in followups) == 20  # more than one message's worth, none lost
+    assert all(len(p.get("embeds", [])) <= 10 for p in followups)
+    await world.aclose()
+
+
 async def test_export_arrives_as_a_file(discord_bot: DiscordHarness) -> None:
     papers = [make_paper(f"2611.{n:05d}", title=f"A fairly long paper title number {n}") for n in range(40)]
     await discord_bot.world.store.commit(papers, [])

@@ -7,6 +7,7 @@
     ├── StoreError       the Redis store is unreachable or refused a command
     ├── DeliveryError    an adapter could not post; ``permanent``: the destination needs a person;
     │                    ``rejected``: this one message will never be accepted (the rest can go on)
+    ├── ListenerError    a chat platform's connection could not be made (a wrong token, no network)
     └── CommandError     a user's command is malformed; shown to that user only
 
 Sources, stores and adapters translate third-party exceptions into these at the boundary,
@@ -54,3 +55,7 @@ class DeliveryError(PaperbotError):
 
 class CommandError(PaperbotError):
     """A user's command could not be understood; the message says what is wrong and where."""
+
+
+class ListenerError(PaperbotError):
+    """A chat platform's connection could not be made, for a reason worth one line (no traceback)."""

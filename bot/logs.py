@@ -74,6 +74,9 @@ def configure(verbosity: int, redact: Redact = str) -> None:
     for name in ("bot", "adapters"):
         logging.getLogger(name).setLevel(ours)
     logging.getLogger("bot.app").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)
+    # A chat connection made or lost is one line at the default level, like the service's start and stop.
+    for name in ("adapters.slack.inbound", "adapters.discord.inbound"):
+        logging.getLogger(name).setLevel(logging.INFO if verbosity == 0 else ours)
     # Third-party chatter (every HTTP request, every scheduler tick) only at -vv. The Slack SDKs log
     # request bodies at debug level, and those carry response_url bearer URLs: never at -v.
     for name in ("httpx", "httpcore", "apscheduler", "asyncio", "slack_sdk", "slack_bolt", "adapters.slack.bolt", "discord"):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.delivery import Deliverer, DeliveryReport
-from bot.errors import PaperbotError, SourceError, StoreError
+from bot.errors import ListenerError, PaperbotError, SourceError, StoreError
 from bot.pacing import backoff
 from bot.poller import Poller, PollReport
 from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
@@ -150,6 +150,8 @@ async def supervise(name: str, listener: Listener, commands: Commands) -> None:
             problem = "stopped on its own"
         except asyncio.CancelledError:
             raise
+        except ListenerError as exc:  # the adapter said why, in words for a person
+            problem = str(exc)[:300]
         except Exception as exc:  # any failure of one platform's connection must not stop the others
             problem = f"{type(exc).__name__}: {exc}"[:300]
         if asyncio.get_running_loop().time() - started > LISTENER_STEADY:

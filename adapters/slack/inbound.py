@@ -6,16 +6,22 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.translate import Handlers
+from bot.errors import ListenerError
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
+
+# apps.connections.open answers these when the token itself is wrong: a person must fix it.
+APP_TOKEN_REFUSED = {"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive", "missing_scope"}
 
 
 class SlackInbound:
@@ -31,7 +37,9 @@ class SlackInbound:
         port: int = 3000,
         host: str = "0.0.0.0",  # HTTP mode must be reachable by Slack
         ack_budget: float = 2.0,
+        save_emoji: str = "bookmark",
     ) -> None:
+        self._save_emoji = save_emoji
         self._client = client
         self._app_token = app_token
         self._signing_secret = signing_secret or ""
@@ -52,7 +60,7 @@ class SlackInbound:
             ignoring_self_events_enabled=True,
             logger=bolt_log,
         )
-        Handlers(commands, self._client, self._ack_budget).register(app, self._command)
+        Handlers(commands, self._client, self._ack_budget, self._save_emoji).register(app, self._command)
         return app
 
     async def run(self, commands: Commands) -> None:
@@ -61,6 +69,7 @@ class SlackInbound:
         if self._app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
+            await self._check_app_token()
             handler = AsyncSocketModeHandler(app, self._app_token)
             await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
             log.info("slack connected", extra={"kv": {"mode": "socket"}})
@@ -68,6 +77,7 @@ class SlackInbound:
                 await asyncio.Event().wait()
             finally:
                 await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
+                log.info("slack disconnected", extra={"kv": {"mode": "socket"}})
             return
         runner = web.AppRunner(http_app(app, self._signing_secret), access_log=None)
         await runner.setup()
@@ -77,6 +87,23 @@ class SlackInbound:
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
+
+    async def _check_app_token(self) -> None:
+        """Ask Slack once whether the app token may open Socket Mode, so a wrong or revoked token is one
+        clear line (and a retry with backoff, by the supervisor) rather than a reconnect loop of tracebacks."""
+        try:
+            await self._client.apps_connections_open(app_token=self._app_token or "")
+        except SlackApiError as exc:
+            data = getattr(exc.response, "data", None)
+            error = data.get("error") if isinstance(data, dict) else None
+            if error in APP_TOKEN_REFUSED:
+                raise ListenerError(
+                    f"Slack refused SLACK_APP_TOKEN ({error}): use an app-level token (xapp-…) with the "
+                    "connections:write scope, from Basic Information → App-Level Tokens"
+                ) from None
+            raise ListenerError(f"Slack apps.connections.open failed: {error or type(exc).__name__}") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ListenerError(f"Slack is unreachable ({type(exc).__name__})") from None
 
 
 def http_app(app: AsyncApp, signing_secret: str) -> web.Application:

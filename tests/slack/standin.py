@@ -60,6 +60,8 @@ class SlackStandIn:
     files_scope: bool = True  # False: files.getUploadURLExternal answers missing_scope
     im_scope: bool = True  # False: conversations.open answers missing_scope
     uploads: list[dict[str, Any]] = field(default_factory=list)  # completed file uploads
+    app_tokens: set[str] = field(default_factory=set)  # app-level tokens apps.connections.open accepts
+    socket_url: str = ""  # the websocket URL it hands out (a SocketModeStandIn's)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -89,7 +91,8 @@ class SlackStandIn:
                 self.respond(query | payload)
 
             def respond(self, payload: dict[str, Any]) -> None:
-                status, headers, body = standin.answer(self.path, payload)
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                status, headers, body = standin.answer(self.path, payload, token)
                 if standin.delay:
                     time.sleep(standin.delay)  # the message is already accepted: dying now duplicates it
                 raw = isinstance(body, bytes)  # a fault may be a raw body (an HTML error page)
@@ -120,7 +123,7 @@ class SlackStandIn:
         """Answer the next calls of ``method`` with ``answers`` (status, headers, body), then normally."""
         self.faults.setdefault(method, deque()).extend(answers)
 
-    def answer(self, path: str, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def answer(self, path: str, payload: dict[str, Any], token: str = "") -> tuple[int, dict[str, str], dict[str, Any]]:
         path = path.split("?", 1)[0]
         method = path.rsplit("/", 1)[-1]
         with self._lock:
@@ -130,24 +133,34 @@ class SlackStandIn:
                 return queue.popleft()
             if path.startswith("/hooks/"):
                 return 200, {}, {"ok": True}
-            if method == "users.info":
-                user = payload.get("user", "")
-                return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
-            if method == "auth.test":
-                return 200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "paperbot"}
-            if method == "chat.postMessage":
-                return self._post_message(payload)
-            if method == "conversations.history":
-                return self._history(payload)
-            if method == "conversations.open":
-                if not self.im_scope:
-                    return 200, {}, {"ok": False, "error": "missing_scope", "needed": "im:write"}
-                return 200, {}, {"ok": True, "channel": {"id": f"D{payload.get('users', '')}"}}
-            if method == "files.getUploadURLExternal":
-                return self._upload_url(payload)
-            if method == "files.completeUploadExternal":
-                return self._complete_upload(payload)
-            return 200, {}, {"ok": True}
+            answer = {
+                "users.info": self._user,
+                "auth.test": lambda p, t: (200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}),
+                "chat.postMessage": lambda p, t: self._post_message(p),
+                "apps.connections.open": self._connections_open,
+                "conversations.history": lambda p, t: self._history(p),
+                "conversations.open": self._open_dm,
+                "files.getUploadURLExternal": lambda p, t: self._upload_url(p),
+                "files.completeUploadExternal": lambda p, t: self._complete_upload(p),
+            }.get(method)
+            return answer(payload, token) if answer else (200, {}, {"ok": True})
+
+    def _user(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+        user = payload.get("user", "")
+        return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
+
+    def _connections_open(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+        # Socket Mode: an app-level token (and only that) gets a websocket URL.
+        if token.startswith("xoxb-"):
+            return 200, {}, {"ok": False, "error": "not_allowed_token_type"}
+        if token not in self.app_tokens or not self.socket_url:
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        return 200, {}, {"ok": True, "url": self.socket_url}
+
+    def _open_dm(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+        if not self.im_scope:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "im:write"}
+        return 200, {}, {"ok": True, "channel": {"id": f"D{payload.get('users', '')}"}}
 
     def _post_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         channel = payload.get("channel", "")

@@ -1,0 +1,108 @@
+"""Socket Mode end to end: the real bolt ``AsyncSocketModeHandler`` (slack_sdk's aiohttp client) through
+``SlackInbound.run``, against the stand-in Web API and a loopback Socket Mode websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qsl
+
+import pytest
+
+from adapters.slack.inbound import SlackInbound
+from adapters.slack.outbound import web_client
+from bot.errors import ListenerError
+from bot.model import UserRef
+from bot.service import supervise
+from tests.conftest import fixture_text
+from tests.slack.conftest import SlackHarness, slash_body
+from tests.slack.socket_standin import SocketModeStandIn
+from tests.slack.test_app import post_paper
+
+APP_TOKEN = "xapp-1-A1-socket-test"
+
+
+async def until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    """Until ``condition`` holds (the stand-ins record from their own threads)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        await asyncio.sleep(0.02)
+
+
+def command(text: str) -> dict[str, str]:
+    """A slash command's payload as Socket Mode carries it: the form fields, as JSON."""
+    return dict(parse_qsl(slash_body(text)))
+
+
+def event(name: str, event_id: str, **fields: object) -> dict[str, object]:
+    body = json.loads(fixture_text(f"slack/{name}.json"))
+    body["event_id"] = event_id
+    body["event"].update(fields)
+    return body
+
+
+async def test_commands_reactions_buttons_and_home_over_socket_mode_and_reconnects(slack: SlackHarness) -> None:
+    ts = await post_paper(slack)
+    with SocketModeStandIn() as socket:
+        slack.api.app_tokens.add(APP_TOKEN)
+        slack.api.socket_url = socket.url
+        inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=APP_TOKEN)
+        running = asyncio.create_task(inbound.run(slack.world.core))
+        try:
+            await until(lambda: socket.connections == 1)
+
+            # A slash command is answered in the acknowledgement itself.
+            sent = socket.send("slash_commands", command("reasoning"), accepts_response_payload=True)
+            await until(lambda: sent in socket.acks)
+            assert socket.acks[sent]["payload"]["text"] == "1 paper matches “reasoning” (showing 1–1)"
+
+            # A reaction saves the paper it is on.
+            reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
+            sent = socket.send("events_api", event("reaction_added", "EvSock1", **reaction))
+            await until(lambda: sent in socket.acks)
+            ada = UserRef("slack", "UADA")
+            await until(lambda: bool(slack.api.methods("chat.postEphemeral")))
+            assert [s.paper.id for s in await slack.world.library.saved(ada)] == ["2611.00001"]
+
+            # The App Home shows it.
+            sent = socket.send("events_api", event("app_home_opened", "EvSock2", user="UADA"))
+            await until(lambda: bool(slack.api.methods("views.publish")))
+            assert "Reasoning with tokens" in json.dumps(slack.api.methods("views.publish")[-1])
+
+            # Slack asks for a new connection, then the network drops one: both times it comes back.
+            socket.disconnect("refresh_requested")
+            await until(lambda: socket.connections == 2)
+            socket.drop()
+            await until(lambda: socket.connections == 3)
+            sent = socket.send("slash_commands", command("help"), accepts_response_payload=True)
+            await until(lambda: sent in socket.acks)
+            assert socket.acks[sent]["payload"]["text"].startswith("/papers &lt;query&gt;")
+            assert len(slack.api.methods("apps.connections.open")) >= 3  # a fresh URL for each connection
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+
+@pytest.mark.parametrize("token", ["xapp-1-A1-revoked", "xoxb-a-bot-token-by-mistake"])
+async def test_a_wrong_app_token_is_one_clear_line_and_a_retry_with_backoff(
+    slack: SlackHarness, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=token)
+    with pytest.raises(ListenerError, match=r"Slack refused SLACK_APP_TOKEN \((invalid_auth|not_allowed_token_type)\)"):
+        await inbound.run(slack.world.core)
+
+    caplog.set_level(logging.INFO)
+    supervised = asyncio.create_task(supervise("slack", inbound, slack.world.core))
+    await until(lambda: any("chat listener down" in r.getMessage() for r in caplog.records))
+    await asyncio.sleep(0.5)
+    supervised.cancel()
+    await asyncio.gather(supervised, return_exceptions=True)
+    down = [r for r in caplog.records if "chat listener down" in r.getMessage()]
+    assert len(down) == 1  # then silence while it backs off (5 s, doubling)
+    assert "connections:write" in down[0].kv["problem"]  # type: ignore[attr-defined]
+    assert not any(r.exc_info for r in caplog.records)  # no traceback anywhere
+    assert token not in caplog.text

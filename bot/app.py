@@ -76,6 +76,7 @@ def build_platforms(settings: Settings, json_lines: bool = False) -> Platforms:
                 signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
                 command=slack.command,
                 port=slack.port,
+                save_emoji=settings.chat.save_emoji.get("slack", "bookmark"),
             )
     if settings.discord.token:
         from adapters.discord.client import new_client

@@ -195,11 +195,12 @@ def file_blocks(reply: Reply) -> list[Block]:
     return blocks
 
 
-def home_view(saved: Sequence[Saved]) -> dict[str, Any]:
+def home_view(saved: Sequence[Saved], save_emoji: str = "bookmark") -> dict[str, Any]:
     """The App Home tab: the user's saved papers, newest first, each with Unsave."""
     blocks: list[Block] = [{"type": "header", "text": plain("Your saved papers", 150)}]
     if not saved:
-        empty = "Nothing saved yet. React with :bookmark: on a paper, or press its Save button."
+        emoji = re.sub(r"[^a-z0-9_+'-]", "", save_emoji.lower()) or "bookmark"  # our own setting, still checked
+        empty = f"Nothing saved yet. React with :{emoji}: on a paper, or press its Save button."
         blocks.append({"type": "section", "text": mrkdwn(empty)})
     for item in saved[: HOME_BLOCKS - 2]:
         paper = item.paper

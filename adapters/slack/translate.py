@@ -18,7 +18,11 @@ from bot.model import Attachment, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
-MANAGING = ("subscribe", "unsubscribe")  # the subcommands that change a channel for everyone in it
+MANAGING = ("subscribe", "unsubscribe")
+NO_PREVIEWS: dict[str, Any] = {
+    "unfurl_links": False,
+    "unfurl_media": False,
+}  # replies link papers; no previews  # the subcommands that change a channel for everyone in it
 
 
 def command_parts(body: dict[str, Any]) -> tuple[str, UserRef, Destination]:
@@ -43,7 +47,8 @@ def action_parts(body: dict[str, Any]) -> tuple[UserRef, str]:
 class Handlers:
     """What bolt calls for each kind of inbound event; ``register`` wires them to an app."""
 
-    def __init__(self, commands: Commands, client: AsyncWebClient, ack_budget: float = 2.0) -> None:
+    def __init__(self, commands: Commands, client: AsyncWebClient, ack_budget: float = 2.0, save_emoji: str = "bookmark") -> None:
+        self._save_emoji = save_emoji
         self._commands = commands
         self._client = client
         self._ack_budget = ack_budget
@@ -76,11 +81,11 @@ class Handlers:
             reply = await work
         else:
             if reply.file is None:
-                await ack(response_type="ephemeral", text=fit(reply.text, 3000), blocks=reply_blocks(reply))
+                await ack(response_type="ephemeral", text=fit(reply.text, 3000), blocks=reply_blocks(reply), **NO_PREVIEWS)
                 return
             await ack(response_type="ephemeral", text=f"Preparing {escape(reply.file.filename)}…")
         message = await self._send_file(reply, reply.file, user) if reply.file is not None else {"blocks": reply_blocks(reply)}
-        await respond(response_type="ephemeral", replace_original=True, text=fit(reply.text, 3000), **message)
+        await respond(response_type="ephemeral", replace_original=True, text=fit(reply.text, 3000), **message, **NO_PREVIEWS)
 
     async def _send_file(self, reply: Reply, file: Attachment, user: UserRef) -> dict[str, Any]:
         """An export as a real file, in the person's direct messages with paperbot (an export is personal;
@@ -134,7 +139,7 @@ class Handlers:
         if body.get("view", {}).get("type") == "home":
             await self._publish_home(user)
         else:
-            await respond(response_type="ephemeral", replace_original=False, text=fit(reply.text, 3000))
+            await respond(response_type="ephemeral", replace_original=False, text=fit(reply.text, 3000), **NO_PREVIEWS)
 
     async def on_home(self, event: dict[str, Any]) -> None:
         """The App Home tab opened: show the user's saved papers."""
@@ -161,14 +166,16 @@ class Handlers:
 
     async def _publish_home(self, user: UserRef) -> None:
         try:
-            await self._client.views_publish(user_id=user.user_id, view=home_view(await self._commands.saved(user)))
+            await self._client.views_publish(
+                user_id=user.user_id, view=home_view(await self._commands.saved(user), self._save_emoji)
+            )
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not publish the App Home", extra={"kv": {"user": user.user_id, "problem": type(exc).__name__}})
 
     async def _tell(self, channel: str, user: str, text: str) -> None:
         # Ephemeral delivery is best effort by Slack's own account; a failure here loses nothing.
         try:
-            await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text))
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text), **NO_PREVIEWS)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("ephemeral confirmation not delivered", extra={"kv": {"channel": channel, "problem": type(exc).__name__}})
 

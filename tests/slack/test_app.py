@@ -44,6 +44,7 @@ async def test_papers_query_is_answered_ephemerally_in_the_ack(slack: SlackHarne
     assert status == 200
     answer = json.loads(body)
     assert answer["response_type"] == "ephemeral"
+    assert (answer["unfurl_links"], answer["unfurl_media"]) == (False, False)  # no previews under a reply
     assert answer["text"] == "1 paper matches “reasoning” (showing 1–1)"
     assert answer["blocks"][1]["text"]["text"].startswith("*<https://arxiv.org/abs/2611.00001|Reasoning with tokens>*")
 
@@ -110,7 +111,13 @@ async def test_the_save_button_saves_and_confirms_ephemerally(slack: SlackHarnes
     status, _ = await slack.dispatch(signed(action_body("paper_save", "2611.00001", "UBOB", hook), FORM))
     assert status == 200
     [confirmation] = slack.api.methods("action-1")
-    assert confirmation == {"response_type": "ephemeral", "replace_original": False, "text": "Saved “Reasoning with tokens”."}
+    assert confirmation == {
+        "response_type": "ephemeral",
+        "replace_original": False,
+        "text": "Saved “Reasoning with tokens”.",
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
     assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UBOB"))] == ["2611.00001"]
 
 
@@ -209,7 +216,8 @@ async def test_export_arrives_as_a_file_in_the_persons_direct_messages(slack: Sl
     assert json.loads(body) == {"response_type": "ephemeral", "text": "Preparing saved-papers.bib…"}  # in the ack
     await answered(slack, f"export-{count}")
     [upload] = slack.api.uploads
-    assert upload["channel"] == "DUADA" and upload["filename"] == "saved-papers.bib"  # private, never the channel
+    assert upload["channel"] == "DUADA"  # private, never the channel
+    assert upload["filename"] == "saved-papers.bib"
     entries = bibtexparser.parse_string(upload["content"].decode()).entries
     assert [e.fields_dict["eprint"].value for e in entries] == list(reversed(ids))  # whole: newest first
     [answer] = slack.api.methods(f"export-{count}")
@@ -235,7 +243,6 @@ async def test_without_the_file_scopes_an_export_is_shown_in_code_blocks_saying_
 async def answered(slack: SlackHarness, hook: str, seconds: float = 10) -> None:
     """Wait until the command's follow-up reached its response_url (bolt acks first, then goes on)."""
     deadline = time.monotonic() + seconds
-    while not slack.api.methods(hook):  # noqa: ASYNC110 - the stand-in records from its own thread
+    while not slack.api.methods(hook):  # the stand-in records from its own thread
         assert time.monotonic() < deadline, f"no follow-up on {hook}"
         await asyncio.sleep(0.02)
-

@@ -153,14 +153,21 @@ def test_an_export_shown_in_the_message_is_code_blocks_within_limits(count: int,
     reply = Reply(f"Your {count} saved papers", file=Attachment("saved-papers.bib", content, count))
     blocks = valid(file_blocks(reply))
     code = [b["text"]["text"] for b in blocks[1:] if b["type"] == "section"]
-    assert code and all(t.startswith("```") and t.endswith("```") for t in code)
-    assert "_underscores" in code[0] and "ˍ" not in "".join(code)  # copyable as written: no look-alikes in code
+    assert code
+    assert all(t.startswith("```") and t.endswith("```") for t in code)
+    assert "_underscores" in code[0]
+    assert "ˍ" not in "".join(code)  # copyable as written: no look-alikes in code
     if blocks[-1]["type"] == "section":  # all of it shown: nothing to say
         assert all(p.id in "".join(code) for p in papers)
         assert count < 200
     else:
         note = blocks[-1]["elements"][0]["text"]
         shown = int(re.search(r"Showing (\d+) of", note).group(1))  # type: ignore[union-attr]
-        assert f"of {count} entries" in note and 0 < shown < count
+        assert f"of {count} entries" in note
+        assert 0 < shown < count
         assert [p.id for p in papers if p.id in "".join(code)] == [p.id for p in papers[:shown]]
 
+
+def test_the_home_tab_names_the_configured_save_emoji() -> None:
+    assert ":star:" in json.dumps(home_view([], "star"))
+    assert ":bookmark:" in json.dumps(home_view([], "🔖"))  # a setting that is no Slack emoji name is not shown

@@ -108,11 +108,13 @@ async def test_save_list_unsave_and_export_per_user(world: World) -> None:
     assert "no saved papers" in await world.ask("/papers saved", BOB)
     export = await world.core.handle("/papers export", ADA, HERE)
     assert export.text == "Your 2 saved papers as BibTeX: saved-papers.bib"
-    assert export.file is not None and export.file.filename == "saved-papers.bib" and export.file.entries == 2
+    assert export.file is not None
+    assert (export.file.filename, export.file.entries) == ("saved-papers.bib", 2)
     entries = bibtexparser.parse_string(export.file.content).entries
     assert [e.fields_dict["eprint"].value for e in entries] == ["2603.00004", "2603.00002"]
     markdown = (await world.core.handle("/papers export markdown", ADA, HERE)).file
-    assert markdown is not None and markdown.filename == "saved-papers.md"
+    assert markdown is not None
+    assert markdown.filename == "saved-papers.md"
     assert markdown.content.startswith("- [Protein folding](https://arxiv.org/abs/2603.00004)")
     assert "export as bibtex or markdown" in await world.ask("/papers export pdf")
     assert await world.ask("/papers unsave 2603.00004") == "Removed 2603.00004 from your saved papers."

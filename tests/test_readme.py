@@ -24,5 +24,9 @@ def test_ci_runs_the_readmes_test_command_verbatim() -> None:
     assert tests in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
-def test_the_procfile_runs_the_service() -> None:
-    assert "worker: paperbot run" in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+def test_the_procfile_runs_the_service_in_every_documented_deployment() -> None:
+    lines = (ROOT / "Procfile").read_text(encoding="utf-8").splitlines()
+    assert "worker: paperbot run" in lines  # Socket Mode, or posting only
+    assert "web: paperbot run" in lines  # Slack's HTTP mode: only `web` gets $PORT traffic
+    assert "poller: paperbot run --role poller" in lines
+    assert "deliverer: paperbot run --role worker" in lines

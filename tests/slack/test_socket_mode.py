@@ -1,4 +1,5 @@
-"""Socket Mode end to end: the real bolt ``AsyncSocketModeHandler`` (slack_sdk's aiohttp client) through
+"""Socket Mode end to end (commands, reactions, the Save button, the App Home, reconnects, a wrong token):
+the real bolt ``AsyncSocketModeHandler`` (slack_sdk's aiohttp client) through
 ``SlackInbound.run``, against the stand-in Web API and a loopback Socket Mode websocket."""
 
 from __future__ import annotations
@@ -67,6 +68,16 @@ async def test_commands_reactions_buttons_and_home_over_socket_mode_and_reconnec
             ada = UserRef("slack", "UADA")
             await until(lambda: bool(slack.api.methods("chat.postEphemeral")))
             assert [s.paper.id for s in await slack.world.library.saved(ada)] == ["2611.00001"]
+
+            # The Save button saves for whoever pressed it, and says so.
+            press = json.loads(fixture_text("slack/block_actions.json"))
+            press["user"]["id"] = "UBOB"
+            press["actions"][0].update(action_id="paper_save", value="2611.00001")
+            press["response_url"] = f"{slack.api.url}/hooks/sock-save"
+            sent = socket.send("interactive", press)
+            await until(lambda: bool(slack.api.methods("sock-save")))
+            assert slack.api.methods("sock-save")[0]["text"] == "Saved “Reasoning with tokens”."
+            assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UBOB"))] == ["2611.00001"]
 
             # The App Home shows it.
             sent = socket.send("events_api", event("app_home_opened", "EvSock2", user="UADA"))

@@ -120,7 +120,8 @@ class Handlers:
             return  # Slack retried an event we already handled
         reply = await self._commands.react(reaction)
         if reply is not None and reply.text:  # an ignored reaction has nothing to say
-            await self._tell(reaction.post.destination.channel, reaction.user.user_id, reply.text)
+            channel = reaction.post.destination.channel
+            await self._tell(channel, reaction.user.user_id, reply.text, await self._thread_of(channel, reaction.post.message_id))
 
     async def on_save(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
         """The Save button on a card."""
@@ -172,10 +173,22 @@ class Handlers:
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not publish the App Home", extra={"kv": {"user": user.user_id, "problem": type(exc).__name__}})
 
-    async def _tell(self, channel: str, user: str, text: str) -> None:
-        # Ephemeral delivery is best effort by Slack's own account; a failure here loses nothing.
+    async def _thread_of(self, channel: str, ts: str) -> str | None:
+        """The thread a message is a reply in (a digest's papers are replies), so that a confirmation shows
+        where the person reacted; None for a message in the channel itself, or when Slack will not say."""
         try:
-            await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text), **NO_PREVIEWS)
+            answer = await self._client.conversations_replies(channel=channel, ts=ts, limit=1)
+        except (SlackApiError, aiohttp.ClientError, TimeoutError):
+            return None
+        messages = answer.get("messages") or []
+        parent = str(messages[0].get("ts", "")) if messages and isinstance(messages[0], dict) else ""
+        return parent if parent and parent != ts else None
+
+    async def _tell(self, channel: str, user: str, text: str, thread: str | None = None) -> None:
+        # Ephemeral delivery is best effort by Slack's own account; a failure here loses nothing.
+        where: dict[str, Any] = {"thread_ts": thread} if thread else {}
+        try:
+            await self._client.chat_postEphemeral(channel=channel, user=user, text=escape(text), **where, **NO_PREVIEWS)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("ephemeral confirmation not delivered", extra={"kv": {"channel": channel, "problem": type(exc).__name__}})
 

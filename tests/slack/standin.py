@@ -139,6 +139,7 @@ class SlackStandIn:
                 "chat.postMessage": lambda p, t: self._post_message(p),
                 "apps.connections.open": self._connections_open,
                 "conversations.history": lambda p, t: self._history(p),
+                "conversations.replies": lambda p, t: self._replies(p),
                 "conversations.open": self._open_dm,
                 "files.getUploadURLExternal": lambda p, t: self._upload_url(p),
                 "files.completeUploadExternal": lambda p, t: self._complete_upload(p),
@@ -189,6 +190,19 @@ class SlackStandIn:
         mine = [m for m in reversed(self.accepted) if m["channel"] == channel and not m.get("thread_ts")][:limit]
         keep = ("ts", "text") + (("metadata",) if str(payload.get("include_all_metadata")).lower() in ("true", "1") else ())
         return 200, {}, {"ok": True, "messages": [{k: m[k] for k in keep if k in m} for m in mine], "has_more": False}
+
+    def _replies(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        # A message's thread, parent first; `ts` may name the parent or any reply in it.
+        if not self.history_scope:
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": "channels:history"}
+        mine = [m for m in self.accepted if m["channel"] == payload.get("channel")]
+        message = next((m for m in mine if m["ts"] == payload.get("ts")), None)
+        if message is None:
+            return 200, {}, {"ok": False, "error": "thread_not_found"}
+        parent = message.get("thread_ts") or message["ts"]
+        thread = [m for m in mine if m["ts"] == parent] + [m for m in mine if m.get("thread_ts") == parent]
+        shown = [{"ts": m["ts"], "thread_ts": parent, "text": m.get("text", "")} for m in thread]
+        return 200, {}, {"ok": True, "messages": shown[: int(payload.get("limit", 1000))], "has_more": False}
 
     def _upload_url(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         if not self.files_scope:

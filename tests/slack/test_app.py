@@ -16,7 +16,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from adapters.slack.inbound import SlackInbound, http_app
 from adapters.slack.outbound import web_client
 from bot.delivery import Deliverer
-from bot.model import Delivery, Destination, UserRef
+from bot.model import Channel, Delivery, Destination, UserRef
 from tests.fakes import make_paper
 from tests.redis_servers import free_port
 from tests.slack.conftest import SECRET, SlackHarness, action_body, event_body, signed, slash_body
@@ -246,3 +246,24 @@ async def answered(slack: SlackHarness, hook: str, seconds: float = 10) -> None:
     while not slack.api.methods(hook):  # the stand-in records from its own thread
         assert time.monotonic() < deadline, f"no follow-up on {hook}"
         await asyncio.sleep(0.02)
+
+
+async def test_a_reaction_in_a_digest_thread_is_confirmed_in_that_thread(slack: SlackHarness) -> None:
+    papers = [make_paper(f"2611.0010{i}", upvotes=i) for i in range(3)]
+    await slack.world.store.commit(papers, [Delivery(C1, p.id) for p in papers])
+    deliverer = Deliverer(
+        slack.world.store,
+        slack.world.store,
+        {"slack": slack.adapter},
+        "w",
+        60,
+        channel=lambda d: Channel(d, mode="digest", digest_size=1),
+        coordination=slack.world.coordination,
+    )
+    assert (await deliverer.deliver()).delivered == 3
+    parent, first_reply, _ = slack.api.accepted
+    reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": first_reply["ts"]}}
+    await slack.dispatch(signed(event_body("reaction_added", "EvThread1", **reaction), JSON))
+    [told] = slack.api.methods("chat.postEphemeral")
+    assert told["thread_ts"] == parent["ts"]  # where the person reacted, not out in the channel
+    assert told["text"].startswith("Saved")

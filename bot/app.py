@@ -83,20 +83,22 @@ def build_platforms(settings: Settings, json_lines: bool = False) -> Platforms:
         from adapters.discord.inbound import DiscordInbound
         from adapters.discord.outbound import DiscordOutbound
 
-        token, discord_client = settings.discord.token.reveal(), new_client()
+        token, discord_client = settings.discord.token.reveal(), new_client(settings.discord.api_url)
         built.adapters["discord"] = DiscordOutbound(discord_client, token)
-        built.listeners["discord"] = DiscordInbound(discord_client, token, guild_id=settings.discord.guild_id)
+        built.listeners["discord"] = DiscordInbound(discord_client, token)
     return built
 
 
-async def sync_discord(settings: Settings) -> int:
-    """``paperbot discord sync``: register ``/papers`` for every server; returns how many commands."""
+async def sync_discord(settings: Settings, guild_id: int | None = None, clear: bool = False) -> int:
+    """``paperbot discord sync [--guild ID] [--clear]``: register ``/papers`` (see ``DiscordInbound.sync``);
+    returns how many commands are registered there now."""
     if not settings.discord.token:
         raise ConfigError(["DISCORD_TOKEN: required to sync the Discord commands"])
     from adapters.discord.client import new_client
     from adapters.discord.inbound import DiscordInbound
 
-    return await DiscordInbound(new_client(), settings.discord.token.reveal()).sync_globally()
+    inbound = DiscordInbound(new_client(settings.discord.api_url), settings.discord.token.reveal())
+    return await inbound.sync(guild_id, clear)
 
 
 def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]:

@@ -68,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
     discord_cmd = commands.add_parser("discord", help="Discord maintenance")
     discord_cmd.add_argument("action", choices=["sync"], help="sync: register /papers for every server (a deploy step)")
+    discord_cmd.add_argument("--guild", type=int, help="only this server, at once (default: DISCORD_GUILD_ID if set)")
+    discord_cmd.add_argument("--clear", action="store_true", help="remove /papers (from that server with --guild)")
     discord_cmd.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
     discord_cmd.add_argument("-q", "--quiet", action="store_true", help="errors only")
     return main
@@ -144,8 +146,12 @@ def _exit_now() -> None:
 
 async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact, stop: asyncio.Event | None = None) -> int:
     if args.command == "discord":
-        count = await sync_discord(settings)
-        print(f"paperbot: {count} Discord command(s) registered globally; they can take up to an hour to appear")
+        guild = args.guild or settings.discord.guild_id
+        count = await sync_discord(settings, guild, args.clear)
+        if guild is None:
+            print(f"paperbot: {count} Discord command(s) registered for every server; they can take up to an hour to appear")
+        else:
+            print(f"paperbot: {count} Discord command(s) now registered for server {guild}")
         return 0
     async with open_app(settings, role=getattr(args, "role", "all"), json_lines=getattr(args, "json", False)) as app:
         if args.command == "run":

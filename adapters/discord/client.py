@@ -3,25 +3,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
 
 import discord
+import discord.gateway
+import discord.http
+import yarl
 
 from bot.ports import Commands
 
 
 class PaperbotClient(discord.Client):
-    """A client that carries the core it answers with, so buttons restored after a restart find it."""
+    """A client that carries the core it answers with, so buttons restored after a restart find it, and
+    logs in once however many parts of paperbot use it."""
 
     commands: Commands | None = None
-    on_setup: Callable[[], Awaitable[None]] | None = None  # run once logged in, before the gateway connects
+    _login: asyncio.Lock | None = None
 
-    async def setup_hook(self) -> None:
-        """discord.py's hook after login: runs ``on_setup`` when the listener set one."""
-        if self.on_setup is not None:
-            await self.on_setup()
+    async def login_once(self, token: str) -> None:
+        """Log in over REST unless this client already has: posting and the listener share one client, and
+        a second login would open a second HTTP session and leave the first one unclosed."""
+        self._login = self._login or asyncio.Lock()
+        async with self._login:
+            if self.user is None:
+                await self.login(token)
+
+    async def use_gateway_from_api(self) -> None:
+        """Connect to the gateway the API names (``GET /gateway/bot``, as Discord asks bots to; it is also
+        how ``DISCORD_API_URL`` leads to a stand-in's gateway)."""
+        _, url, _ = await self.http.get_bot_gateway()
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
 
-def new_client() -> PaperbotClient:
-    """A client with ``Intents.default()`` (no message content) and mentions disabled on everything it sends."""
+DISCORD_API = "https://discord.com/api/v10"
+
+
+def new_client(api_url: str = DISCORD_API) -> PaperbotClient:
+    """A client with ``Intents.default()`` (no message content) and mentions disabled on everything it
+    sends, talking to ``api_url`` (``DISCORD_API_URL``; the gateway's address comes from that API)."""
+    # discord.py keeps its base URL on its Route class (one Discord API per process, as here).
+    discord.http.Route.BASE = api_url.rstrip("/")
     return PaperbotClient(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none())

@@ -4,7 +4,6 @@ hooks that hand interactions and reactions to the translator."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
 import discord
 from discord import app_commands
@@ -24,19 +23,14 @@ class DiscordInbound:
         client: PaperbotClient,
         token: str,
         *,
-        guild_id: int | None = None,
         command: str = "papers",
-        connect: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self._token = token
-        self._guild = discord.Object(id=guild_id) if guild_id else None
-        self._connect = connect or (lambda: self.client.start(self._token))
         self.translator = Translator(client)
         self.tree = app_commands.CommandTree(client)
         self.tree.add_command(PapersGroup(self.translator, command))
         client.add_dynamic_items(SaveButton)
-        client.on_setup = self._setup_hook
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
 
@@ -48,22 +42,24 @@ class DiscordInbound:
         """Connect to the gateway and serve until cancelled."""
         self.attach(commands)
         try:
-            await self._connect()
+            await self.client.login_once(self._token)  # unless a delivery already logged this client in
+            await self.client.use_gateway_from_api()
+            await self.client.connect()
         finally:
             if not self.client.is_closed():
                 await self.client.close()
 
-    async def _setup_hook(self) -> None:
-        # Commands are synced to a development guild (instant) on start; global sync is a deploy step
-        # (`paperbot discord sync`), never every start: Discord allows 200 command creates a day.
-        if self._guild is not None:
-            self.tree.copy_global_to(guild=self._guild)
-            await self.tree.sync(guild=self._guild)
-
-    async def sync_globally(self) -> int:
-        """Register the commands for every server (takes up to an hour to show); returns how many."""
-        await self.client.login(self._token)
+    async def sync(self, guild_id: int | None = None, clear: bool = False) -> int:
+        """``paperbot discord sync``: register ``/papers`` for every server (up to an hour to show), or for
+        one guild only (at once; for development); with ``clear``, remove them there instead (so a guild
+        that got both shows one ``/papers``). Never done on start: Discord allows 200 creates a day."""
+        await self.client.login_once(self._token)
+        guild = discord.Object(id=guild_id) if guild_id else None
         try:
-            return len(await self.tree.sync())
+            if clear:
+                self.tree.clear_commands(guild=guild)
+            elif guild is not None:
+                self.tree.copy_global_to(guild=guild)
+            return len(await self.tree.sync(guild=guild))
         finally:
             await self.client.close()

@@ -5,7 +5,7 @@ Discord bans clients that keep making invalid requests). discord.py's rate-limit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -16,8 +16,6 @@ from adapters.discord.render import batches, embed_for
 from adapters.discord.translate import SaveButton, save_view
 from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef
-
-Send = Callable[[int, dict[str, Any]], Awaitable[int]]  # (channel id, send kwargs) → message id
 
 
 def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
@@ -46,11 +44,9 @@ class DiscordOutbound:
 
     platform = "discord"
 
-    def __init__(self, client: PaperbotClient, token: str, *, send: Send | None = None) -> None:
+    def __init__(self, client: PaperbotClient, token: str) -> None:
         self.client = client
         self._token = token
-        self._send = send or self._send_with_client
-        self._logged_in = False
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """One embed with a Save button; returns the message id once Discord accepted it."""
@@ -91,10 +87,8 @@ class DiscordOutbound:
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
             raise delivery_error(exc, where) from None
 
-    async def _send_with_client(self, channel_id: int, message: dict[str, Any]) -> int:
-        if not self._logged_in and not self.client.is_ready():
-            await self.client.login(self._token)  # HTTP only: `--once` posts without opening the gateway
-            self._logged_in = True
+    async def _send(self, channel_id: int, message: dict[str, Any]) -> int:
+        await self.client.login_once(self._token)  # REST only: posting never opens the gateway
         channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             raise DeliveryError(f"Discord channel {channel_id}: not a channel paperbot can post in", permanent=True)

@@ -116,8 +116,9 @@ class Slack:
 
 @dataclass(frozen=True, slots=True)
 class Discord:
-    """The Discord secrets and development guild (environment only)."""
+    """The Discord API base URL, secrets and development guild."""
 
+    api_url: str = "https://discord.com/api/v10"
     token: Secret | None = None
     guild_id: int | None = None
 
@@ -191,6 +192,7 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("delivery.first_run_limit", "PAPERBOT_FIRST_RUN_LIMIT", v.number(int, 0, 10_000), 10),
     ("slack.api_url", "SLACK_API_URL", v.url, "https://slack.com/api/"),
     ("slack.command", None, v.command, "/papers"),
+    ("discord.api_url", "DISCORD_API_URL", v.url, "https://discord.com/api/v10"),
     ("slack.port", "PORT", v.number(int, 1, 65535), 3000),
     ("chat.page_size", None, v.number(int, 1, 20), 5),
     ("chat.save_emoji", None, v.emoji, DEFAULT_SAVE_EMOJI),

@@ -1,60 +1,43 @@
-"""Discord test harness: real discord.py objects built from recorded payloads.
+"""Discord test harness: the unmodified discord.py client, logged in and holding a gateway session with
+the loopback Discord stand-in (``tests/discord/standin.py``), answering with the real command core.
 
-Outbound channel messages go through the adapter's injected ``send`` (a recorder here); interaction
-responses and follow-ups go through discord.py's webhook adapter, whose ``request`` is replaced so
-the exact JSON discord.py would send is captured (discord.py's own tests drive interactions the same
-way; discord.py is pinned to a minor version because this touches its internals).
+Tests send what Discord would send (interactions, reactions) through the stand-in's gateway and read
+what paperbot sent back from the stand-in's records; no discord.py private name is used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import discord
 import pytest
-from discord.webhook.async_ import AsyncWebhookAdapter
 
-from adapters.discord.client import PaperbotClient, new_client
+from adapters.discord.client import DISCORD_API, new_client
 from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
 from bot.delivery import Deliverer
+from bot.model import UserRef
 from tests.conftest import fixture_text
+from tests.discord.standin import APP_ID, CHANNEL, GUILD, DiscordStandIn, until
 from tests.world import World
 
-BOT_ID = 1249000000000000042
-CHANNEL = 1249000000000000005
-
-
-@dataclass
-class Outbox:
-    """Recorded channel messages; ``refuse`` makes the next sends raise."""
-
-    sent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    refuse: Exception | None = None
-
-    async def send(self, channel_id: int, message: dict[str, Any]) -> int:
-        if self.refuse is not None:
-            raise self.refuse
-        self.sent.append((channel_id, message))
-        return 1249000000000000300 + len(self.sent) - 1
-
-
-def discord_pair(token: str, send: Any, connect: Any = None) -> tuple[DiscordOutbound, DiscordInbound]:
-    """The outbound and inbound halves over one client, as the composition root builds them."""
-    client = new_client()
-    return DiscordOutbound(client, token, send=send), DiscordInbound(client, token, connect=connect)
+ADA = UserRef("discord", "1249000000000000011")
+MANAGE_CHANNELS = 1 << 4
+TOKEN = "discord-test-token"
 
 
 @dataclass
 class DiscordHarness:
+    """paperbot's Discord side, connected to the stand-in."""
+
+    discord: DiscordStandIn
     adapter: DiscordOutbound
     inbound: DiscordInbound
-    outbox: Outbox
     world: World
-    responses: list[tuple[str, str, Any]]
+    sent: int = 0
 
     def deliverer(self) -> Deliverer:
         """A deliverer posting through this harness's Discord adapter, as a cycle would."""
@@ -62,56 +45,61 @@ class DiscordHarness:
             self.world.store, self.world.store, {"discord": self.adapter}, "w", 60, coordination=self.world.coordination
         )
 
-    def interaction(self, name: str, **changes: Any) -> discord.Interaction:
-        data = json.loads(fixture_text(f"discord/{name}.json"))
-        data.update(changes)
-        return discord.Interaction(data=data, state=self.adapter.client._connection)
+    def _interaction(self, fixture: str, **changes: Any) -> dict[str, Any]:
+        self.sent += 1
+        data = json.loads(fixture_text(f"discord/{fixture}.json"))
+        data.update(id=str(1249000000000002000 + self.sent), token=f"token-{self.sent}", application_id=str(APP_ID))
+        data.update(guild_id=str(GUILD), channel_id=str(CHANNEL), **changes)
+        return data
 
-    def command(self, subcommand: str, **options: str) -> discord.Interaction:
+    async def command(self, subcommand: str, permissions: int = 0, **options: str) -> list[dict[str, Any]]:
+        """``/papers <subcommand>`` as Discord sends it; returns the follow-ups that answered it."""
         opts = [{"type": 3, "name": k, "value": v} for k, v in options.items()]
         data = {
-            "id": "1249000000000000001",
+            "id": "1249000000000000009",
             "name": "papers",
             "type": 1,
             "options": [{"type": 1, "name": subcommand, "options": opts}],
         }
-        return self.interaction("interaction_command", data=data)
+        payload = self._interaction("interaction_command", data=data)
+        payload["member"]["permissions"] = str(permissions)
+        return await self._answered(payload, "followup")
 
-    def reaction(self, emoji: str = "🔖", event: str = "REACTION_ADD", **changes: Any) -> discord.RawReactionActionEvent:
-        data = {**json.loads(fixture_text("discord/raw_reaction_add.json")), **changes}
-        return discord.RawReactionActionEvent(data, discord.PartialEmoji(name=emoji), event)  # type: ignore[arg-type]
+    async def press_save(self, paper_id: str) -> dict[str, Any]:
+        """Press a Save button (a component interaction); returns the callback that answered it."""
+        custom_id = f"paper:save:{paper_id}"
+        payload = self._interaction("interaction_button", data={"custom_id": custom_id, "component_type": 2})
+        button = {"type": 2, "style": 1, "label": "Save", "custom_id": custom_id}
+        payload["message"]["components"] = [{"type": 1, "components": [button]}]  # the card it was pressed on
+        [callback] = await self._answered(payload, "callback")
+        return callback
 
+    async def _answered(self, payload: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+        before = len(self.discord.followups)
+        self.discord.dispatch("INTERACTION_CREATE", payload)
+        await until(lambda: any(f["kind"] == kind for f in self.discord.followups[before:]))
+        await asyncio.sleep(0.2)  # an answer may take several follow-ups
+        return [f for f in self.discord.followups[before:] if f["kind"] == kind]
 
-def logged_in(client: PaperbotClient) -> PaperbotClient:
-    """The client as after login: it knows its own user (discord.py needs it for guild interactions)."""
-    state = client._connection
-    state.user = discord.ClientUser(
-        state=state, data={"id": str(BOT_ID), "username": "paperbot", "discriminator": "0", "avatar": None, "bot": True}
-    )
-    return client
-
-
-@pytest.fixture
-def responses(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, Any]]:
-    captured: list[tuple[str, str, Any]] = []
-
-    async def request(self: AsyncWebhookAdapter, route: Any, session: Any = None, **kwargs: Any) -> Any:
-        files = kwargs.get("files") or []
-        captured.append((route.method, route.path, {"payload": kwargs.get("payload"), "files": [f.filename for f in files]}))
-        if route.path.endswith("/callback"):
-            return {"interaction": {"id": "1", "type": 2, "response_message_loading": True, "response_message_ephemeral": True}}
-        return json.loads(fixture_text("discord/interaction_button.json"))["message"]
-
-    monkeypatch.setattr(AsyncWebhookAdapter, "request", request)
-    return captured
+    async def react(self, emoji: str = "🔖", added: bool = True, **changes: Any) -> None:
+        """A reaction added (or removed) as Discord dispatches it, then a moment for paperbot to act."""
+        data = {**json.loads(fixture_text("discord/raw_reaction_add.json")), "emoji": {"id": None, "name": emoji}, **changes}
+        self.discord.dispatch("MESSAGE_REACTION_ADD" if added else "MESSAGE_REACTION_REMOVE", data)
+        await asyncio.sleep(0.3)
 
 
 @pytest.fixture
-async def discord_bot(responses: list[tuple[str, str, Any]]) -> AsyncIterator[DiscordHarness]:
-    world = World()
-    outbox = Outbox()
-    adapter, inbound = discord_pair("discord-test-token", outbox.send)
-    logged_in(adapter.client)
-    inbound.attach(world.core)  # what run() does before connecting
-    yield DiscordHarness(adapter, inbound, outbox, world, responses)
-    await world.aclose()
+async def discord_bot() -> AsyncIterator[DiscordHarness]:
+    with DiscordStandIn() as discord_api:
+        client = new_client(discord_api.api_url)
+        world = World()
+        inbound, adapter = DiscordInbound(client, TOKEN), DiscordOutbound(client, TOKEN)
+        running = asyncio.create_task(inbound.run(world.core))
+        try:
+            await until(client.is_ready)
+            yield DiscordHarness(discord_api, adapter, inbound, world)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await world.aclose()
+            new_client(DISCORD_API)  # the next client talks to Discord's own address again

@@ -1,4 +1,5 @@
-"""The Discord adapter with real discord.py objects: embeds, app commands, reactions, buttons, refusals."""
+"""The Discord adapter through the loopback Discord (REST and gateway): embeds, app commands, autocomplete,
+reactions, buttons, refusals; and the renderer's limits."""
 
 from __future__ import annotations
 
@@ -7,22 +8,22 @@ import json
 import re
 from types import SimpleNamespace
 
+import bibtexparser
 import discord
 import pytest
 
-from adapters.discord.outbound import delivery_error
+from adapters.discord.client import new_client
+from adapters.discord.outbound import DiscordOutbound, delivery_error
 from adapters.discord.render import MESSAGE_TOTAL, batches, embed_for
-from adapters.discord.translate import SaveButton
 from bot.cards import to_card
 from bot.model import Delivery, Destination, UserRef
-from tests.conftest import fixture_json, fixture_text
-from tests.discord.conftest import BOT_ID, CHANNEL, DiscordHarness, Outbox, discord_pair, logged_in
+from tests.discord.conftest import ADA, MANAGE_CHANNELS, DiscordHarness
+from tests.discord.standin import BOT_ID, CHANNEL
 from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers
 from tests.world import World
 
 HERE = Destination("discord", str(CHANNEL))
-ADA = UserRef("discord", "1249000000000000011")
 
 
 @pytest.mark.parametrize("paper", hostile_papers(), ids=["mentions", "20k-abstract", "600-title", "250-authors", "unicode"])
@@ -60,56 +61,53 @@ async def test_a_paper_posts_as_an_embed_with_a_persistent_save_button(discord_b
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     report = await discord_bot.deliverer().deliver()
     assert report.delivered == 1
-    [(channel, message)] = discord_bot.outbox.sent
-    assert channel == CHANNEL
-    assert message["embeds"][0].title == "Reasoning with tokens"
-    [button] = message["view"].children
-    assert button.custom_id == "paper:save:2611.00001"
-    assert message["view"].timeout is None
+    [message] = discord_bot.discord.messages
+    assert message["channel_id"] == str(CHANNEL)
+    assert message["embeds"][0]["title"] == "Reasoning with tokens"
+    [[button]] = [row["components"] for row in message["components"]]
+    assert button["custom_id"] == "paper:save:2611.00001"  # a dynamic item: it works after any restart
 
 
-async def test_sending_the_same_card_again_carries_the_same_nonce(discord_bot: DiscordHarness) -> None:
-    # discord.py sends a nonce with enforce_nonce, so Discord answers a repeat within minutes (a process
-    # that died before recording its post, taken over) with the message it already made.
+async def test_sending_the_same_card_again_within_minutes_makes_no_second_message(discord_bot: DiscordHarness) -> None:
+    # discord.py sends the nonce with enforce_nonce, so Discord answers a repeat (a process that died
+    # before recording its post, taken over by another) with the message it already made.
     paper, other = make_paper("2611.00001"), make_paper("2611.00002")
     elsewhere = Destination("discord", str(CHANNEL + 1))
-    for destination, card in ((HERE, paper), (HERE, paper), (elsewhere, paper), (HERE, other)):
-        await discord_bot.adapter.post(destination, to_card(card))
-    nonces = [message["nonce"] for _, message in discord_bot.outbox.sent]
-    assert nonces[0] == nonces[1]
-    assert len(set(nonces)) == 3
-    assert all(isinstance(n, str) and 0 < len(n) <= 25 for n in nonces)
+    posts = [
+        await discord_bot.adapter.post(d, to_card(c))
+        for d, c in ((HERE, paper), (HERE, paper), (elsewhere, paper), (HERE, other))
+    ]
+    assert posts[0] == posts[1]
+    assert len(discord_bot.discord.messages) == 3
+    sent = [body for method, path, body in discord_bot.discord.requests if method == "POST" and path.endswith("/messages")]
+    assert all(body["enforce_nonce"] and 0 < len(body["nonce"]) <= 25 for body in sent)
 
 
 async def test_a_command_is_deferred_ephemerally_and_answered_without_pings(discord_bot: DiscordHarness) -> None:
-    await discord_bot.inbound.tree._call(discord_bot.command("subscribe", query="reasoning OR @everyone"))
-    defer, followup = discord_bot.responses
-    assert defer[2]["payload"] == {"type": 5, "data": {"flags": 64}}
-    payload = followup[2]["payload"]
-    assert payload["flags"] == 64
-    assert payload["allowed_mentions"] == {"parse": []}
-    assert "Subscribed this channel to “reasoning OR @\u200beveryone”" in payload["content"]
+    [answer] = await discord_bot.command("subscribe", query="reasoning OR @everyone")
+    callback = next(f for f in discord_bot.discord.followups if f["kind"] == "callback")
+    assert (callback["type"], callback["data"]["flags"]) == (5, 64)  # deferred, ephemeral
+    assert answer["flags"] == 64
+    assert answer["allowed_mentions"] == {"parse": []}
+    assert "Subscribed this channel to “reasoning OR @\u200beveryone”" in answer["content"]
     assert await discord_bot.world.subscriptions.topics(HERE) == ["reasoning OR @everyone"]
 
 
 async def test_search_results_come_back_as_embeds(discord_bot: DiscordHarness) -> None:
     await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
-    await discord_bot.inbound.tree._call(discord_bot.command("search", query="reasoning"))
-    payload = discord_bot.responses[-1][2]["payload"]
-    assert payload["content"] == "1 paper matches “reasoning” (showing 1–1)"
-    assert payload["embeds"][0]["title"] == "Reasoning with tokens"
+    [answer] = await discord_bot.command("search", query="reasoning")
+    assert answer["content"] == "1 paper matches “reasoning” (showing 1–1)"
+    assert answer["embeds"][0]["title"] == "Reasoning with tokens"
 
 
 async def test_a_page_of_twenty_results_shows_all_twenty(discord_bot: DiscordHarness) -> None:
     world = World(page_size=20)
     discord_bot.inbound.attach(world.core)
     await world.store.commit([make_paper(f"2611.{n:05d}", title=f"Reasoning step {n}") for n in range(25)], [])
-    await discord_bot.inbound.tree._call(discord_bot.command("search", query="reasoning"))
-    followups = [r[2]["payload"] for r in discord_bot.responses[1:]]
-    assert followups[0]["content"].startswith("25 papers match")
-    assert sum(len(p.get("embeds", [])) for p in followups) == 20  # more than one message's worth, none lost
-    assert all(len(p.get("embeds", [])) <= 10 for p in followups)
+    answers = await discord_bot.command("search", query="reasoning")
     await world.aclose()
+    assert answers[0]["content"].startswith("25 papers match")
+    assert sum(len(a.get("embeds", [])) for a in answers) == 20  # more than one message's worth, none lost
 
 
 async def test_export_arrives_as_a_file(discord_bot: DiscordHarness) -> None:
@@ -117,26 +115,38 @@ async def test_export_arrives_as_a_file(discord_bot: DiscordHarness) -> None:
     await discord_bot.world.store.commit(papers, [])
     for paper in papers:
         await discord_bot.world.core.save(ADA, paper.id)
-    await discord_bot.inbound.tree._call(discord_bot.command("export", form="bibtex"))
-    assert discord_bot.responses[-1][2]["files"] == ["saved-papers.bib"]
+    [answer] = await discord_bot.command("export", form="bibtex")
+    [file] = answer["files"]
+    assert file["filename"] == "saved-papers.bib"
+    assert len(bibtexparser.parse_string(file["content"].decode()).entries) == 40  # whole, never cut
 
 
 async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: DiscordHarness) -> None:
     for topic in ("reasoning", "robot", "protein"):
         await discord_bot.world.subscriptions.subscribe(HERE, topic)
-    choices = await discord_bot.inbound.translator.topic_choices(discord_bot.command("topics"), "ro")
-    assert [c.value for c in choices] == ["robot", "protein"]
+    typed = {"type": 3, "name": "topic", "value": "ro", "focused": True}
+    data = {
+        "id": "1249000000000000009",
+        "name": "papers",
+        "type": 1,
+        "options": [{"type": 1, "name": "unsubscribe", "options": [typed]}],
+    }
+    payload = discord_bot._interaction("interaction_command", type=4, data=data)
+    [callback] = await discord_bot._answered(payload, "callback")
+    assert callback["type"] == 8
+    assert [c["name"] for c in callback["data"]["choices"]] == ["robot", "protein"]
 
 
 async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: DiscordHarness) -> None:
     paper = make_paper("2611.00001", title="Reasoning with tokens")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     await discord_bot.deliverer().deliver()
-    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction())
+    [message] = discord_bot.discord.messages
+    await discord_bot.react(message_id=message["id"])
     assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
-    await discord_bot.inbound.tree._call(discord_bot.command("saved"))
-    assert "1. Reasoning with tokens — 2611.00001" in discord_bot.responses[-1][2]["payload"]["content"]
-    await discord_bot.inbound.translator.on_raw_reaction_remove(discord_bot.reaction(event="REACTION_REMOVE"))
+    [answer] = await discord_bot.command("saved")
+    assert "1. Reasoning with tokens — 2611.00001" in answer["content"]
+    await discord_bot.react(added=False, message_id=message["id"])
     assert await discord_bot.world.library.saved(ADA) == []
 
 
@@ -144,58 +154,38 @@ async def test_other_emoji_other_messages_and_the_bots_own_reactions_do_nothing(
     paper = make_paper("2611.00001")
     await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
     await discord_bot.deliverer().deliver()
-    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(emoji="👍"))
-    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(message_id="1249000000000000999"))
-    await discord_bot.inbound.translator.on_raw_reaction_add(discord_bot.reaction(user_id=str(BOT_ID)))
+    [message] = discord_bot.discord.messages
+    await discord_bot.react("👍", message_id=message["id"])
+    await discord_bot.react(message_id="1249000000000000999")
+    await discord_bot.react(message_id=message["id"], user_id=str(BOT_ID))
     assert await discord_bot.world.library.saved(ADA) == []
     assert await discord_bot.world.library.saved(UserRef("discord", str(BOT_ID))) == []
 
 
 async def test_the_save_button_works_after_a_restart(discord_bot: DiscordHarness) -> None:
+    # This client never posted the card: the button is found by its custom id alone, as after a restart.
     await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
-    _, restarted = discord_pair("discord-test-token", Outbox().send)  # a new process: no view in memory
-    logged_in(restarted.client)
-    restarted.attach(discord_bot.world.core)
-    interaction = discord.Interaction(data=fixture_json("discord/interaction_button.json"), state=restarted.client._connection)
-    match = SaveButton.__discord_ui_compiled_template__.fullmatch(interaction.data["custom_id"])  # type: ignore[index]
-    button = await SaveButton.from_custom_id(interaction, discord.ui.Button(custom_id=interaction.data["custom_id"]), match)
-    await button.callback(interaction)
-    payload = discord_bot.responses[-1][2]["payload"]
-    assert payload["type"] == 4
-    assert payload["data"]["flags"] == 64
-    assert payload["data"]["content"] == "Saved “Reasoning with tokens”."
+    callback = await discord_bot.press_save("2611.00001")
+    assert (callback["type"], callback["data"]["flags"]) == (4, 64)
+    assert callback["data"]["content"] == "Saved “Reasoning with tokens”."
     assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == ["2611.00001"]
 
 
 async def test_403_stops_posting_to_that_channel_and_keeps_its_papers(
     discord_bot: DiscordHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    forbidden = discord.Forbidden(
-        SimpleNamespace(status=403, reason="Forbidden"), {"code": 50013, "message": "Missing Permissions"}
-    )
-    discord_bot.outbox.refuse = forbidden
+    discord_bot.discord.forbidden.add(CHANNEL)
     papers = [make_paper(f"2611.0000{n}") for n in range(3)]
     await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
     deliverer = discord_bot.deliverer()
-    calls = 0
-    original = discord_bot.outbox.send
-
-    async def counting(channel_id: int, message: dict) -> int:
-        nonlocal calls
-        calls += 1
-        return await original(channel_id, message)
-
-    discord_bot.adapter._send = counting  # count attempts at the boundary
     for _ in range(3):
         report = await deliverer.deliver()
-    assert calls == 1  # one attempt, then paused: no retry loop
+    attempts = [path for method, path, _ in discord_bot.discord.requests if method == "POST" and path.endswith("/messages")]
+    assert len(attempts) == 1  # one attempt, then paused: no retry loop
     assert report.pending == 2  # the refused one is a dead letter, the others wait
     assert len(await discord_bot.world.store.dead_letters()) == 1
-    assert (
-        next(r for r in caplog.records if r.getMessage().startswith("destination paused"))
-        .kv["problem"]
-        .endswith("Missing Permissions")
-    )  # type: ignore[attr-defined]
+    paused = next(r for r in caplog.records if r.getMessage().startswith("destination paused"))
+    assert paused.kv["problem"].endswith("Missing Permissions")  # type: ignore[attr-defined]
 
 
 def test_errors_are_translated() -> None:
@@ -206,16 +196,14 @@ def test_errors_are_translated() -> None:
 
 
 async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
-    world = World()
-    adapter, _ = discord_pair("t", Outbox().send)
+    adapter = DiscordOutbound(new_client(), "t")
     with pytest.raises(Exception, match="a Discord channel id is a number"):
         await adapter.post(Destination("discord", "general"), to_card(make_paper("2611.00001")))
-    await world.aclose()
 
 
 async def test_help_speaks_discords_command_grammar(discord_bot: DiscordHarness) -> None:
-    await discord_bot.inbound.tree._call(discord_bot.command("help"))
-    assert discord_bot.responses[-1][2]["payload"]["content"].startswith("/papers search query:")
+    [answer] = await discord_bot.command("help")
+    assert answer["content"].startswith("/papers search query:")
 
 
 MASKED_LINK = re.compile(r"(?<!\\)\[([^\]]*)\]\(")  # an unescaped "[label](" starts a live masked link
@@ -243,25 +231,18 @@ def test_untrusted_text_with_two_masked_links_and_a_bare_url_has_no_live_link() 
 
 async def test_a_typed_search_is_never_read_as_another_subcommand(discord_bot: DiscordHarness) -> None:
     for words in ("subscribe everything", "export controls", "more is different", "topics in robotics"):
-        await discord_bot.inbound.tree._call(discord_bot.command("search", query=words))
-        reply = discord_bot.responses[-1][2]["payload"]["content"]
-        assert "match" in reply, (words, reply)  # a search answer ("No paper … matches …"), whatever the words
-    assert await discord_bot.world.subscriptions.topics(Destination("discord", str(CHANNEL))) == []  # nothing subscribed
+        [answer] = await discord_bot.command("search", query=words)
+        assert "match" in answer["content"], (words, answer)  # a search answer ("No paper … matches …")
+    assert await discord_bot.world.subscriptions.topics(HERE) == []  # nothing subscribed
 
 
 async def test_subscribing_needs_manage_channels_when_managers_is_the_rule(discord_bot: DiscordHarness) -> None:
     world = World(managers="managers")
     discord_bot.inbound.attach(world.core)
-    await discord_bot.inbound.tree._call(discord_bot.command("subscribe", query="robots"))  # the fixture member lacks it
-    refused = discord_bot.responses[-1][2]["payload"]["content"]
-    member = json.loads(fixture_text("discord/interaction_command.json"))["member"]
-    manager = discord_bot.interaction(
-        "interaction_command", data=discord_bot.command("subscribe", query="robots").data, member={**member, "permissions": "16"}
-    )
-    await discord_bot.inbound.tree._call(manager)
-    accepted = discord_bot.responses[-1][2]["payload"]["content"]
-    topics = await world.subscriptions.topics(Destination("discord", str(CHANNEL)))
+    [refused] = await discord_bot.command("subscribe", query="robots")  # without Manage Channels
+    [accepted] = await discord_bot.command("subscribe", permissions=MANAGE_CHANNELS, query="robots")
+    topics = await world.subscriptions.topics(HERE)
     await world.aclose()
-    assert "can change this channel" in refused
-    assert accepted.startswith("Subscribed")
+    assert "can change this channel" in refused["content"]
+    assert accepted["content"].startswith("Subscribed")
     assert topics == ["robots"]

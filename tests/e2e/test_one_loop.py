@@ -8,11 +8,13 @@ import json
 import time
 from pathlib import Path
 
-import discord
 import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from adapters.discord.client import new_client
+from adapters.discord.inbound import DiscordInbound
+from adapters.discord.outbound import DiscordOutbound
 from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import SlackOutbound, web_client
 from bot.app import Platforms, open_app
@@ -20,7 +22,7 @@ from bot.model import UserRef
 from bot.service import serve
 from bot.settings import settings_from
 from tests.conftest import fixture_text
-from tests.discord.conftest import Outbox, discord_pair, logged_in
+from tests.discord.standin import CHANNEL, DiscordStandIn
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import RedisProcess, free_port
 from tests.slack.standin import SlackStandIn
@@ -33,8 +35,8 @@ SECRET = "one-loop-secret"
 async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisProcess, tmp_path: Path) -> None:
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00041", "Reasoning Together")]})
     port = free_port()
-    with StandIn(hf) as hf_server, SlackStandIn() as api:
-        document = {"channels": [{"platform": "slack", "id": "C1"}, {"platform": "discord", "id": "1249000000000000005"}]}
+    with StandIn(hf) as hf_server, SlackStandIn() as api, DiscordStandIn() as discord_api:
+        document = {"channels": [{"platform": "slack", "id": "C1"}, {"platform": "discord", "id": str(CHANNEL)}]}
         env = {
             "REDIS_URL": embedded_redis.url,
             "HF_ENDPOINT": hf_server.url,
@@ -42,32 +44,29 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
             "SLACK_BOT_TOKEN": "xoxb-loop",
             "SLACK_SIGNING_SECRET": SECRET,
             "DISCORD_TOKEN": "discord-loop",
+            "DISCORD_API_URL": discord_api.api_url,
             "PORT": str(port),
         }
         settings = settings_from(document, env)
-        outbox = Outbox()
-        gateway_up = asyncio.Event()
-
-        async def gateway() -> None:  # stands in for client.start(): the gateway is the one thing not on 127.0.0.1
-            gateway_up.set()
-            await asyncio.Event().wait()
-
         slack_client = web_client("xoxb-loop", api.api_url)
-        discord_out, discord_in = discord_pair("discord-loop", outbox.send, connect=gateway)
-        logged_in(discord_out.client)
+        discord_client = new_client(settings.discord.api_url)
         platforms = Platforms(
-            {"slack": SlackOutbound(slack_client), "discord": discord_out},
-            {"slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"), "discord": discord_in},
+            {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, "discord-loop")},
+            {
+                "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
+                "discord": DiscordInbound(discord_client, "discord-loop"),
+            },
         )
         stop = asyncio.Event()
         async with open_app(settings, platforms=platforms) as app:
             service = asyncio.create_task(serve(app, stop))
             async with httpx.AsyncClient() as http:
                 deadline = time.monotonic() + 20
-                while not (api.accepted and outbox.sent and gateway_up.is_set()) and time.monotonic() < deadline:  # noqa: ASYNC110 - stand-ins record from their own threads
+                while not (api.accepted and discord_api.messages and discord_client.is_ready()) and time.monotonic() < deadline:  # noqa: ASYNC110 - stand-ins record from their own threads
                     await asyncio.sleep(0.05)
                 assert [m["channel"] for m in api.accepted] == ["C1"]  # the first poll posted to both platforms
-                assert [c for c, _ in outbox.sent] == [1249000000000000005]
+                assert [m["channel_id"] for m in discord_api.messages] == [str(CHANNEL)]
+                assert discord_api.identified == 1  # one gateway session, in the same loop
 
                 body = json.dumps(
                     {
@@ -93,9 +92,8 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
                 assert response.status_code == 200
 
                 raw = json.loads(fixture_text("discord/raw_reaction_add.json"))
-                raw["message_id"] = "1249000000000000300"
-                event = discord.RawReactionActionEvent(raw, discord.PartialEmoji(name="🔖"), "REACTION_ADD")
-                await discord_in.translator.on_raw_reaction_add(event)  # what the gateway's MESSAGE_REACTION_ADD calls
+                raw["message_id"] = discord_api.messages[0]["id"]
+                discord_api.dispatch("MESSAGE_REACTION_ADD", raw)  # through the gateway, as Discord sends it
 
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:

@@ -54,11 +54,11 @@ class SocketModeStandIn:
 
     def __enter__(self) -> SocketModeStandIn:
         self._thread.start()
-        self._call(self._start)
+        self._run(self._start)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._call(self._stop)
+        self._run(self._stop)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -76,7 +76,7 @@ class SocketModeStandIn:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def _call(self, coroutine: Callable[[], Any]) -> Any:
+    def _run(self, coroutine: Callable[[], Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine(), self._loop).result(10)
 
     def send(self, kind: str, payload: dict[str, Any], accepts_response_payload: bool = False) -> str:
@@ -88,7 +88,7 @@ class SocketModeStandIn:
         async def send() -> None:
             await self._sockets[-1].send_str(json.dumps(envelope))
 
-        self._call(send)
+        self._run(send)
         return envelope_id
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
@@ -98,7 +98,7 @@ class SocketModeStandIn:
             goodbye = {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
             await self._sockets[-1].send_str(json.dumps(goodbye))
 
-        self._call(say_goodbye)
+        self._run(say_goodbye)
 
     def drop(self) -> None:
         """Close the socket without a word (a network blip)."""
@@ -106,7 +106,7 @@ class SocketModeStandIn:
         async def close() -> None:
             await self._sockets[-1].close()
 
-        self._call(close)
+        self._run(close)
 
     def wait(self, condition: Callable[[], bool], seconds: float = 15) -> None:
         """Until ``condition`` holds (checked from the test's thread)."""

@@ -1,0 +1,271 @@
+"""A loopback Discord: the REST API and the gateway websocket, enough for the unmodified discord.py
+client to log in, connect, receive interactions and reactions, answer them and post to channels.
+
+REST under ``/api/v10``: ``/users/@me``, ``/oauth2/applications/@me``, ``/gateway/bot``,
+``/channels/{id}`` and its ``/messages`` (with ``enforce_nonce``), interaction callbacks, webhook
+follow-ups and application command sync. The gateway speaks op codes HELLO, IDENTIFY, READY,
+GUILD_CREATE, HEARTBEAT/ACK, RESUME/RESUMED and dispatches events the test sends. It enforces the
+platform's rules the tests care about (embeds ≤ 10 and ≤ 6,000 characters a message, content ≤ 2,000,
+403 for channels the bot may not post in) and records everything it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.redis_servers import free_port
+
+BOT_ID = 1249000000000000042
+APP_ID = 1249000000000000043
+GUILD = 1249000000000000007
+CHANNEL = 1249000000000000005
+BOT_USER = {"id": str(BOT_ID), "username": "paperbot", "discriminator": "0", "avatar": None, "bot": True, "global_name": None}
+
+
+def embed_size(embed: dict[str, Any]) -> int:
+    """Characters Discord counts toward the 6,000 of a message's embeds."""
+    size = len(embed.get("title", "")) + len(embed.get("description", ""))
+    size += len((embed.get("footer") or {}).get("text", "")) + len((embed.get("author") or {}).get("name", ""))
+    return size + sum(len(f.get("name", "")) + len(f.get("value", "")) for f in embed.get("fields", []))
+
+
+class DiscordStandIn:
+    """Discord on 127.0.0.1, in a thread of its own; ``api_url`` is what ``DISCORD_API_URL`` takes."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or form fields)
+        self.messages: list[dict[str, Any]] = []  # channel messages created
+        self.followups: list[dict[str, Any]] = []  # interaction callbacks and webhook follow-ups
+        self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
+        self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
+        self.identified = 0  # IDENTIFY received (new sessions)
+        self.resumed = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._seq = 0
+        self._next_id = 1249000000000001000
+        self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> DiscordStandIn:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    async def _stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------------------------------ REST
+
+    def _id(self) -> str:
+        self._next_id += 1
+        return str(self._next_id)
+
+    def _message(self, channel_id: str, body: dict[str, Any], author: dict[str, Any] = BOT_USER) -> dict[str, Any]:
+        return {
+            "id": self._id(),
+            "channel_id": channel_id,
+            "author": author,
+            "content": body.get("content") or "",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [{"id": self._id(), "filename": a.get("filename", "")} for a in body.get("attachments", [])],
+            "embeds": body.get("embeds") or [],
+            "components": body.get("components") or [],
+            "pinned": False,
+            "type": 0,
+            "flags": body.get("flags", 0),
+            "nonce": body.get("nonce"),
+        }
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_type.startswith("multipart/"):
+            fields: dict[str, Any] = {"files": []}
+            async for part in await request.multipart():
+                if part.name == "payload_json":
+                    fields.update(json.loads(await part.text()))
+                else:
+                    fields["files"].append({"filename": part.filename, "content": await part.read()})  # type: ignore[union-attr]
+            return fields
+        raw = await request.read()
+        return json.loads(raw) if raw else {}
+
+    @staticmethod
+    def _limits(body: dict[str, Any]) -> str | None:
+        embeds = body.get("embeds") or []
+        if len(embeds) > 10:
+            return "embeds: Must be 10 or fewer in length."
+        if sum(embed_size(e) for e in embeds) > 6000:
+            return "embeds: Embed size exceeds maximum size of 6000"
+        if len(body.get("content") or "") > 2000:
+            return "content: Must be 2000 or fewer in length."
+        return None
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path, method = "/" + request.match_info["path"], request.method
+        body = await self._body(request) if method in ("POST", "PUT", "PATCH") else {}
+        self.requests.append((method, path, body))
+        parts = path.strip("/").split("/")
+        if path == "/users/@me":
+            return _json(BOT_USER)
+        if path == "/oauth2/applications/@me":
+            return _json(
+                {"id": str(APP_ID), "name": "paperbot", "description": "", "icon": None, "bot_public": True}
+                | {"bot_require_code_grant": False, "owner": BOT_USER, "verify_key": "0" * 64, "flags": 0}
+            )
+        if path in ("/gateway/bot", "/gateway"):
+            limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+            return _json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1, "session_start_limit": limit})
+        if parts[0] == "channels" and len(parts) == 2:
+            return _json(self.channel(int(parts[1])))
+        if parts[0] == "channels" and parts[2:] == ["messages"] and method == "POST":
+            return self._create_message(parts[1], body)
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            self.followups.append({"kind": "callback", **body})
+            # with_response=true (as discord.py asks): the interaction callback response object
+            flags = (body.get("data") or {}).get("flags", 0)
+            interaction = {"id": parts[1], "type": 2, "response_message_loading": body.get("type") == 5}
+            return _json({"interaction": interaction | {"response_message_ephemeral": bool(flags & 64)}})
+        if parts[0] == "webhooks" and method == "POST":
+            if problem := self._limits(body):
+                return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
+            self.followups.append({"kind": "followup", **body})
+            return _json(self._message(str(CHANNEL), body))
+        if parts[0] == "applications" and parts[-1] == "commands" and method == "PUT":
+            self.synced.append((path, body if isinstance(body, list) else []))
+            return _json([{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in body])
+        return _json({"code": 0, "message": f"404: {method} {path} is not in the stand-in"}, status=404)
+
+    def _create_message(self, channel_id: str, body: dict[str, Any]) -> web.Response:
+        if int(channel_id) in self.forbidden:
+            return _json({"code": 50013, "message": "Missing Permissions"}, status=403)
+        if problem := self._limits(body):
+            return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
+        nonce = body.get("nonce")
+        if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
+            return _json(self._nonces[(channel_id, nonce)])  # the message it already made
+        message = self._message(channel_id, body)
+        self.messages.append(message)
+        if nonce:
+            self._nonces[(channel_id, nonce)] = message
+        return _json(message)
+
+    @staticmethod
+    def channel(channel_id: int) -> dict[str, Any]:
+        return {"id": str(channel_id), "type": 0, "guild_id": str(GUILD), "name": "papers", "position": 0}
+
+    # ------------------------------------------------------------------------------------------ gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self._sockets.append(socket)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        async for message in socket:
+            if message.type != WSMsgType.TEXT:
+                continue
+            frame = json.loads(message.data)
+            if frame["op"] == 1:  # heartbeat
+                await socket.send_str(json.dumps({"op": 11}))
+            elif frame["op"] == 2:  # identify: a new session
+                self.identified += 1
+                await self._emit(socket, "READY", self._ready())
+                await self._emit(socket, "GUILD_CREATE", self._guild())
+            elif frame["op"] == 6:  # resume
+                self.resumed += 1
+                await self._emit(socket, "RESUMED", {})
+        if socket in self._sockets:
+            self._sockets.remove(socket)
+        return socket
+
+    def _ready(self) -> dict[str, Any]:
+        return {
+            "v": 10,
+            "user": BOT_USER,
+            "guilds": [{"id": str(GUILD), "unavailable": True}],
+            "session_id": "standin-session",
+            "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway",
+            "application": {"id": str(APP_ID), "flags": 0},
+        }
+
+    def _guild(self) -> dict[str, Any]:
+        return {
+            "id": str(GUILD),
+            "name": "Lab",
+            "owner_id": "1",
+            "roles": [{"id": str(GUILD), "name": "@everyone", "permissions": "0", "position": 0, "color": 0}],
+            "emojis": [],
+            "features": [],
+            "channels": [self.channel(CHANNEL)],
+            "members": [],
+            "member_count": 2,
+            "threads": [],
+            "stickers": [],
+            "unavailable": False,
+        }
+
+    async def _emit(self, socket: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._seq += 1
+        await socket.send_str(json.dumps({"op": 0, "t": event, "s": self._seq, "d": data}))
+
+    def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a gateway event (``INTERACTION_CREATE``, ``MESSAGE_REACTION_ADD`` …) to the connected bot."""
+        asyncio.run_coroutine_threadsafe(self._emit(self._sockets[-1], event, data), self._loop).result(10)
+
+    def drop(self) -> None:
+        """Close the gateway socket without a word; the client should resume."""
+        asyncio.run_coroutine_threadsafe(self._sockets[-1].close(code=4000), self._loop).result(10)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._sockets)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly "application/json" (no charset): discord.py parses a body as JSON only then.
+    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json")
+
+
+async def until(condition: Callable[[], bool], seconds: float = 15) -> None:
+    """Until ``condition`` holds (the stand-in records from its own thread)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "waited in vain"
+        await asyncio.sleep(0.02)

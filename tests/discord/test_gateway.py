@@ -1,0 +1,72 @@
+"""The Discord connection itself, through the loopback stand-in: login over REST, one gateway session,
+no command sync as a side effect of starting, and a dropped socket resumed."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.discord.client import DISCORD_API, new_client
+from adapters.discord.outbound import DiscordOutbound
+from bot.app import sync_discord
+from bot.cards import to_card
+from bot.model import Destination
+from bot.settings import settings_from
+from tests.discord.conftest import DiscordHarness
+from tests.discord.standin import APP_ID, BOT_ID, CHANNEL, GUILD, DiscordStandIn, until
+from tests.fakes import make_paper
+
+HERE = Destination("discord", str(CHANNEL))
+
+
+async def test_login_and_one_gateway_session_and_no_command_sync_on_start(discord_bot: DiscordHarness) -> None:
+    asked = [(method, path) for method, path, _ in discord_bot.discord.requests]
+    assert asked[:3] == [("GET", "/users/@me"), ("GET", "/oauth2/applications/@me"), ("GET", "/gateway/bot")]
+    assert discord_bot.discord.identified == 1
+    assert discord_bot.inbound.client.user is not None
+    assert discord_bot.inbound.client.user.id == BOT_ID
+    assert discord_bot.discord.synced == []  # syncing is a deploy step, never a side effect of starting
+
+
+async def test_a_dropped_gateway_socket_is_resumed_and_commands_go_on(discord_bot: DiscordHarness) -> None:
+    discord_bot.discord.drop()
+    await until(lambda: discord_bot.discord.resumed == 1)
+    assert discord_bot.discord.identified == 1  # the same session, resumed
+    await discord_bot.world.store.commit([make_paper("2611.00001", title="Reasoning with tokens")], [])
+    [answer] = await discord_bot.command("search", query="reasoning")
+    assert answer["content"] == "1 paper matches “reasoning” (showing 1–1)"
+
+
+@pytest.mark.parametrize(
+    ("guild", "clear", "path", "count"),
+    [
+        (None, False, f"/applications/{APP_ID}/commands", 1),
+        (GUILD, False, f"/applications/{APP_ID}/guilds/{GUILD}/commands", 1),
+        (GUILD, True, f"/applications/{APP_ID}/guilds/{GUILD}/commands", 0),
+    ],
+)
+async def test_commands_are_synced_only_by_the_explicit_step(guild: int | None, clear: bool, path: str, count: int) -> None:
+    with DiscordStandIn() as discord_api:
+        env = {"DISCORD_TOKEN": "discord-sync-token", "DISCORD_API_URL": discord_api.api_url}
+        try:
+            assert await sync_discord(settings_from({}, env), guild, clear) == count
+        finally:
+            new_client(DISCORD_API)
+        [(synced_path, commands)] = discord_api.synced
+        assert discord_api.identified == 0  # a REST step: no gateway session
+    assert synced_path == path
+    assert [c["name"] for c in commands] == ["papers"] * count
+
+
+async def test_posting_alone_uses_rest_only_and_never_syncs() -> None:
+    with DiscordStandIn() as discord_api:
+        client = new_client(discord_api.api_url)
+        try:
+            post = await DiscordOutbound(client, "discord-post-token").post(HERE, to_card(make_paper("2611.00001")))
+            await client.close()
+        finally:
+            new_client(DISCORD_API)
+        asked = [path for _, path, _ in discord_api.requests]
+    assert post.message_id == discord_api.messages[0]["id"]
+    assert "/gateway/bot" not in asked  # `run --once` and delivery workers never open the gateway …
+    assert discord_api.identified == 0
+    assert discord_api.synced == []  # … nor sync commands (logging in used to)

@@ -242,4 +242,5 @@ async def open_app(
             role,
             platforms.adapters,
             platforms.listeners,
+            consumer,
         )

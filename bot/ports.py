@@ -331,7 +331,9 @@ class Commands(Protocol):
 
 @runtime_checkable
 class Listener(Protocol):
-    """The inbound side of a chat platform (Slack, Discord): commands, reactions, buttons."""
+    """The inbound side of a chat platform (Slack, Discord): commands, reactions, buttons. A listener
+    whose platform allows one connection per bot says so with ``one_connection_per_bot = True``; the
+    service then runs it in one process only."""
 
     async def run(self, commands: Commands) -> None:
         """Serve inbound events with ``commands`` until cancelled."""

@@ -4,6 +4,7 @@ listener in one event loop). ``bot.app`` builds the ``App``; this module only ru
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
 log = logging.getLogger("bot.app")
 
 RETRY_FIRST, RETRY_LAST = 5.0, 300.0  # seconds between attempts while Redis is unreachable
+CONNECTION_TTL = 15.0  # seconds a process holds a one-per-bot chat connection's lock without renewing it
 LISTENER_RETRY_FIRST, LISTENER_RETRY_LAST, LISTENER_STEADY = 5.0, 600.0, 600.0  # a chat connection's retries
 ROLES = ("all", "poller", "worker")
 
@@ -59,6 +61,7 @@ class App:
     role: str = "all"
     adapters: Mapping[str, Adapter] = field(default_factory=dict)
     listeners: Mapping[str, Listener] = field(default_factory=dict)
+    owner: str = "paperbot"  # this process, as locks and delivery consumers name it
 
     async def cycle(self) -> CycleReport:
         """Poll (unless a worker) and deliver (unless a poller). What is already queued goes out while the
@@ -136,6 +139,41 @@ async def _until_next_pass(app: App) -> float:
     due = await app.coordination.next_due()
     longest = app.schedule.deliver_seconds
     return longest if due is None else min(longest, due + 0.05)
+
+
+async def hold_and_serve(name: str, listener: Listener, commands: Commands, coordination: Coordination, owner: str) -> None:
+    """For a platform that allows one connection per bot (Discord: every gateway session receives every
+    interaction, so N processes would answer each one N times): serve only while this process holds that
+    platform's lock in Redis. The other processes wait; one takes over within ``CONNECTION_TTL`` seconds
+    when the holder stops (at once, if it stopped cleanly) or dies."""
+    key = f"listener:{name}"
+    while True:
+        try:
+            held = await coordination.lock(key, owner, CONNECTION_TTL)
+        except StoreError:
+            held = False  # Redis is away: try again later; delivery says so in its own log lines
+        if held:
+            log.info("chat connection taken", extra={"kv": {"platform": name, "owner": owner}})
+            serving = asyncio.create_task(supervise(name, listener, commands))
+            try:
+                while not serving.done():
+                    await asyncio.sleep(CONNECTION_TTL / 3)
+                    if not await _renewed(coordination, key, owner):
+                        log.warning("chat connection's lock lost; handing it over", extra={"kv": {"platform": name}})
+                        break
+            finally:
+                serving.cancel()
+                await asyncio.gather(serving, return_exceptions=True)
+                with contextlib.suppress(StoreError):
+                    await coordination.unlock(key, owner)
+        await asyncio.sleep(CONNECTION_TTL / 3)
+
+
+async def _renewed(coordination: Coordination, key: str, owner: str) -> bool:
+    try:
+        return await coordination.renew(key, owner, CONNECTION_TTL)
+    except StoreError:
+        return True  # a Redis blip: keep the connection; the lock is lost only if someone else took it
 
 
 async def supervise(name: str, listener: Listener, commands: Commands) -> None:
@@ -241,7 +279,13 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
     cycles = Cycles(app)
     cycles.start()
     listeners = [
-        asyncio.create_task(supervise(name, listener, app.commands), name=name) for name, listener in app.listeners.items()
+        asyncio.create_task(
+            hold_and_serve(name, listener, app.commands, app.coordination, app.owner)
+            if getattr(listener, "one_connection_per_bot", False)
+            else supervise(name, listener, app.commands),
+            name=name,
+        )
+        for name, listener in app.listeners.items()
     ]
     if app.role != "poller":
         cycles.running.add(asyncio.create_task(deliver_forever(app), name="delivery"))

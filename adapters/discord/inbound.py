@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 class DiscordInbound:
     """The ``Listener`` port for one Discord application."""
 
+    one_connection_per_bot = True  # every gateway session receives every interaction
+
     def __init__(
         self,
         client: PaperbotClient,

@@ -48,6 +48,7 @@ class DiscordStandIn:
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
         self.identified = 0  # IDENTIFY received (new sessions)
+        self.most_at_once = 0  # the most gateway sockets open at the same time
         self.resumed = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -197,6 +198,7 @@ class DiscordStandIn:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self._sockets.append(socket)
+        self.most_at_once = max(self.most_at_once, len(self._sockets))
         await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
         async for message in socket:
             if message.type != WSMsgType.TEXT:

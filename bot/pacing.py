@@ -62,15 +62,27 @@ class ChannelPace:
         self.turns: Turns = turns or LocalTurns()
         self._owner = owner
         self._sleep = sleep
+        self._mine: dict[str, asyncio.Lock] = {}  # a turn is this process's: its own callers queue here first
 
     async def take(self, key: str) -> None:
-        """Wait until this process holds ``key``'s turn."""
-        while (wait := await self.turns.take_turn(key, self._owner, self.HOLD)) > 0:
-            await self._sleep(wait)
+        """Wait until this caller holds ``key``'s turn (callers in this process one at a time too)."""
+        mine = self._mine.setdefault(key, asyncio.Lock())
+        await mine.acquire()
+        try:
+            while (wait := await self.turns.take_turn(key, self._owner, self.HOLD)) > 0:
+                await self._sleep(wait)
+        except BaseException:
+            mine.release()
+            raise
 
     async def end(self, key: str, at_least: float = 0.0) -> None:
         """End the turn; the next starts after the interval, or ``at_least`` (a platform's Retry-After)."""
-        await self.turns.end_turn(key, self._owner, max(self.interval, at_least))
+        try:
+            await self.turns.end_turn(key, self._owner, max(self.interval, at_least))
+        finally:
+            mine = self._mine.get(key)
+            if mine is not None and mine.locked():
+                mine.release()
 
 
 class MinInterval:

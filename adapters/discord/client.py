@@ -39,8 +39,12 @@ DISCORD_API = "https://discord.com/api/v10"
 
 
 def new_client(api_url: str = DISCORD_API) -> PaperbotClient:
-    """A client with ``Intents.default()`` (no message content) and mentions disabled on everything it
-    sends, talking to ``api_url`` (``DISCORD_API_URL``; the gateway's address comes from that API)."""
+    """A client with only the intents paperbot uses (servers and their reactions: no messages, no
+    members) and mentions disabled on everything it sends, talking to ``api_url`` (``DISCORD_API_URL``;
+    the gateway's address comes from that API)."""
     # discord.py keeps its base URL on its Route class (one Discord API per process, as here).
     discord.http.Route.BASE = api_url.rstrip("/")
-    return PaperbotClient(intents=discord.Intents.default(), allowed_mentions=discord.AllowedMentions.none())
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_reactions = True
+    return PaperbotClient(intents=intents, allowed_mentions=discord.AllowedMentions.none())

@@ -5,6 +5,7 @@ Discord bans clients that keep making invalid requests). discord.py's rate-limit
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,15 @@ from adapters.discord.render import batches, embed_for
 from adapters.discord.translate import SaveButton, save_view
 from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef
+from bot.pacing import ChannelPace
+from bot.ports import Turns
+from bot.text import shorten
+
+
+def save_label(number: int, title: str) -> str:
+    """A digest's Save button: its paper's number and the start of its title (a button shows 80 characters).
+    The title is shown as plain button text, which Discord never reads as markdown or a mention."""
+    return shorten(f"Save {number} · {title}", 80)
 
 
 def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
@@ -44,9 +54,15 @@ class DiscordOutbound:
 
     platform = "discord"
 
-    def __init__(self, client: PaperbotClient, token: str) -> None:
+    def __init__(self, client: PaperbotClient, token: str, *, channel_interval: float = 1.0) -> None:
         self.client = client
         self._token = token
+        # Discord allows 5 messages per 5 s in a channel; one a second, shared by every worker, stays within.
+        self._pace = ChannelPace(channel_interval, owner=f"discord-{uuid.uuid4().hex[:12]}")
+
+    def share_pace(self, turns: Turns) -> None:
+        """Take each channel's posting turns from the store, so every worker shares its pace."""
+        self._pace.turns = turns
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """One embed with a Save button; returns the message id once Discord accepted it."""
@@ -60,8 +76,8 @@ class DiscordOutbound:
         for batch in batches(embeds):
             chunk = cards[len(posts) : len(posts) + len(batch)]
             view = discord.ui.View(timeout=None)
-            for card in chunk[:25]:
-                view.add_item(SaveButton(card.paper_id))
+            for number, card in enumerate(chunk[:25], start=len(posts) + 1):
+                view.add_item(SaveButton(card.paper_id, save_label(number, card.title)))
             try:
                 message = {"embeds": batch, "view": view, "nonce": nonce(destination, [c.paper_id for c in chunk])}
                 message_id = await self._deliver(destination, message)
@@ -69,8 +85,9 @@ class DiscordOutbound:
                 if posts:
                     return posts  # what went out stays recorded; the rest waits for the next pass
                 raise
-            # Reactions on a digest message save its first paper; each paper also has its own button.
-            posts += [PostRef(destination, str(message_id) if n == 0 else f"{message_id}#{n}") for n in range(len(chunk))]
+            # A reaction on a digest message names no single paper (so it saves none, as on Slack's digest
+            # parent): each paper is saved with its own numbered button.
+            posts += [PostRef(destination, f"{message_id}#{n}") for n in range(len(chunk))]
         return posts
 
     async def aclose(self) -> None:
@@ -80,12 +97,19 @@ class DiscordOutbound:
 
     async def _deliver(self, destination: Destination, message: dict[str, Any]) -> int:
         where = f"Discord channel {destination.channel}"
+        turn = f"discord:{destination.channel}"
+        if not destination.channel.isdigit():
+            raise DeliveryError(f"{where}: a Discord channel id is a number", permanent=True)
+        paced = self._pace.interval > 0
+        if paced:
+            await self._pace.take(turn)
         try:
             return await self._send(int(destination.channel), message)
-        except ValueError:
-            raise DeliveryError(f"{where}: a Discord channel id is a number", permanent=True) from None
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
             raise delivery_error(exc, where) from None
+        finally:
+            if paced:
+                await self._pace.end(turn)  # the next post in this channel a full interval after this answer
 
     async def _send(self, channel_id: int, message: dict[str, Any]) -> int:
         await self.client.login_once(self._token)  # REST only: posting never opens the gateway

@@ -14,6 +14,7 @@ from adapters.discord.client import PaperbotClient
 from adapters.discord.render import batches, content, embed_for
 from bot.model import Command, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
+from bot.text import shorten
 
 SAVE_ID = re.compile(r"paper:save:(?P<paper>[\w./-]{1,80})")
 STARTING = "paperbot is starting; try again in a moment."
@@ -28,8 +29,11 @@ class SaveButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], tem
     """The Save button on every posted paper. Its state is its custom_id, so it works after restarts;
     it finds the core through the client that received the press."""
 
-    def __init__(self, paper_id: str) -> None:
-        super().__init__(discord.ui.Button(label="Save", style=discord.ButtonStyle.primary, custom_id=f"paper:save:{paper_id}"))
+    def __init__(self, paper_id: str, label: str = "Save") -> None:
+        button = discord.ui.Button[discord.ui.View](
+            label=label, style=discord.ButtonStyle.primary, custom_id=f"paper:save:{paper_id}"
+        )
+        super().__init__(button)
         self.paper_id = paper_id
 
     @classmethod
@@ -77,11 +81,14 @@ class Translator:
         await self._send_reply(interaction, await commands.run(Command(name, argument), user, where))
 
     async def topic_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
-        """Autocomplete: this channel's topics containing what was typed, 25 at most."""
+        """Autocomplete: this channel's topics containing what was typed, 25 at most. The value sent back is
+        the topic's number (what ``/papers unsubscribe`` also takes), so a topic longer than a choice's 100
+        characters is still unsubscribed whole; the name shows the topic, shortened if need be."""
         if self._client.commands is None:
             return []
         topics = await self._client.commands.topics(Destination("discord", str(interaction.channel_id)))
-        return [app_commands.Choice(name=t[:100], value=t[:100]) for t in topics if current.lower() in t.lower()][:25]
+        found = [(n, t) for n, t in enumerate(topics, start=1) if current.lower() in t.lower()][:25]
+        return [app_commands.Choice(name=shorten(t, 100), value=str(n)) for n, t in found]
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         """A reaction added anywhere the bot can see: the save emoji on a paperbot post saves its paper."""

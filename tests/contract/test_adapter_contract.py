@@ -48,7 +48,8 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
             client = new_client(discord_api.api_url)
             posted = lambda: json.dumps([m["embeds"] for m in discord_api.messages], ensure_ascii=False)  # noqa: E731
             try:
-                yield Harness(DiscordOutbound(client, "discord-contract"), Destination("discord", str(CHANNEL)), posted, 4096)
+                adapter = DiscordOutbound(client, "discord-contract", channel_interval=0)
+                yield Harness(adapter, Destination("discord", str(CHANNEL)), posted, 4096)
             finally:
                 await client.close()
                 new_client(DISCORD_API)

@@ -93,7 +93,7 @@ async def discord_bot() -> AsyncIterator[DiscordHarness]:
     with DiscordStandIn() as discord_api:
         client = new_client(discord_api.api_url)
         world = World()
-        inbound, adapter = DiscordInbound(client, TOKEN), DiscordOutbound(client, TOKEN)
+        inbound, adapter = DiscordInbound(client, TOKEN), DiscordOutbound(client, TOKEN, channel_interval=0)  # unpaced here
         running = asyncio.create_task(inbound.run(world.core))
         try:
             await until(client.is_ready)

@@ -44,6 +44,7 @@ class DiscordStandIn:
         self.port = free_port()
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or form fields)
         self.messages: list[dict[str, Any]] = []  # channel messages created
+        self.arrivals: list[float] = []  # when each of them arrived (monotonic seconds)
         self.followups: list[dict[str, Any]] = []  # interaction callbacks and webhook follow-ups
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
@@ -184,6 +185,7 @@ class DiscordStandIn:
             return _json(self._nonces[(channel_id, nonce)])  # the message it already made
         message = self._message(channel_id, body)
         self.messages.append(message)
+        self.arrivals.append(time.monotonic())
         if nonce:
             self._nonces[(channel_id, nonce)] = message
         return _json(message)

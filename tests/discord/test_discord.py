@@ -135,6 +135,32 @@ async def test_topic_autocomplete_offers_this_channels_topics(discord_bot: Disco
     [callback] = await discord_bot._answered(payload, "callback")
     assert callback["type"] == 8
     assert [c["name"] for c in callback["data"]["choices"]] == ["robot", "protein"]
+    assert [c["value"] for c in callback["data"]["choices"]] == ["2", "3"]  # numbers: a long topic is never cut
+
+
+async def test_a_long_topic_is_offered_shortened_and_unsubscribed_whole(discord_bot: DiscordHarness) -> None:
+    long = "reasoning " + " OR ".join(f"robot{n}" for n in range(30))  # well over a choice's 100 characters
+    await discord_bot.world.subscriptions.subscribe(HERE, long)
+    [answer] = await discord_bot.command("unsubscribe", topic="1")  # what the autocomplete sends back
+    assert answer["content"].startswith("Unsubscribed this channel")
+    assert await discord_bot.world.subscriptions.topics(HERE) == []
+
+
+async def test_a_digest_numbers_its_save_buttons_and_a_reaction_on_it_saves_nothing(discord_bot: DiscordHarness) -> None:
+    papers = [make_paper(f"2611.0000{n}", title=f"Digest paper {n}") for n in range(3)]
+    posts = await discord_bot.adapter.post_digest(HERE, [to_card(p) for p in papers], top=3)
+    [message] = discord_bot.discord.messages
+    labels = [b["label"] for row in message["components"] for b in row["components"]]
+    assert labels == ["Save 1 · Digest paper 0", "Save 2 · Digest paper 1", "Save 3 · Digest paper 2"]
+    assert [p.message_id for p in posts] == [f"{message['id']}#{n}" for n in range(3)]
+    for post, paper in zip(posts, papers, strict=True):
+        await discord_bot.world.store.commit([paper], [Delivery(HERE, paper.id)])
+        (entry,) = await discord_bot.world.store.take("w", claim_idle=60)
+        await discord_bot.world.store.done(entry, post)
+    await discord_bot.react(message_id=message["id"])  # a reaction on the digest names no single paper
+    assert await discord_bot.world.library.saved(ADA) == []
+    await discord_bot.press_save(papers[1].id)
+    assert [s.paper.id for s in await discord_bot.world.library.saved(ADA)] == [papers[1].id]
 
 
 async def test_reaction_saves_then_listed_and_removal_unsaves(discord_bot: DiscordHarness) -> None:

@@ -3,6 +3,9 @@ no command sync as a side effect of starting, and a dropped socket resumed."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 import pytest
 
 from adapters.discord.client import DISCORD_API, new_client
@@ -70,3 +73,15 @@ async def test_posting_alone_uses_rest_only_and_never_syncs() -> None:
     assert "/gateway/bot" not in asked  # `run --once` and delivery workers never open the gateway …
     assert discord_api.identified == 0
     assert discord_api.synced == []  # … nor sync commands (logging in used to)
+
+
+async def test_two_workers_share_a_channels_pace_through_the_store(discord_bot: DiscordHarness) -> None:
+    # Default pace (one message a second per channel), shared through Redis turns, as every worker does.
+    workers = [DiscordOutbound(discord_bot.inbound.client, "discord-test-token") for _ in range(2)]
+    for worker in workers:
+        worker.share_pace(discord_bot.world.coordination)
+    cards = [to_card(make_paper(f"2611.0000{n}", title=f"Paced {n}")) for n in range(4)]
+    await asyncio.gather(*(workers[n % 2].post(HERE, card) for n, card in enumerate(cards)))
+    gaps = [b - a for a, b in itertools.pairwise(discord_bot.discord.arrivals)]
+    assert len(gaps) == 3
+    assert min(gaps) >= 0.95  # never two messages in a channel within a second, whichever worker sends

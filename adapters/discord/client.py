@@ -28,6 +28,14 @@ class PaperbotClient(discord.Client):
             if self.user is None:
                 await self.login(token)
 
+    async def reopen(self) -> None:
+        """Close this client and make it able to log in and connect again (the listener's next attempt after
+        a refused token or a lost network): discord.py's own ``clear`` keeps the closed HTTP connector."""
+        if not self.is_closed():
+            await self.close()
+        self.http.connector = discord.utils.MISSING
+        self.clear()
+
     async def use_gateway_from_api(self) -> None:
         """Connect to the gateway the API names (``GET /gateway/bot``, as Discord asks bots to; it is also
         how ``DISCORD_API_URL`` leads to a stand-in's gateway)."""

@@ -10,6 +10,7 @@ from discord import app_commands
 
 from adapters.discord.client import PaperbotClient
 from adapters.discord.translate import PapersGroup, SaveButton, Translator
+from bot.errors import ListenerError
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,16 @@ class DiscordInbound:
         """Connect to the gateway and serve until cancelled."""
         self.attach(commands)
         try:
-            await self.client.login_once(self._token)  # unless a delivery already logged this client in
+            try:
+                await self.client.login_once(self._token)  # unless a delivery already logged this client in
+            except discord.LoginFailure:
+                raise ListenerError(
+                    "Discord refused DISCORD_TOKEN (401 Unauthorized): copy a new one from Bot → Reset Token"
+                ) from None
             await self.client.use_gateway_from_api()
             await self.client.connect()
         finally:
-            if not self.client.is_closed():
-                await self.client.close()
+            await self.client.reopen()  # closed now, and ready for the supervisor's next attempt
 
     async def sync(self, guild_id: int | None = None, clear: bool = False) -> int:
         """``paperbot discord sync``: register ``/papers`` for every server (up to an hour to show), or for

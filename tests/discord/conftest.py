@@ -98,6 +98,8 @@ async def discord_bot() -> AsyncIterator[DiscordHarness]:
         try:
             await until(client.is_ready)
             yield DiscordHarness(discord_api, adapter, inbound, world)
+            assert discord_api.late == 0  # every interaction answered within Discord's 3 seconds
+            assert discord_api.pinging == []  # every message sent with mentions disabled
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)

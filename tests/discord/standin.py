@@ -6,7 +6,9 @@ REST under ``/api/v10``: ``/users/@me``, ``/oauth2/applications/@me``, ``/gatewa
 follow-ups and application command sync. The gateway speaks op codes HELLO, IDENTIFY, READY,
 GUILD_CREATE, HEARTBEAT/ACK, RESUME/RESUMED and dispatches events the test sends. It enforces the
 platform's rules the tests care about (embeds ≤ 10 and ≤ 6,000 characters a message, content ≤ 2,000,
-403 for channels the bot may not post in) and records everything it received.
+5 messages per 5 s in a channel (429 with retry_after), an interaction answered within 3 s, 401 for a
+refused token, 403 for channels the bot may not post in) and records everything it received,
+including any message sent without ``allowed_mentions`` set to ping nobody.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ class DiscordStandIn:
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
         self.identified = 0  # IDENTIFY received (new sessions)
         self.most_at_once = 0  # the most gateway sockets open at the same time
+        self.unauthorized = False  # True: the token is refused (401), as after a reset
+        self.limited = 0  # messages refused with 429 (more than 5 in 5 s in a channel)
+        self.late = 0  # interaction callbacks after Discord's 3 s
+        self.pinging: list[dict[str, Any]] = []  # messages sent without allowed_mentions {"parse": []}
+        self._posted: dict[str, list[float]] = {}
+        self._dispatched: dict[str, float] = {}
         self.resumed = 0
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
@@ -145,26 +153,14 @@ class DiscordStandIn:
         body = await self._body(request) if method in ("POST", "PUT", "PATCH") else {}
         self.requests.append((method, path, body))
         parts = path.strip("/").split("/")
-        if path == "/users/@me":
-            return _json(BOT_USER)
-        if path == "/oauth2/applications/@me":
-            return _json(
-                {"id": str(APP_ID), "name": "paperbot", "description": "", "icon": None, "bot_public": True}
-                | {"bot_require_code_grant": False, "owner": BOT_USER, "verify_key": "0" * 64, "flags": 0}
-            )
-        if path in ("/gateway/bot", "/gateway"):
-            limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-            return _json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1, "session_start_limit": limit})
+        if path in ("/users/@me", "/oauth2/applications/@me", "/gateway/bot", "/gateway"):
+            return self._about(path)
         if parts[0] == "channels" and len(parts) == 2:
             return _json(self.channel(int(parts[1])))
         if parts[0] == "channels" and parts[2:] == ["messages"] and method == "POST":
             return self._create_message(parts[1], body)
         if parts[0] == "interactions" and parts[-1] == "callback":
-            self.followups.append({"kind": "callback", **body})
-            # with_response=true (as discord.py asks): the interaction callback response object
-            flags = (body.get("data") or {}).get("flags", 0)
-            interaction = {"id": parts[1], "type": 2, "response_message_loading": body.get("type") == 5}
-            return _json({"interaction": interaction | {"response_message_ephemeral": bool(flags & 64)}})
+            return self._callback(parts[1], body)
         if parts[0] == "webhooks" and method == "POST":
             if problem := self._limits(body):
                 return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
@@ -175,9 +171,46 @@ class DiscordStandIn:
             return _json([{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in body])
         return _json({"code": 0, "message": f"404: {method} {path} is not in the stand-in"}, status=404)
 
+    def _about(self, path: str) -> web.Response:
+        # Who the bot is, its application, and where its gateway is.
+        if path == "/users/@me":
+            if self.unauthorized:  # a revoked token
+                return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+            return _json(BOT_USER)
+        if path == "/oauth2/applications/@me":
+            return _json(
+                {"id": str(APP_ID), "name": "paperbot", "description": "", "icon": None, "bot_public": True}
+                | {"bot_require_code_grant": False, "owner": BOT_USER, "verify_key": "0" * 64, "flags": 0}
+            )
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return _json({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1, "session_start_limit": limit})
+
+    def _callback(self, interaction_id: str, body: dict[str, Any]) -> web.Response:
+        if time.monotonic() - self._dispatched.get(interaction_id, time.monotonic()) > 3.0:  # answered too late
+            self.late += 1
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
+        self.followups.append({"kind": "callback", **body})
+        # with_response=true (as discord.py asks): the interaction callback response object
+        flags = (body.get("data") or {}).get("flags", 0)
+        interaction = {"id": interaction_id, "type": 2, "response_message_loading": body.get("type") == 5}
+        return _json({"interaction": interaction | {"response_message_ephemeral": bool(flags & 64)}})
+
     def _create_message(self, channel_id: str, body: dict[str, Any]) -> web.Response:
         if int(channel_id) in self.forbidden:
             return _json({"code": 50013, "message": "Missing Permissions"}, status=403)
+        if body.get("allowed_mentions") != {"parse": []}:
+            self.pinging.append(body)  # a message that could ping someone, had its text a mention
+        now = time.monotonic()
+        recent = [t for t in self._posted.get(channel_id, []) if now - t < 5.0]
+        if len(recent) >= 5:  # Discord's per-channel limit: 5 messages in 5 seconds
+            self.limited += 1
+            retry = round(5.0 - (now - recent[0]), 3)
+            limited = _json({"message": "You are being rate limited.", "retry_after": retry, "global": False}, status=429)
+            limited.headers.update(
+                {"Via": "1.1 google", "X-RateLimit-Scope": "user", "Retry-After": str(retry)}
+            )  # as Discord's edge sends it
+            return limited
+        self._posted[channel_id] = [*recent, now]
         if problem := self._limits(body):
             return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
         nonce = body.get("nonce")
@@ -251,6 +284,8 @@ class DiscordStandIn:
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a gateway event (``INTERACTION_CREATE``, ``MESSAGE_REACTION_ADD`` …) to the connected bot."""
+        if event == "INTERACTION_CREATE":
+            self._dispatched[str(data["id"])] = time.monotonic()  # its callback is due within 3 s
         asyncio.run_coroutine_threadsafe(self._emit(self._sockets[-1], event, data), self._loop).result(10)
 
     def drop(self) -> None:

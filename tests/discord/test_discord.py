@@ -272,3 +272,31 @@ async def test_subscribing_needs_manage_channels_when_managers_is_the_rule(disco
     assert "can change this channel" in refused["content"]
     assert accepted["content"].startswith("Subscribed")
     assert topics == ["robots"]
+
+
+async def test_hostile_papers_post_with_no_link_but_ours_no_mention_and_every_limit_kept(discord_bot: DiscordHarness) -> None:
+    papers = hostile_papers()
+    await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id, ("@everyone topic",)) for p in papers])
+    report = await discord_bot.deliverer().deliver()
+    assert report.delivered == len(papers)  # the stand-in refuses anything over a limit (400)
+    for message in discord_bot.discord.messages:
+        embed = message["embeds"][0]
+        untrusted = [
+            embed.get("title", ""),
+            embed.get("description", ""),
+            *(f["value"] for f in embed.get("fields", []) if f["name"] != "Links"),
+        ]
+        assert all(MASKED_LINK.findall(text) == [] for text in untrusted)
+        links = [f["value"] for f in embed.get("fields", []) if f["name"] == "Links"]
+        assert all(target == "<" for value in links for target in re.findall(r"\]\((.)", value))  # only our <…> links
+        text = json.dumps(message, ensure_ascii=False)
+        assert "@everyone" not in text.replace("@\u200beveryone", "")
+        assert not re.search(r"<@[!&]?\d+>", text)
+
+
+async def test_a_burst_beyond_discords_channel_limit_waits_out_the_429_and_loses_nothing(discord_bot: DiscordHarness) -> None:
+    cards = [to_card(make_paper(f"2611.0000{n}", title=f"Burst {n}")) for n in range(7)]
+    for card in cards:  # unpaced here: the 6th message within 5 s gets 429 with retry_after
+        await discord_bot.adapter.post(HERE, card)
+    assert discord_bot.discord.limited >= 1
+    assert [m["embeds"][0]["title"] for m in discord_bot.discord.messages] == [f"Burst {n}" for n in range(7)]

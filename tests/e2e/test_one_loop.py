@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -143,3 +144,55 @@ async def test_a_failing_chat_listener_is_retried_and_delivery_goes_on(
     down = [r for r in caplog.records if r.getMessage() == "chat listener down; retrying"]
     assert [r.kv["problem"] for r in down] == ["RuntimeError: invalid_auth", "RuntimeError: Cannot connect to host"]  # type: ignore[attr-defined]
     assert not any(r.exc_info for r in caplog.records)  # one line each, no traceback
+
+
+async def test_discord_refusing_the_token_leaves_slack_running_and_recovers_on_its_own(
+    embedded_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import bot.service
+
+    monkeypatch.setattr(bot.service, "LISTENER_RETRY_FIRST", 0.2)  # shortened for the test (default 5 s, doubling)
+    hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00071", "Slack goes on")]})
+    port = free_port()
+    with StandIn(hf) as hf_server, SlackStandIn() as api, DiscordStandIn() as discord_api:
+        discord_api.unauthorized = True  # the Discord token was reset
+        env = {
+            "REDIS_URL": embedded_redis.url,
+            "HF_ENDPOINT": hf_server.url,
+            "PAPERBOT_KEY_PREFIX": f"down{port}:",
+            "SLACK_BOT_TOKEN": "xoxb-down",
+            "SLACK_SIGNING_SECRET": SECRET,
+            "DISCORD_TOKEN": "discord-down",
+            "DISCORD_API_URL": discord_api.api_url,
+        }
+        settings = settings_from({"channels": [{"platform": "slack", "id": "C1"}]}, env)
+        slack_client = web_client("xoxb-down", api.api_url)
+        discord_client = new_client(settings.discord.api_url)
+        platforms = Platforms(
+            {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, "discord-down")},
+            {
+                "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
+                "discord": DiscordInbound(discord_client, "discord-down"),
+            },
+        )
+        stop = asyncio.Event()
+
+        def down() -> list[logging.LogRecord]:
+            return [
+                r for r in caplog.records if r.getMessage() == "chat listener down; retrying" and r.kv["platform"] == "discord"
+            ]  # type: ignore[attr-defined]
+
+        async with open_app(settings, platforms=platforms) as app:
+            service = asyncio.create_task(serve(app, stop))
+            deadline = time.monotonic() + 20
+            while not (api.accepted and len(down()) >= 2) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            assert [m["channel"] for m in api.accepted] == ["C1"]  # Slack delivered all the same
+            discord_api.unauthorized = False  # someone put the new token in place
+            while not discord_client.is_ready() and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            assert discord_client.is_ready()  # Discord came back on its own
+            stop.set()
+            await asyncio.wait_for(service, 10)
+    assert down()[0].kv["problem"].startswith("Discord refused DISCORD_TOKEN (401 Unauthorized)")  # type: ignore[attr-defined]
+    assert not any(r.exc_info for r in caplog.records)  # one line per attempt, no traceback

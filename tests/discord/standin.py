@@ -50,6 +50,7 @@ class DiscordStandIn:
         self.followups: list[dict[str, Any]] = []  # interaction callbacks and webhook follow-ups
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
+        self.kinds: dict[int, int] = {}  # channel id → channel type, where not a text channel (0)
         self.identified = 0  # IDENTIFY received (new sessions)
         self.most_at_once = 0  # the most gateway sockets open at the same time
         self.unauthorized = False  # True: the token is refused (401), as after a reset
@@ -223,9 +224,9 @@ class DiscordStandIn:
             self._nonces[(channel_id, nonce)] = message
         return _json(message)
 
-    @staticmethod
-    def channel(channel_id: int) -> dict[str, Any]:
-        return {"id": str(channel_id), "type": 0, "guild_id": str(GUILD), "name": "papers", "position": 0}
+    def channel(self, channel_id: int) -> dict[str, Any]:
+        kind = self.kinds.get(channel_id, 0)  # 0 text; 4 category, 15 forum: nothing can be posted there
+        return {"id": str(channel_id), "type": kind, "guild_id": str(GUILD), "name": "papers", "position": 0}
 
     # ------------------------------------------------------------------------------------------ gateway
 

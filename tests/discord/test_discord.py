@@ -300,3 +300,17 @@ async def test_a_burst_beyond_discords_channel_limit_waits_out_the_429_and_loses
         await discord_bot.adapter.post(HERE, card)
     assert discord_bot.discord.limited >= 1
     assert [m["embeds"][0]["title"] for m in discord_bot.discord.messages] == [f"Burst {n}" for n in range(7)]
+
+
+@pytest.mark.parametrize(("kind", "name"), [(15, "forum"), (4, "category")])
+async def test_a_forum_or_category_channel_is_a_clear_permanent_error_for_that_channel_only(
+    discord_bot: DiscordHarness, kind: int, name: str
+) -> None:
+    forum = Destination("discord", str(CHANNEL + 7))
+    discord_bot.discord.kinds[CHANNEL + 7] = kind
+    papers = [make_paper("2611.00001"), make_paper("2611.00002")]
+    await discord_bot.world.store.commit(papers, [Delivery(forum, papers[0].id), Delivery(HERE, papers[1].id)])
+    report = await discord_bot.deliverer().deliver()
+    assert report.delivered == 1  # the text channel got its paper
+    assert "not a channel paperbot can post in" in report.failed[forum.key], name
+    assert await discord_bot.world.coordination.paused(forum)  # paused, one line, not retried every pass

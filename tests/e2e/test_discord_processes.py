@@ -1,8 +1,10 @@
-"""Several ``paperbot run`` processes of one Discord bot: exactly one holds the gateway session, so each
-interaction is answered once, and another takes the session over when that process dies."""
+"""Several ``paperbot run`` processes of one Discord bot (poller, worker, worker) against the loopback
+Discord: exactly one holds the gateway session, so each interaction is answered once; the paper is posted
+once, with no 429; and another process takes the session over when its holder stops."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.discord.standin import DiscordStandIn
+from tests.conftest import fixture_text
+from tests.discord.standin import APP_ID, GUILD, DiscordStandIn
 from tests.e2e.conftest import ROOT, base_env
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.standins import HuggingFaceStandIn, StandIn
@@ -52,6 +55,12 @@ def test_one_gateway_session_among_three_processes_and_a_takeover_when_it_dies(r
             time.sleep(3)  # time enough for any other process to open a second session
             assert discord_api.identified == 1  # one session for the bot, whatever the processes
             assert len(discord_api.messages) == 1  # the paper posted once (over REST, by a delivering process)
+            interaction = json.loads(fixture_text("discord/interaction_command.json"))  # /papers help
+            interaction.update(guild_id=str(GUILD), application_id=str(APP_ID))
+            discord_api.dispatch("INTERACTION_CREATE", interaction)
+            wait_for(lambda: any(f["kind"] == "followup" for f in discord_api.followups), 15)
+            time.sleep(1)
+            assert [f["kind"] for f in discord_api.followups] == ["callback", "followup"]  # answered once
             # The lock in Redis names the process holding the session ("host-pid"): stop that one.
             with redis.Redis.from_url(real_redis_url) as client:
                 lock = client.get(env["PAPERBOT_KEY_PREFIX"] + "lock:listener:discord")
@@ -69,6 +78,7 @@ def test_one_gateway_session_among_three_processes_and_a_takeover_when_it_dies(r
                     process.send_signal(signal.SIGTERM)
             logs = [process.communicate(timeout=10)[1] for process in processes]
     assert discord_api.most_at_once == 1  # never two sessions at the same time
+    assert discord_api.limited == 0  # no 429
     assert sessions == 2  # the first holder's, then a survivor's
     assert [p.returncode for p in processes] == [0, 0, 0]
     assert not any("Traceback" in log for log in logs)

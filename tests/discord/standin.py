@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.redis_servers import free_port
+from tests.loopback import LoopbackServer
 
 BOT_ID = 1249000000000000042
 APP_ID = 1249000000000000043
@@ -39,11 +38,11 @@ def embed_size(embed: dict[str, Any]) -> int:
     return size + sum(len(f.get("name", "")) + len(f.get("value", "")) for f in embed.get("fields", []))
 
 
-class DiscordStandIn:
+class DiscordStandIn(LoopbackServer):
     """Discord on 127.0.0.1, in a thread of its own; ``api_url`` is what ``DISCORD_API_URL`` takes."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or form fields)
         self.messages: list[dict[str, Any]] = []  # channel messages created
         self.arrivals: list[float] = []  # when each of them arrived (monotonic seconds)
@@ -60,44 +59,17 @@ class DiscordStandIn:
         self._posted: dict[str, list[float]] = {}
         self._dispatched: dict[str, float] = {}
         self.resumed = 0
-        self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._next_id = 1249000000000001000
         self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v10"
 
-    # ------------------------------------------------------------------------------------------ lifecycle
-
-    def __enter__(self) -> DiscordStandIn:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _stop(self) -> None:
-        for socket in list(self._sockets):
-            await socket.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------------------------------------------ REST
 
@@ -233,8 +205,8 @@ class DiscordStandIn:
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
-        self._sockets.append(socket)
-        self.most_at_once = max(self.most_at_once, len(self._sockets))
+        self.sockets.append(socket)
+        self.most_at_once = max(self.most_at_once, len(self.sockets))
         await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
         async for message in socket:
             if message.type != WSMsgType.TEXT:
@@ -249,8 +221,8 @@ class DiscordStandIn:
             elif frame["op"] == 6:  # resume
                 self.resumed += 1
                 await self._emit(socket, "RESUMED", {})
-        if socket in self._sockets:
-            self._sockets.remove(socket)
+        if socket in self.sockets:
+            self.sockets.remove(socket)
         return socket
 
     def _ready(self) -> dict[str, Any]:
@@ -287,15 +259,15 @@ class DiscordStandIn:
         """Send a gateway event (``INTERACTION_CREATE``, ``MESSAGE_REACTION_ADD`` …) to the connected bot."""
         if event == "INTERACTION_CREATE":
             self._dispatched[str(data["id"])] = time.monotonic()  # its callback is due within 3 s
-        asyncio.run_coroutine_threadsafe(self._emit(self._sockets[-1], event, data), self._loop).result(10)
+        self.run(lambda: self._emit(self.sockets[-1], event, data))
 
     def drop(self) -> None:
         """Close the gateway socket without a word; the client should resume."""
-        asyncio.run_coroutine_threadsafe(self._sockets[-1].close(code=4000), self._loop).result(10)
+        self.run(lambda: self.sockets[-1].close(code=4000))
 
     @property
     def connected(self) -> bool:
-        return bool(self._sockets)
+        return bool(self.sockets)
 
 
 def _json(data: Any, status: int = 200) -> web.Response:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from adapters.discord.client import new_client
+from adapters.discord.client import PaperbotClient, new_client
 from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
 from adapters.slack.inbound import SlackInbound
@@ -21,7 +21,7 @@ from adapters.slack.outbound import SlackOutbound, web_client
 from bot.app import Platforms, open_app
 from bot.model import UserRef
 from bot.service import serve
-from bot.settings import settings_from
+from bot.settings import Settings, settings_from
 from tests.conftest import fixture_text
 from tests.discord.standin import CHANNEL, DiscordStandIn
 from tests.e2e.test_run_once import DAYS, hf_item
@@ -30,6 +30,23 @@ from tests.slack.standin import SlackStandIn
 from tests.standins import HuggingFaceStandIn, StandIn
 
 pytestmark = pytest.mark.e2e
+
+
+def chat_platforms(settings: Settings, slack_api_url: str, port: int, name: str) -> tuple[Platforms, PaperbotClient]:
+    """Slack (HTTP mode on 127.0.0.1:``port``) and Discord (``DISCORD_API_URL``), both ways, as the
+    composition root builds them; and the Discord client, to watch its connection."""
+    slack_client = web_client(f"xoxb-{name}", slack_api_url)
+    discord_client = new_client(settings.discord.api_url)
+    platforms = Platforms(
+        {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, f"discord-{name}")},
+        {
+            "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
+            "discord": DiscordInbound(discord_client, f"discord-{name}"),
+        },
+    )
+    return platforms, discord_client
+
+
 SECRET = "one-loop-secret"
 
 
@@ -49,15 +66,7 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
             "PORT": str(port),
         }
         settings = settings_from(document, env)
-        slack_client = web_client("xoxb-loop", api.api_url)
-        discord_client = new_client(settings.discord.api_url)
-        platforms = Platforms(
-            {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, "discord-loop")},
-            {
-                "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
-                "discord": DiscordInbound(discord_client, "discord-loop"),
-            },
-        )
+        platforms, discord_client = chat_platforms(settings, api.api_url, port, "loop")
         stop = asyncio.Event()
         async with open_app(settings, platforms=platforms) as app:
             service = asyncio.create_task(serve(app, stop))
@@ -166,15 +175,7 @@ async def test_discord_refusing_the_token_leaves_slack_running_and_recovers_on_i
             "DISCORD_API_URL": discord_api.api_url,
         }
         settings = settings_from({"channels": [{"platform": "slack", "id": "C1"}]}, env)
-        slack_client = web_client("xoxb-down", api.api_url)
-        discord_client = new_client(settings.discord.api_url)
-        platforms = Platforms(
-            {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, "discord-down")},
-            {
-                "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
-                "discord": DiscordInbound(discord_client, "discord-down"),
-            },
-        )
+        platforms, discord_client = chat_platforms(settings, api.api_url, port, "down")
         stop = asyncio.Event()
 
         def down() -> list[logging.LogRecord]:

@@ -7,9 +7,7 @@ Speaks the protocol of https://api.slack.com/apis/socket-mode: every envelope ca
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -17,20 +15,19 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.redis_servers import free_port
+from tests.loopback import LoopbackServer
 
 
-class SocketModeStandIn:
+class SocketModeStandIn(LoopbackServer):
     """The Socket Mode server side, on 127.0.0.1, in a thread of its own (like the HTTP stand-ins)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        super().__init__()
         self.connections = 0  # websocket connections accepted so far
         self.acks: dict[str, dict[str, Any]] = {}  # envelope_id → the app's acknowledgement
-        self._sockets: list[web.WebSocketResponse] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/link/", self._link)
 
     @property
     def url(self) -> str:
@@ -40,7 +37,7 @@ class SocketModeStandIn:
         socket = web.WebSocketResponse()
         await socket.prepare(request)
         self.connections += 1
-        self._sockets.append(socket)
+        self.sockets.append(socket)
         hello = {"type": "hello", "num_connections": 1, "debug_info": {"host": "standin", "approximate_connection_time": 18060}}
         await socket.send_str(json.dumps(hello))
         async for message in socket:
@@ -48,36 +45,9 @@ class SocketModeStandIn:
                 ack = json.loads(message.data)
                 if "envelope_id" in ack:
                     self.acks[ack["envelope_id"]] = ack
-        if socket in self._sockets:
-            self._sockets.remove(socket)
+        if socket in self.sockets:
+            self.sockets.remove(socket)
         return socket
-
-    def __enter__(self) -> SocketModeStandIn:
-        self._thread.start()
-        self._run(self._start)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._run(self._stop)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
-
-    async def _start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/link/", self._link)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def _stop(self) -> None:
-        for socket in list(self._sockets):
-            await socket.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def _run(self, coroutine: Callable[[], Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine(), self._loop).result(10)
 
     def send(self, kind: str, payload: dict[str, Any], accepts_response_payload: bool = False) -> str:
         """Send one envelope on the live socket; returns its ``envelope_id``."""
@@ -86,9 +56,9 @@ class SocketModeStandIn:
         envelope["accepts_response_payload"] = accepts_response_payload
 
         async def send() -> None:
-            await self._sockets[-1].send_str(json.dumps(envelope))
+            await self.sockets[-1].send_str(json.dumps(envelope))
 
-        self._run(send)
+        self.run(send)
         return envelope_id
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
@@ -96,17 +66,17 @@ class SocketModeStandIn:
 
         async def say_goodbye() -> None:
             goodbye = {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
-            await self._sockets[-1].send_str(json.dumps(goodbye))
+            await self.sockets[-1].send_str(json.dumps(goodbye))
 
-        self._run(say_goodbye)
+        self.run(say_goodbye)
 
     def drop(self) -> None:
         """Close the socket without a word (a network blip)."""
 
         async def close() -> None:
-            await self._sockets[-1].close()
+            await self.sockets[-1].close()
 
-        self._run(close)
+        self.run(close)
 
     def wait(self, condition: Callable[[], bool], seconds: float = 15) -> None:
         """Until ``condition`` holds (checked from the test's thread)."""

@@ -57,3 +57,10 @@ def test_the_renderers_load_neither_redis_nor_the_store() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_run_loads_bs4_and_apscheduler_only_when_it_needs_them() -> None:
+    # bs4 parses the Daily Papers page only when the API fails; apscheduler runs only in the service.
+    code = "import sys, bot.app, bot.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('bs4', 'apscheduler')))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "[]"

@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from bs4 import BeautifulSoup
-
 from bot.errors import SourceError, SourceUnreachableError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
@@ -100,6 +98,8 @@ def papers_from_items(items: Iterable[Any], where: str, skipped: Skipped | None 
 
 def papers_from_page(html: str, where: str, skipped: Skipped | None = None) -> list[Paper]:
     """Papers from the ``data-target="DailyPapers"`` JSON of a ``/papers/date/...`` page."""
+    from bs4 import BeautifulSoup  # ~0.1 s to import, and only this fallback needs it
+
     soup = BeautifulSoup(html, "html.parser")
     node = soup.find(None, {"data-target": "DailyPapers"})
     raw = node.get("data-props") if node is not None else None

@@ -62,6 +62,32 @@ class ScrubSecrets(logging.Filter):
         return True
 
 
+class _Libraries(logging.Filter):
+    """``OneLine`` for the records of the named libraries (and their child loggers) only."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__()
+        self._names = tuple(names)
+        self._one_line = OneLine()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith(self._names):
+            self._one_line.filter(record)
+        return True
+
+
+class OneLine(logging.Filter):
+    """A library's error with a traceback (discord.py's "Attempting a reconnect", say) becomes one line
+    naming the exception: paperbot's logs say why, once, and tracebacks are for -vv."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__}: {exc})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure(verbosity: int, redact: Redact = str) -> None:
     """``verbosity`` -1 = errors only, 0 = warnings and cycle summaries, 1+ = debug."""
     handler = logging.StreamHandler(sys.stderr)
@@ -79,7 +105,10 @@ def configure(verbosity: int, redact: Redact = str) -> None:
         logging.getLogger(name).setLevel(logging.INFO if verbosity == 0 else ours)
     # Third-party chatter (every HTTP request, every scheduler tick) only at -vv. The Slack SDKs log
     # request bodies at debug level, and those carry response_url bearer URLs: never at -v.
-    for name in ("httpx", "httpcore", "apscheduler", "asyncio", "slack_sdk", "slack_bolt", "adapters.slack.bolt", "discord"):
+    libraries = ("httpx", "httpcore", "apscheduler", "asyncio", "slack_sdk", "slack_bolt", "adapters.slack.bolt", "discord")
+    for name in libraries:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
+    if verbosity <= 1:
+        handler.addFilter(_Libraries(libraries))
     # discord.client warns at every start that voice support is missing; paperbot has no voice.
     logging.getLogger("discord.client").setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)

@@ -51,6 +51,14 @@ class LoopbackServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def go_away(self) -> None:
+        """Stop answering at all (sockets closed, connections refused), as when the platform is down."""
+        self.run(self._stop)
+
+    def come_back(self) -> None:
+        """Answer again, on the same port."""
+        self.run(self._start)
+
     def run(self, coroutine: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``coroutine()`` on the server's loop and wait for it (from the test's thread)."""
         return asyncio.run_coroutine_threadsafe(coroutine(), self._loop).result(10)  # type: ignore[arg-type]

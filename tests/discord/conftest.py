@@ -96,7 +96,10 @@ async def discord_bot() -> AsyncIterator[DiscordHarness]:
         inbound, adapter = DiscordInbound(client, TOKEN), DiscordOutbound(client, TOKEN, channel_interval=0)  # unpaced here
         running = asyncio.create_task(inbound.run(world.core))
         try:
-            await until(client.is_ready)
+            # READY and GUILD_CREATE are sent. discord.py waits 2 s more for further servers before it calls
+            # itself ready, and handles events meanwhile, as after any connect: the tests need not wait.
+            await until(lambda: discord_api.identified == 1)
+            await asyncio.sleep(0.2)
             yield DiscordHarness(discord_api, adapter, inbound, world)
             assert discord_api.late == 0  # every interaction answered within Discord's 3 seconds
             assert discord_api.pinging == []  # every message sent with mentions disabled

@@ -144,8 +144,8 @@ async def _until_next_pass(app: App) -> float:
 async def hold_and_serve(name: str, listener: Listener, commands: Commands, coordination: Coordination, owner: str) -> None:
     """For a platform that allows one connection per bot (Discord: every gateway session receives every
     interaction, so N processes would answer each one N times): serve only while this process holds that
-    platform's lock in Redis. The other processes wait; one takes over within ``CONNECTION_TTL`` seconds
-    when the holder stops (at once, if it stopped cleanly) or dies."""
+    platform's lock in Redis. The other processes ask every ``CONNECTION_TTL / 3`` seconds; one takes over
+    that soon after the holder stops (it releases the lock), or ``CONNECTION_TTL`` later if it died."""
     key = f"listener:{name}"
     while True:
         try:

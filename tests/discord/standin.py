@@ -50,6 +50,7 @@ class DiscordStandIn(LoopbackServer):
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
         self.kinds: dict[int, int] = {}  # channel id → channel type, where not a text channel (0)
+        self.refuse_titles: set[str] = set()  # cards with these titles get 400 Invalid Form Body (a poisoned card)
         self.identified = 0  # IDENTIFY received (new sessions)
         self.most_at_once = 0  # the most gateway sockets open at the same time
         self.unauthorized = False  # True: the token is refused (401), as after a reset
@@ -109,6 +110,10 @@ class DiscordStandIn(LoopbackServer):
             return fields
         raw = await request.read()
         return json.loads(raw) if raw else {}
+
+    def _refused(self, body: dict[str, Any]) -> str | None:
+        titles = {e.get("title") for e in body.get("embeds") or []}
+        return "embeds.0.title: refused by the test" if titles & self.refuse_titles else None
 
     @staticmethod
     def _limits(body: dict[str, Any]) -> str | None:
@@ -184,7 +189,7 @@ class DiscordStandIn(LoopbackServer):
             )  # as Discord's edge sends it
             return limited
         self._posted[channel_id] = [*recent, now]
-        if problem := self._limits(body):
+        if problem := self._limits(body) or self._refused(body):
             return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
         nonce = body.get("nonce")
         if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:

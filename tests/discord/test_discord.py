@@ -314,3 +314,18 @@ async def test_a_forum_or_category_channel_is_a_clear_permanent_error_for_that_c
     assert report.delivered == 1  # the text channel got its paper
     assert "not a channel paperbot can post in" in report.failed[forum.key], name
     assert await discord_bot.world.coordination.paused(forum)  # paused, one line, not retried every pass
+
+
+async def test_a_card_discord_refuses_is_buried_and_the_papers_behind_it_post_in_the_same_pass(
+    discord_bot: DiscordHarness,
+) -> None:
+    papers = [make_paper(f"2611.0000{n}", title=f"Card {n}") for n in range(3)]
+    discord_bot.discord.refuse_titles.add("Card 1")
+    await discord_bot.world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
+    report = await discord_bot.deliverer().deliver()
+    assert (report.delivered, report.dead) == (2, 1)  # the channel went on past the poisoned card
+    assert [m["embeds"][0]["title"] for m in discord_bot.discord.messages] == ["Card 0", "Card 2"]
+    [letter] = await discord_bot.world.store.dead_letters()
+    assert letter["paper"] == "2611.00001"
+    assert "HTTP 400" in letter["reason"]
+    assert not await discord_bot.world.coordination.paused(HERE)

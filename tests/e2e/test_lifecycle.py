@@ -65,6 +65,16 @@ def test_sigterm_while_waiting_for_redis_exits_promptly_with_status_0(tmp_path: 
     assert "Traceback" not in stderr
 
 
+def store_started(data_dir: Path) -> set[int]:
+    """Wait (20 s at most) for a starting service's embedded store; its redis-server pids."""
+    deadline = time.monotonic() + 20
+    while not servers_for(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = servers_for(data_dir)
+    assert started, "the service did not start its store"
+    return started
+
+
 def servers_for(data_dir: Path) -> set[int]:
     """The redis-servers listening on the socket that ``data_dir``'s pointer names (Redis shows its
     socket in its process title)."""
@@ -98,11 +108,7 @@ def test_the_embedded_store_stops_with_paperbot_even_when_it_is_killed(tmp_path:
 
     with subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL) as service:
         try:
-            deadline = time.monotonic() + 20
-            while not servers_for(data) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            started = servers_for(data)
-            assert started, "the service did not start its store"
+            started = store_started(data)
             joined = paperbot(env, "ask", "/papers topics")  # a one-off command joins the running store
             assert joined.returncode == 0, joined.stderr
             assert servers_for(data) == started  # and left it running for the service
@@ -157,11 +163,7 @@ def test_the_store_stops_with_paperbot_even_after_its_data_directory_was_deleted
     data = tmp_path / "data"
     with subprocess.Popen([sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stderr=subprocess.DEVNULL) as service:
         try:
-            deadline = time.monotonic() + 20
-            while not servers_for(data) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            started = servers_for(data)
-            assert started, "the service did not start its store"
+            store_started(data)
             socket_path = (data / "redis.socket").read_text().strip()
             shutil.rmtree(data)  # a cleaned-up temporary directory, a wiped disk
         finally:

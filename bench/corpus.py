@@ -78,3 +78,31 @@ class Corpus:
         if shape < 0.94:
             return f"author:{rng.choice(self.surnames)}"
         return f"{word()} upvotes>=5"
+
+    def common_query(self) -> str:
+        """A broad topic: the corpus's commonest words (ranks 0–50, each in a third to all of the
+        papers) alone, ANDed, ORed or negated, or a phrase of one with a topic word: the worst case
+        for a search that ranks every match."""
+        rng = self.rng
+
+        def common() -> str:
+            return self.words[rng.randrange(50)]
+
+        def topic() -> str:
+            return self.words[int(math.exp(rng.uniform(math.log(300), math.log(len(self.words) - 1))))]
+
+        shape = rng.random()
+        if shape < 0.35:
+            return common()
+        if shape < 0.6:
+            return f"{common()} {common()}"
+        if shape < 0.75:
+            return f"{common()} OR {common()}"
+        if shape < 0.85:
+            return f"{common()} -{common()}"
+        return f'"{common()} {topic()}"' if rng.random() < 0.5 else f'"{topic()} {common()}"'
+
+    def common_phrase(self) -> str:
+        """A phrase of two of the commonest words: every paper has both, few have them side by side,
+        so each candidate must be checked (the index's known worst case)."""
+        return f'"{self.words[self.rng.randrange(50)]} {self.words[self.rng.randrange(50)]}"'

@@ -54,7 +54,7 @@ async def ordinary_run(core: CommandCore, queries: list[str], alongside: list[st
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with cached_core(args.papers, args.redis_url) as (core, index, corpus):
+    async with cached_core(args.papers, args.redis_url) as (core, index, corpus, _url):
         await index.refresh()
         print(f"papers={len(index):,}")
         worst = worst_queries(corpus)

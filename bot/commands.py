@@ -204,17 +204,18 @@ class CommandCore:
     async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
         query = parse_query(argument)
         await self._index.refresh()
-        ids, total = await self._index.find(query, self._page_size, page * self._page_size)
+        ids, total, exact = await self._index.find(query, self._page_size, page * self._page_size)
         await self._library.remember_search(user, query.text, page)
         if not total:
             return Reply(f"No paper of the last {len(self._index)} cached matches “{query.text}”.")
+        about = "" if exact else "about "
         if not ids:
-            return Reply(f"No more papers match “{query.text}” ({total} in all).")
+            return Reply(f"No more papers match “{query.text}” ({about}{total:,} in all).")
         papers = {p.id: p for p in await self._papers.papers(ids)}
         cards = tuple(to_card(papers[i], tldr_limit=self._tldr_length) for i in ids if i in papers)
         first = page * self._page_size + 1
         more = " · /papers more for the next" if first + len(ids) - 1 < total else ""
-        matches = "1 paper matches" if total == 1 else f"{total} papers match"
+        matches = "1 paper matches" if total == 1 and exact else f"{about}{total:,} papers match"
         return Reply(f"{matches} “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
 
     async def _more(self, argument: str, user: UserRef, where: Destination) -> Reply:
@@ -244,7 +245,8 @@ class CommandCore:
         added = await self._subscriptions.subscribe(where, query.text)
         await self._index.refresh()
         try:
-            recent = f"{await self._index.tally(query)}"
+            found = await self._index.tally(query)
+            recent = f"{found.total:,}" if found.exact else f"About {found.total:,}"
         except CommandError:  # routing new papers is cheap; counting the cache for this one is not
             recent = "Many"
         if not added:

@@ -171,6 +171,14 @@ class Papers(Protocol):
         """The paper a platform message shows, if paperbot posted it."""
         ...
 
+    async def index_snapshot(self) -> bytes | None:
+        """The query index's last snapshot (opaque bytes), or None."""
+        ...
+
+    async def keep_index_snapshot(self, blob: bytes) -> None:
+        """Replace the query index's snapshot; it expires with the cache period."""
+        ...
+
 
 class Subscriptions(Protocol):
     """Each destination's topic queries; configuration seeds them once, chat changes them."""

@@ -181,7 +181,7 @@ class Field:
         elif self.name == "code":
             hit = doc.has_code == (self.value == "yes")
         else:
-            hit = _compare(doc.upvotes, self.op, int(self.value))
+            hit = compare(doc.upvotes, self.op, int(self.value))
         return 1.0 if hit else 0.0
 
     def hit(self, doc: Doc) -> bool:
@@ -210,7 +210,8 @@ _COMPARE: dict[str, Callable[[int, int], bool]] = {
 }
 
 
-def _compare(left: int, op: str, right: int) -> bool:
+def compare(left: int, op: str, right: int) -> bool:
+    """``left op right`` for the comparisons ``upvotes`` accepts."""
     return _COMPARE[op](left, right)
 
 

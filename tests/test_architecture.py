@@ -59,8 +59,12 @@ def test_the_renderers_load_neither_redis_nor_the_store() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_a_run_loads_bs4_and_apscheduler_only_when_it_needs_them() -> None:
-    # bs4 parses the Daily Papers page only when the API fails; apscheduler runs only in the service.
-    code = "import sys, bot.app, bot.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in ('bs4', 'apscheduler')))"
+def test_a_run_loads_bs4_apscheduler_and_numpy_only_when_it_needs_them() -> None:
+    # bs4 parses the Daily Papers page only when the API fails; apscheduler runs only in the service;
+    # numpy only once someone searches.
+    code = (
+        "import sys, bot.app, bot.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bs4', 'apscheduler', 'numpy')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "[]"

@@ -257,6 +257,17 @@ class RedisStore:
         cursor = max((int(score) for _, score in rows), default=since_ms)
         return [text(pid) for pid, _ in rows], cursor
 
+    async def index_snapshot(self) -> bytes | None:
+        """The query index's last snapshot (opaque bytes), or None."""
+        async with self._errors("read the index snapshot"):
+            blob = await self._redis.get(self.key("index", "snapshot"))
+        return blob.encode() if isinstance(blob, str) else blob
+
+    async def keep_index_snapshot(self, blob: bytes) -> None:
+        """Replace the query index's snapshot; it expires with the cache period."""
+        async with self._errors("save the index snapshot"):
+            await self._redis.set(self.key("index", "snapshot"), blob, ex=max(1, int(self._paper_ttl)))
+
     async def paper_for_post(self, post: PostRef) -> str | None:
         """The paper a platform message shows, if paperbot posted it."""
         async with self._errors("look up a post"), self._redis.pipeline(transaction=False) as pipe:

@@ -274,3 +274,13 @@ async def test_the_recent_index_is_trimmed_at_commit_time(redis_client: redis.Re
     await store.commit([make_paper("2611.00022")], [])  # nobody queried in between
     assert await redis_client.zrange(store.key("recent"), 0, -1) == [b"2611.00022"]
     await redis_client.delete(*[key async for key in redis_client.scan_iter(match=store.key("*"))])
+
+
+async def test_the_index_snapshot_is_kept_whole_and_expires_with_the_cache(store: RedisStore, redis_client: redis.Redis) -> None:
+    assert await store.index_snapshot() is None
+    blob = bytes(range(256)) * 4096  # binary, 1 MB
+    await store.keep_index_snapshot(blob)
+    assert await store.index_snapshot() == blob
+    await store.keep_index_snapshot(b"newer")
+    assert await store.index_snapshot() == b"newer"
+    assert 0 < await redis_client.ttl(store.key("index", "snapshot")) <= 30 * 86400

@@ -119,9 +119,7 @@ async def load_once(url: str) -> None:
 
 async def measure_load(url: str) -> dict[str, float]:
     """``load_once`` in a child process."""
-    child = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--load-once", url, stdout=asyncio.subprocess.PIPE
-    )
+    child = await asyncio.create_subprocess_exec(sys.executable, __file__, "--load-once", url, stdout=asyncio.subprocess.PIPE)
     out, _ = await child.communicate()
     result: dict[str, float] = json.loads(out.decode().strip().splitlines()[-1])
     return result

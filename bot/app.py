@@ -197,6 +197,7 @@ async def open_app(
         stack.push_async_callback(_quietly, store.retire, consumer)
         index = PaperIndex(store, ttl)
         stack.callback(index.close)
+        stack.push_async_callback(index.saved)  # runs first: a snapshot being written is finished
         commands = CommandCore(
             store,
             subscriptions,

@@ -14,6 +14,7 @@ import re
 import sys
 import zlib
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -30,6 +31,17 @@ class Needle(NamedTuple):
 
     pattern: re.Pattern[bytes]
     length: int
+
+
+class Capture(NamedTuple):
+    """A table's state at one moment, for ``DocTable.dump``."""
+
+    vocab: list[str]
+    ids: list[str]
+    postings: list[tuple[str, array[int], int]]  # key, posting, its length then
+    dead: list[int]
+    size: int
+    table: DocTable
 
 
 class DocTable:
@@ -195,46 +207,61 @@ class DocTable:
                 table.postings[key] = moved
         return table
 
-    def dump(self, cursor: int) -> bytes:
-        """The table as one compressed blob, with the store cursor it is current to.
+    def capture(self) -> Capture:
+        """What ``dump`` needs, taken on the event loop in milliseconds (references and lengths: the
+        table only ever grows at its ends, so a thread can then read up to these lengths at leisure)."""
+        size = len(self.ids)
+        return Capture(
+            list(self.vocab),
+            self.ids[:size],
+            [(key, posting, len(posting)) for key, posting in self.postings.items()],
+            sorted(set(range(size)).difference(self.numbers.values())),
+            size,
+            self,
+        )
+
+    @staticmethod
+    def dump(capture: Capture, cursor: int) -> bytes:
+        """A captured table as one blob, with the store cursor it is current to (run it in a thread).
 
         Compact for Redis: postings as gaps between numbers, word numbers as their low and high 16
-        bits apart (the high half is nearly all zeros); numpy undoes both in milliseconds.
+        bits apart (the high half is nearly all zeros); each part compressed on its own, so loading
+        decompresses them on every core at once.
         """
         import numpy as np  # here: only a process that searches writes or reads a snapshot
 
-        keys = list(self.postings)
-        lengths = np.array([len(self.postings[key]) for key in keys], dtype=np.int64)
-        dead = array("I", sorted(set(range(len(self.ids))).difference(self.numbers.values())))
-        postings = np.frombuffer(b"".join(self.postings[key].tobytes() for key in keys), dtype=np.uint32)
+        table, size = capture.table, capture.size
+        lengths = np.array([length for _, _, length in capture.postings], dtype=np.int64)
+        postings = np.frombuffer(b"".join(p[:n].tobytes() for _, p, n in capture.postings), dtype=np.uint32)
         gaps = np.diff(postings.astype(np.int64), prepend=0)
-        firsts = np.cumsum(lengths) - lengths
-        gaps[firsts[lengths > 0]] = postings[firsts[lengths > 0]]  # each posting starts from its first number
-        tokens = np.frombuffer(self.tokens.tobytes(), dtype=np.uint32)
+        firsts = (np.cumsum(lengths) - lengths)[lengths > 0]
+        gaps[firsts] = postings[firsts]  # each posting starts from its first number
+        tokens = np.frombuffer(table.tokens[: table.starts[size]].tobytes(), dtype=np.uint32)
         sections = [
-            "\n".join(self.vocab).encode(),
-            "\n".join(self.ids).encode(),
-            "\n".join(keys).encode(),
-            self.starts.tobytes(),
+            "\n".join(capture.vocab).encode(),
+            "\n".join(capture.ids).encode(),
+            "\n".join(key for key, _, _ in capture.postings).encode(),
+            table.starts[: size + 1].tobytes(),
             (tokens & 0xFFFF).astype(np.uint16).tobytes(),
             (tokens >> 16).astype(np.uint16).tobytes(),
-            self.added.tobytes(),
-            self.published.tobytes(),
-            self.boost.tobytes(),
-            self.upvotes.tobytes(),
-            bytes(self.code),
+            table.added[:size].tobytes(),
+            table.published[:size].tobytes(),
+            table.boost[:size].tobytes(),
+            table.upvotes[:size].tobytes(),
+            bytes(table.code[:size]),
             lengths.astype(np.uint32).tobytes(),
             gaps.astype(np.uint32).tobytes(),
-            dead.tobytes(),
+            array("I", capture.dead).tobytes(),
         ]
+        packed = [zlib.compress(section, 1) for section in sections]
         header = {
             "format": FORMAT,
             "byteorder": sys.byteorder,
             "cursor": cursor,
-            "sizes": [len(section) for section in sections],
-            "counts": [len(self.vocab), len(self.ids), len(keys)],
+            "packed": [len(part) for part in packed],
+            "counts": [len(capture.vocab), size, len(capture.postings)],
         }
-        return _MAGIC + b"\n" + json.dumps(header).encode() + b"\n" + zlib.compress(b"".join(sections), 1)
+        return _MAGIC + b"\n" + json.dumps(header).encode() + b"\n" + b"".join(packed)
 
     @classmethod
     def load(cls, blob: bytes) -> tuple[DocTable, int] | None:
@@ -244,14 +271,15 @@ class DocTable:
             header = json.loads(header_line)
             if magic != _MAGIC or header.get("format") != FORMAT or header.get("byteorder") != sys.byteorder:
                 return None
-            data = memoryview(zlib.decompress(body))
-            sections, at = [], 0
-            for size in header["sizes"]:
-                sections.append(data[at : at + size])
+            parts, at = [], 0
+            for size in header["packed"]:
+                parts.append(memoryview(body)[at : at + size])
                 at += size
-            if at != len(data):
+            if at != len(body) or len(parts) != 14:
                 return None
-            return cls._from_sections(sections, header["counts"]), int(header["cursor"])
+            with ThreadPoolExecutor(max_workers=2) as pool:  # zlib lets go of the GIL while it works
+                sections = list(pool.map(zlib.decompress, parts))
+            return cls._from_sections([memoryview(s) for s in sections], header["counts"]), int(header["cursor"])
         except (ValueError, KeyError, TypeError, zlib.error, IndexError):
             return None
 

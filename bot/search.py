@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bot.doctable import DocTable
+from bot.doctable import Capture, DocTable
 from bot.errors import CommandError, PaperbotError
 from bot.model import Paper
 from bot.plan import DIRECT, PER_MATCH, VERIFY_ALL, Found, Plan, Views, estimate
@@ -55,6 +55,7 @@ class PaperIndex:
         self._started = False
         self._unsaved = 0  # papers added since the last snapshot
         self._refreshing = asyncio.Lock()
+        self._saving: asyncio.Task[None] | None = None
         self.budget = COST_BUDGET
         self.verify_all = VERIFY_ALL  # a phrase with more candidates is checked lazily, its count estimated
         self.direct = DIRECT  # a class of matches this small is scored whole, a bigger one walked
@@ -83,8 +84,10 @@ class PaperIndex:
                 self._views = Views(self._table)
             self._views.warm()
             self._unsaved += added
-            if self._unsaved >= SNAPSHOT_EVERY:
-                await self._save()
+            if self._unsaved >= SNAPSHOT_EVERY and (self._saving is None or self._saving.done()):
+                # In the background: a command waiting on this refresh should not wait for a snapshot.
+                self._unsaved = 0
+                self._saving = asyncio.create_task(self._save(self._table.capture(), self._cursor))
             return added
 
     async def _restore(self) -> None:
@@ -101,15 +104,18 @@ class PaperIndex:
         self._table, self._cursor = restored
         log.info("index loaded from snapshot", extra={"kv": {"papers": self._table.live}})
 
-    async def _save(self) -> None:
-        table, cursor = self._table, self._cursor
+    async def _save(self, capture: Capture, cursor: int) -> None:
         try:
-            # Only refresh appends, and it holds the lock while this runs: the thread sees a still table.
-            blob = await asyncio.to_thread(table.dump, cursor)
+            blob = await asyncio.to_thread(DocTable.dump, capture, cursor)
             await self._papers.keep_index_snapshot(blob)
-            self._unsaved = 0
         except PaperbotError as exc:  # a snapshot is an optimisation: the index itself is fine
+            self._unsaved = SNAPSHOT_EVERY  # try again after the next refresh
             log.warning("could not save the index snapshot", extra={"kv": {"problem": str(exc)}})
+
+    async def saved(self) -> None:
+        """Wait for a snapshot being written, if any (tests, and a clean stop)."""
+        if self._saving is not None:
+            await asyncio.gather(self._saving, return_exceptions=True)
 
     def add(self, paper: Paper, added: float | None = None) -> None:
         """Index one paper (replacing an earlier copy)."""

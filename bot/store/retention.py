@@ -5,8 +5,8 @@ per period, written to the current period, read across the periods still kept, a
 they fall out of the window. A bucket costs one key and one expiry for a period of records, instead
 of one key (or none, and unbounded growth) per record.
 
-Paper documents are stored zlib-compressed: a cached paper is ~2.2 KB of JSON and ~0.9 KB
-compressed, and the paper cache is most of the store's memory.
+Paper documents are stored zlib-compressed with a preset dictionary: a cached paper is ~2.2 KB of
+JSON and ~0.75 KB compressed, and the paper cache is most of the store's memory.
 """
 
 from __future__ import annotations
@@ -56,13 +56,37 @@ class Buckets:
         return self.current(now) - self.count
 
 
+# A preset dictionary: what every paper document repeats (its keys, the arXiv and Hugging Face link
+# prefixes, common values). zlib then spends no bytes on them: ~155 B less per cached paper (17 %),
+# ~9 MB at 60,000 papers. Never edit it: documents name it by its checksum, and a changed one could
+# not read them back. A better one is added beside it, under its own checksum.
+_PAPER_DICTIONARY = (
+    b'"thumbnail":"https://cdn-thumbnails.huggingface.co/social-thumbnails/papers/'
+    b'"sources":["arxiv","hf"],"sources":["arxiv"],"sources":["hf"],"github_stars":null,"num_comments":null,'
+    b'"categories":["cs.CL","cs.LG","cs.CV","cs.AI","cs.RO","stat.ML","cs.IR","cs.NE","eess.AS"],'
+    b'"ai_summary":"","keywords":[],"organization":"","upvotes":null,"featured_on":null,"thumbnail":"",'
+    b'"links":{"hf":"https://huggingface.co/papers/","abstract":"https://arxiv.org/abs/",'
+    b'"pdf":"https://arxiv.org/pdf/","code":"https://github.com/","project":""},'
+    b'{"id":"","title":"","abstract":"We propose a novel approach for the model, and show that our method '
+    b'outperforms state-of-the-art baselines on","authors":["'
+    b'","published":"2026-01-01T00:00:00+00:00","links":{"hf":"","abstract":"https://arxiv.org/abs/'
+)
+_DICTIONARIES = {zlib.adler32(_PAPER_DICTIONARY): _PAPER_DICTIONARY}
+
+
 def pack(doc: Any) -> bytes:
-    """A JSON document, compressed."""
-    return zlib.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), 6)
+    """A JSON document, compressed (with the preset dictionary)."""
+    packer = zlib.compressobj(6, zdict=_PAPER_DICTIONARY)
+    return packer.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()) + packer.flush()
 
 
 def unpack(raw: bytes | str) -> Any:
-    """A document written by ``pack`` (or, from older stores, plain JSON)."""
+    """A document written by ``pack`` (or, from older stores, compressed without a dictionary, or plain JSON)."""
     if isinstance(raw, str):
         return json.loads(raw)
-    return json.loads(raw if raw[:1] == b"{" else zlib.decompress(raw))
+    if raw[:1] == b"{":
+        return json.loads(raw)
+    if len(raw) > 6 and raw[1] & 0x20:  # zlib's FDICT flag: the next four bytes name the dictionary
+        unpacker = zlib.decompressobj(zdict=_DICTIONARIES[int.from_bytes(raw[2:6], "big")])
+        return json.loads(unpacker.decompress(raw) + unpacker.flush())
+    return json.loads(zlib.decompress(raw))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
+import zlib
 
 import pytest
 import redis.asyncio as redis
@@ -284,3 +286,17 @@ async def test_the_index_snapshot_is_kept_whole_and_expires_with_the_cache(store
     await store.keep_index_snapshot(b"newer")
     assert await store.index_snapshot() == b"newer"
     assert 0 < await redis_client.ttl(store.key("index", "snapshot")) <= 30 * 86400
+
+
+async def test_papers_cached_by_earlier_versions_still_read(store: RedisStore, redis_client: redis.Redis) -> None:
+    # Plain JSON (the first stores), zlib without a dictionary (until 2026-11-29), and today's form.
+    for n, form in enumerate((bytes, lambda document: zlib.compress(document, 6))):
+        old = make_paper(f"2603.0001{n}", title="Reasoning", upvotes=3)
+        await redis_client.set(store.key("paper", old.id), form(json.dumps(old.to_json()).encode()))
+        assert await store.paper(old.id) == old
+    paper = make_paper("2603.00001", title="Reasoning", upvotes=3)
+    document = json.dumps(paper.to_json()).encode()
+    await store.commit([paper], [])
+    stored = await redis_client.get(store.key("paper", paper.id))
+    assert await store.paper(paper.id) == paper
+    assert len(stored) < len(zlib.compress(document, 6)) - 100  # the preset dictionary pays for itself

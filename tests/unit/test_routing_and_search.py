@@ -158,6 +158,7 @@ async def test_a_new_index_starts_from_the_snapshot_and_adds_only_what_came_afte
     await store.commit(papers[:250], [])
     first = PaperIndex(store, ttl_seconds=30 * 86400)
     assert await first.refresh() == 250  # built from the papers, then saved as the snapshot
+    await first.saved()
     assert await store.index_snapshot() is not None
     await store.commit(papers[250:], [])
     second = PaperIndex(store, ttl_seconds=30 * 86400)
@@ -173,11 +174,12 @@ async def test_a_new_index_starts_from_the_snapshot_and_adds_only_what_came_afte
 
 async def test_a_damaged_or_foreign_snapshot_is_rebuilt_and_replaced(store: RedisStore) -> None:
     await store.commit([make_paper("2603.00001", title="Reasoning"), make_paper("2603.00002", title="Robots")], [])
-    for junk in (b"junk", b"paperbot-index\n{\"format\": 0}\n", b"paperbot-index\n{}\nnot zlib"):
+    for junk in (b"junk", b'paperbot-index\n{"format": 0}\n', b"paperbot-index\n{}\nnot zlib"):
         await store.keep_index_snapshot(junk)
         index = PaperIndex(store, ttl_seconds=30 * 86400)
         assert await index.refresh() == 2  # built from the cached papers
         assert index.search(parse_query("robot"), 5)[0] == ["2603.00002"]
+        await index.saved()
         assert await store.index_snapshot() != junk  # and the snapshot written again
 
 
@@ -194,6 +196,7 @@ async def test_a_snapshot_keeps_replaced_and_expired_papers_out(store: RedisStor
     await store.commit([make_paper("2603.00004", title="Newest reasoning")], [])
     await first.refresh()
     assert first.search(parse_query("reasoning"), 5)[0] == ["2603.00004", "2603.00003"]
+    await first.saved()
     second = PaperIndex(store, ttl_seconds=100, clock=lambda: clock[0])
     await second.refresh()
     assert second.search(parse_query("reasoning"), 5) == first.search(parse_query("reasoning"), 5)

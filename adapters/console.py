@@ -44,6 +44,19 @@ class ConsoleAdapter:
             self._console.print(render(card))
         return PostRef(destination, f"{time.time_ns()}-{self._count}")
 
+    async def edit(self, post: PostRef, card: Card) -> None:
+        """A terminal cannot change what it printed: print what changed, one line ("updated: <title> —
+        code: <url>"), or with ``--json`` the card again with ``"updated"`` naming the message."""
+        if self._json:
+            fields = card_json(card, post.destination) | {"updated": post.message_id}
+            self._stream.write(json.dumps(fields, ensure_ascii=False) + "\n")
+            self._stream.flush()
+            return
+        details = [f"{label.lower()}: {url}" for label, url in card.links if label.lower() in ("code", "project")]
+        if card.upvotes is not None:
+            details.append(f"▲ {card.upvotes}")
+        self._console.print(Text(f"updated: {card.title} — " + " · ".join(details)))
+
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """A header line, then every card (a terminal has no threads, so nothing is hidden)."""
         if not self._json:

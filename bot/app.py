@@ -183,7 +183,9 @@ async def open_app(
         ttl = settings.store.paper_ttl_days * 86400
         prefix = settings.store.key_prefix
         redact = redactor(settings.secrets())
-        store = RedisStore(client, prefix, ttl, redact)  # the Outbox and Papers ports
+        track = settings.delivery.track_days * 86400
+        spacing = settings.delivery.edit_spacing_minutes * 60
+        store = RedisStore(client, prefix, ttl, redact, track_seconds=track, edit_spacing=spacing)  # Outbox and Papers
         coordination = RedisCoordination(client, prefix, redact)
         subscriptions = RedisSubscriptions(client, prefix)
         library = RedisLibrary(client, prefix)
@@ -219,6 +221,7 @@ async def open_app(
             owner=consumer,
             budget=budget,
             first_run_limit=settings.delivery.first_run_limit,
+            papers=store if track else None,
         )
         deliverer = Deliverer(
             store,

@@ -12,7 +12,7 @@ from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
-from bot.ports import Adapter, Coordination, Outbox, Papers, PostFinder
+from bot.ports import Adapter, Coordination, Editor, Outbox, Papers, PostFinder
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class DeliveryReport:
     """What one delivery pass did."""
 
     delivered: int = 0
+    edited: int = 0  # posted cards brought up to date
     already_delivered: int = 0
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # destination key → reason
@@ -47,6 +48,7 @@ class DeliveryReport:
         """This pass and a ``later`` one as one report (what is still pending is the later count)."""
         return DeliveryReport(
             self.delivered + later.delivered,
+            self.edited + later.edited,
             self.already_delivered + later.already_delivered,
             self.skipped + later.skipped,
             {**self.failed, **later.failed},
@@ -133,6 +135,18 @@ class Deliverer:
             report.failed[destination.key] = f"paused: {paused}"
             report.pending += len(queue)
             return
+        edits = [e for e in queue if e.delivery.edit]
+        queue = [e for e in queue if not e.delivery.edit]
+        if queue:
+            await self._post_queue(adapter, destination, queue, report)
+        if edits and destination.key not in report.failed:  # after a failed post, edits wait too
+            await self._edit_each(adapter, destination, edits, report)
+        elif edits:
+            report.pending += len(edits)
+
+    async def _post_queue(
+        self, adapter: Adapter, destination: Destination, queue: list[OutboxEntry], report: DeliveryReport
+    ) -> None:
         channel = self._channel(destination)
         owed = await self._settle_already_delivered(adapter, queue, report)
         papers = {p.id: p for p in await self._papers.papers([e.delivery.paper_id for e in owed])}
@@ -156,6 +170,47 @@ class Deliverer:
         report.delivered += progress.posted
         report.dead += progress.buried
         report.pending += len(owed) - progress.posted - progress.buried
+
+    async def _edit_each(
+        self, adapter: Adapter, destination: Destination, edits: list[OutboxEntry], report: DeliveryReport
+    ) -> None:
+        """Bring posted cards up to date, in order. An edit never posts: a deleted message drops its
+        edit (one line), a refused card is a dead letter, any other failure waits like a post's."""
+        if not isinstance(adapter, Editor):
+            for entry in edits:
+                await self._outbox.skip(entry, f"{destination.platform} cards cannot be edited")
+            report.skipped += len(edits)
+            return
+        papers = {p.id: p for p in await self._papers.papers([e.delivery.paper_id for e in edits])}
+        for n, entry in enumerate(edits):
+            delivery = entry.delivery
+            post = PostRef(destination, delivery.edit)
+            paper = papers.get(delivery.paper_id)
+            if paper is None:
+                await self._outbox.skip(entry, "expired from the paper cache")
+                report.skipped += 1
+                continue
+            try:
+                await adapter.edit(post, to_card(paper, delivery.why, self._tldr_length))
+            except DeliveryError as exc:
+                kv = {"destination": destination.key, "paper": delivery.paper_id, "problem": str(exc)}
+                if exc.gone:
+                    await self._outbox.skip(entry, "message deleted")
+                    log.info("card to update was deleted; edit dropped", extra={"kv": kv})
+                    report.skipped += 1
+                    continue
+                if exc.rejected:
+                    await self._outbox.bury(entry, f"the platform refused this card: {exc}")
+                    log.warning("updated card refused; moved to the dead letters", extra={"kv": kv})
+                    report.dead += 1
+                    continue
+                report.failed[destination.key] = str(exc)
+                report.pending += len(edits) - n
+                report.dead += await self._failed(destination, [entry], exc)
+                return
+            await self._outbox.done(entry, post)
+            report.edited += 1
+            log.info("card updated", extra={"kv": {"destination": destination.key, "paper": delivery.paper_id}})
 
     async def _failed(self, destination: Destination, entries: list[OutboxEntry], exc: DeliveryError) -> int:
         """After a failed post (of one card, or of a digest): count an attempt for each of its entries,

@@ -44,13 +44,23 @@ class StoreError(PaperbotError):
 class DeliveryError(PaperbotError):
     """An adapter could not post. ``permanent``: the destination refuses everything until a person acts
     (not in the channel, bad auth), so it is paused. ``rejected``: the platform refused this message
-    itself (invalid blocks, too long), deterministically: it becomes a dead letter and the channel goes on."""
+    itself (invalid blocks, too long), deterministically: it becomes a dead letter and the channel goes on.
+    ``gone``: the message to edit no longer exists (someone deleted it): the edit is dropped."""
 
-    def __init__(self, message: str, *, permanent: bool = False, rejected: bool = False, retry_after: float | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        rejected: bool = False,
+        retry_after: float | None = None,
+        gone: bool = False,
+    ):
         super().__init__(message)
         self.permanent = permanent
         self.rejected = rejected
         self.retry_after = retry_after
+        self.gone = gone
 
 
 class CommandError(PaperbotError):

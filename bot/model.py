@@ -64,6 +64,25 @@ class Paper:
             featured_on=hf.featured_on or arxiv.featured_on,
         )
 
+    def updated_by(self, fresh: Paper) -> Paper:
+        """This cached paper with what a newer report of it says about its social life: upvotes, code,
+        project page, AI summary, keywords, organization, stars, comments (what it does not say stays)."""
+        links = dataclasses.replace(
+            self.links, code=fresh.links.code or self.links.code, project=fresh.links.project or self.links.project
+        )
+        return dataclasses.replace(
+            self,
+            links=links,
+            upvotes=fresh.upvotes if fresh.upvotes is not None else self.upvotes,
+            github_stars=fresh.github_stars if fresh.github_stars is not None else self.github_stars,
+            num_comments=fresh.num_comments if fresh.num_comments is not None else self.num_comments,
+            ai_summary=fresh.ai_summary or self.ai_summary,
+            keywords=fresh.keywords or self.keywords,
+            organization=fresh.organization or self.organization,
+            featured_on=self.featured_on or fresh.featured_on,
+            sources=self.sources | fresh.sources,
+        )
+
     def bounded(self) -> Paper:
         """This paper with every text and list cut to ``LIMITS`` (the same paper when already within them)."""
         cut: dict[str, Any] = {
@@ -147,11 +166,13 @@ class Channel:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One paper owed to one destination, and why it matched there."""
+    """One paper owed to one destination, and why it matched there. With ``edit`` (a message id), the
+    paper is already there: the delivery brings that message up to date and never posts a new one."""
 
     destination: Destination
     paper_id: str
     why: tuple[str, ...] = ()
+    edit: str = ""
 
 
 @dataclass(frozen=True, slots=True)

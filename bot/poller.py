@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from bot.changes import news, rising_why
 from bot.errors import SourceError
 from bot.model import Delivery, Paper
-from bot.ports import Coordination, Outbox, Source
+from bot.ports import Coordination, Outbox, Papers, Source
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class PollReport:
     fetched: int = 0
     new: int = 0
     queued: int = 0
+    updated: int = 0  # papers seen before whose report changed
+    edits: int = 0  # posted cards queued for an edit (meaningful changes only)
+    rising: int = 0  # late deliveries of papers that rose past a channel's threshold
     skipped: bool = False  # another process held the poll lock
 
     def summary(self) -> dict[str, object]:
@@ -38,6 +42,7 @@ class PollReport:
             "sources_failed": ",".join(self.failed) or "none",
             "fetched": self.fetched,
             "new": self.new,
+            **({"updated": self.updated, "edits": self.edits, "rising": self.rising} if self.updated else {}),
         }
 
 
@@ -69,7 +74,9 @@ class Poller:
         lock_ttl: float = 600,
         budget: float = POLL_BUDGET,
         first_run_limit: int = 0,
+        papers: Papers | None = None,
     ) -> None:
+        self._papers = papers  # with it, papers seen before are followed: changes edit their cards
         self._budget = budget
         self._first_run_limit = first_run_limit
         self.sources = sources
@@ -169,7 +176,8 @@ class Poller:
         report.fetched += len(papers)
         unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
-        deliveries = (await self._router()).route(fresh) if fresh else []
+        router = await self._router()
+        deliveries = router.route(fresh) if fresh else []
         if first_poll and self._first_run_limit and await self._outbox.first_run():
             deliveries = self._first_run(fresh, deliveries)
         committed = set(await self._outbox.commit(fresh, deliveries))
@@ -177,3 +185,32 @@ class Poller:
             await self._outbox.begin()
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
+        if self._papers is not None:
+            await self._follow([p for p in papers if p.id not in unseen_ids], router, report)
+
+    async def _follow(self, reports: Sequence[Paper], router: Router, report: PollReport) -> None:
+        """Papers seen before: keep the cache current, edit their cards on news, and deliver those that
+        rose past a destination's threshold to the destinations still waiting for them."""
+        assert self._papers is not None
+        cached = {p.id: p for p in await self._papers.papers([p.id for p in reports])} if reports else {}
+        changed: list[tuple[Paper, Paper]] = []
+        for fresh in reports:
+            before = cached.get(fresh.id)
+            if before is not None and (after := before.updated_by(fresh).bounded()) != before:
+                changed.append((before, after))
+        await self._outbox.update([after for _, after in changed])
+        await self._outbox.queue_edits([])  # edits parked for spacing whose time came
+        report.updated += len(changed)
+        newsworthy = [after.id for before, after in changed if news(before, after)]
+        if newsworthy:
+            report.edits += await self._outbox.queue_edits(await self._outbox.posts_of(router.destinations, newsworthy))
+        # Late deliveries: where the paper is routed now but was not as it was (a threshold it now passes).
+        risen = [(before, after) for before, after in changed if (after.upvotes or 0) > (before.upvotes or 0)]
+        then = {(d.destination, d.paper_id) for d in router.route([before for before, _ in risen])} if risen else set()
+        late = [d for d in router.route([after for _, after in risen]) if (d.destination, d.paper_id) not in then]
+        if late:
+            first = await self._outbox.first_seen([d.paper_id for d in late])
+            upvotes = {after.id: after.upvotes or 0 for _, after in risen}
+            why = {pid: rising_why(up, upvotes[pid]) for pid, up in first.items()}
+            late = [Delivery(d.destination, d.paper_id, (why[d.paper_id], *d.why)) for d in late if d.paper_id in why]
+            report.rising += await self._outbox.queue_late(late)

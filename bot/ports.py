@@ -59,6 +59,16 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
+class Editor(Protocol):
+    """An adapter that can bring a card it posted up to date."""
+
+    async def edit(self, post: PostRef, card: Card) -> None:
+        """Show ``card`` in place of the message ``post``. Raise ``DeliveryError`` like ``post``, with
+        ``gone=True`` when the message no longer exists."""
+        ...
+
+
+@runtime_checkable
 class PostFinder(Protocol):
     """An adapter that can tell whether a paper's card is already in a channel (so a delivery taken over
     from a process that died mid-post is recorded instead of posted twice)."""
@@ -104,6 +114,26 @@ class Outbox(Protocol):
 
     async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
         """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
+        ...
+
+    async def update(self, papers: Sequence[Paper]) -> None:
+        """Replace cached papers with newer reports of them (their expiry unchanged)."""
+        ...
+
+    async def posts_of(self, destinations: Sequence[Destination], paper_ids: Sequence[str]) -> list[Delivery]:
+        """The single-card messages showing ``paper_ids`` in ``destinations``, as edits of them."""
+        ...
+
+    async def queue_edits(self, edits: Sequence[Delivery]) -> int:
+        """Queue edits, each message at most once per spacing (sooner ones wait); returns how many now."""
+        ...
+
+    async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """The upvotes each still-followed paper had when first seen."""
+        ...
+
+    async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries of followed papers to destinations they were never routed to, once each."""
         ...
 
     async def intend(self, entry: OutboxEntry) -> None:

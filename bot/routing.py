@@ -67,6 +67,11 @@ class Router:
                 for anchor in anchors or ():
                     self._index[anchor].append(query_id)
 
+    @property
+    def destinations(self) -> list[Destination]:
+        """Every destination with a route."""
+        return [route.destination for route in self._routes]
+
     def route(self, papers: Sequence[Paper]) -> list[Delivery]:
         """One delivery per (matching destination, paper), papers in order, destinations in route order."""
         deliveries = []

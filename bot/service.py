@@ -45,7 +45,8 @@ class CycleReport:
 
     def summary(self) -> dict[str, object]:
         """The fields of the one log line a cycle writes."""
-        return self.poll.summary() | {"delivered": self.delivery.delivered, "pending": self.delivery.pending}
+        edited = {"edited": self.delivery.edited} if self.delivery.edited else {}
+        return self.poll.summary() | {"delivered": self.delivery.delivered, "pending": self.delivery.pending} | edited
 
 
 @dataclass
@@ -72,7 +73,7 @@ class App:
             poll = await polling
         finally:
             polling.cancel()  # only still running if delivery raised (Redis lost): do not leave it behind
-        if poll.queued and self.role != "poller":
+        if (poll.queued or poll.edits or poll.rising) and self.role != "poller":
             delivery = delivery.merged(await self.deliverer.deliver())
         report = CycleReport(poll, delivery)
         log.info("cycle finished", extra={"kv": report.summary()})
@@ -118,8 +119,8 @@ async def deliver_forever(app: App) -> None:
             try:
                 tip = tip or await app.outbox.wait_for_work("", 0)
                 report = await app.deliverer.deliver()
-                if report.delivered or report.failed or report.dead:
-                    kv = {"delivered": report.delivered, "pending": report.pending, "dead": report.dead}
+                if report.delivered or report.edited or report.failed or report.dead:
+                    kv = {"delivered": report.delivered, "edited": report.edited, "pending": report.pending, "dead": report.dead}
                     log.info("delivered", extra={"kv": kv | ({"failed": ",".join(report.failed)} if report.failed else {})})
                 tip = await app.outbox.wait_for_work(tip, await _until_next_pass(app))
                 failures = 0

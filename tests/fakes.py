@@ -48,6 +48,8 @@ class RecordingAdapter:
         self.posts: list[tuple[Destination, Card]] = []
         self.refusing: dict[str, DeliveryError] = {}
         self.digests: list[tuple[Destination, list[str], int]] = []
+        self.edits: list[tuple[PostRef, Card]] = []
+        self.edit_failures: list[DeliveryError] = []  # raised by the next edits, in order
 
     def refuse(self, channel: str, error: DeliveryError | None) -> None:
         if error is None:
@@ -60,6 +62,11 @@ class RecordingAdapter:
             raise self.refusing[destination.channel]
         self.posts.append((destination, card))
         return PostRef(destination, f"m{len(self.posts)}")
+
+    async def edit(self, post: PostRef, card: Card) -> None:
+        if self.edit_failures:
+            raise self.edit_failures.pop(0)
+        self.edits.append((post, card))
 
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         self.digests.append((destination, [card.paper_id for card in cards], top))

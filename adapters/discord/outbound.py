@@ -36,6 +36,11 @@ def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
     return digest[:25]  # Discord's nonce: at most 25 characters
 
 
+# Discord's JSON error codes for a message an edit cannot reach: Unknown Message (deleted), and a
+# message authored by someone else. The edit is dropped; the channel is fine.
+EDIT_GONE = {10008, 50005}
+
+
 def delivery_error(exc: Exception, where: str) -> DeliveryError:
     """A discord.py or network failure as paperbot's error: 403/404 are permanent, the rest transient."""
     if isinstance(exc, discord.Forbidden | discord.NotFound):
@@ -69,6 +74,13 @@ class DiscordOutbound:
         message = {"embeds": [embed_for(card)], "view": save_view(card.paper_id), "nonce": nonce(destination, [card.paper_id])}
         return PostRef(destination, str(await self._deliver(destination, message)))
 
+    async def edit(self, post: PostRef, card: Card) -> None:
+        """Replace a card paperbot posted (PATCH the message: same id), paced like a post."""
+        if not post.message_id.isdigit():
+            raise DeliveryError(f"Discord message {post.message_id!r}: not a message id", gone=True)
+        message = {"embeds": [embed_for(card)], "view": save_view(card.paper_id)}
+        await self._deliver(post.destination, message, edit=int(post.message_id))
+
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """Up to ten embeds a message (6000 characters at most); each paper maps to its message."""
         posts: list[PostRef] = []
@@ -95,7 +107,7 @@ class DiscordOutbound:
         if not self.client.is_closed():
             await self.client.close()
 
-    async def _deliver(self, destination: Destination, message: dict[str, Any]) -> int:
+    async def _deliver(self, destination: Destination, message: dict[str, Any], edit: int | None = None) -> int:
         where = f"Discord channel {destination.channel}"
         turn = f"discord:{destination.channel}"
         if not destination.channel.isdigit():
@@ -104,12 +116,21 @@ class DiscordOutbound:
         if paced:
             await self._pace.take(turn)
         try:
+            if edit is not None:
+                await self._edit(int(destination.channel), edit, message)
+                return edit
             return await self._send(int(destination.channel), message)
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
+            if edit is not None and isinstance(exc, discord.HTTPException) and exc.code in EDIT_GONE:
+                raise DeliveryError(f"{where}: message {edit}: {exc.text or exc.status}", gone=True) from None
             raise delivery_error(exc, where) from None
         finally:
             if paced:
                 await self._pace.end(turn)  # the next post in this channel a full interval after this answer
+
+    async def _edit(self, channel_id: int, message_id: int, message: dict[str, Any]) -> None:
+        await self.client.login_once(self._token)
+        await self.client.get_partial_messageable(channel_id).get_partial_message(message_id).edit(**message)
 
     async def _send(self, channel_id: int, message: dict[str, Any]) -> int:
         await self.client.login_once(self._token)  # REST only: posting never opens the gateway

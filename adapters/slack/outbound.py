@@ -53,6 +53,8 @@ REJECTED = {
     "invalid_metadata_schema",
     "metadata_too_large",
 }
+# Errors about the message an edit targets: it is gone (deleted) or not ours to change; the edit is dropped.
+GONE = {"message_not_found", "cant_update_message", "edit_window_closed"}
 METADATA_EVENT = "paperbot_paper"  # the message metadata type our cards carry
 HISTORY_LOOKBACK = 100  # messages looked through for a card a dead process may have posted
 _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
@@ -106,6 +108,19 @@ class SlackOutbound:
                 if isinstance(carried, dict) and carried.get("paper") == paper_id and message.get("ts"):
                     return PostRef(destination, str(message["ts"]))
         return None
+
+    async def edit(self, post: PostRef, card: Card) -> None:
+        """Replace a card paperbot posted (``chat.update``, the same ``ts``), paced like a post."""
+        channel = post.destination.channel
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"paper": card.paper_id}}
+        payload = {
+            "channel": channel,
+            "ts": post.message_id,
+            "text": fallback(card),
+            "blocks": card_blocks(card),
+            "metadata": metadata,
+        }
+        await self._call("chat.update", payload, paced=f"slack:{channel}")
 
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
         """A parent message with the best ``top`` papers (each with Save), the others as thread replies.
@@ -172,6 +187,8 @@ def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, flo
         raise DeliveryError(f"{where}: {error}", permanent=True) from None
     if error in REJECTED:
         raise DeliveryError(f"{where}: {error}", rejected=True) from None
+    if error in GONE:
+        raise DeliveryError(f"{where}: {error}", gone=True) from None
     problem = f"HTTP {status}" + (f" ({error})" if error else "")
     if status == 429:
         headers = getattr(response, "headers", None) or {}

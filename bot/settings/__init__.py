@@ -100,6 +100,8 @@ class Delivery:
     claim_idle_seconds: float
     interval_seconds: float
     first_run_limit: int
+    track_days: float  # posted cards are kept current this long after the paper was first seen; 0: never
+    edit_spacing_minutes: float  # one edit per message per this, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,8 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("delivery.claim_idle_seconds", None, v.number(float, 1, 86400), 300.0),
     ("delivery.interval_seconds", None, v.number(float, 1, 3600), 5.0),
     ("delivery.first_run_limit", "PAPERBOT_FIRST_RUN_LIMIT", v.number(int, 0, 10_000), 10),
+    ("delivery.track_days", "PAPERBOT_TRACK_DAYS", v.number(float, 0, 365), 7.0),
+    ("delivery.edit_spacing_minutes", "PAPERBOT_EDIT_SPACING", v.number(float, 0, 1440), 60.0),
     ("slack.api_url", "SLACK_API_URL", v.url, "https://slack.com/api/"),
     ("slack.command", None, v.command, "/papers"),
     ("discord.api_url", "DISCORD_API_URL", v.url, "https://discord.com/api/v10"),

@@ -56,7 +56,8 @@ GROUP = "delivery"
 # prefix, seen key prefix, then per paper: id, doc, n, n × (destination, why).
 _COMMIT = """
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local first_paper = #KEYS - papers + 1
+local track = tonumber(ARGV[8])
+local first_paper = #KEYS - 2 * papers + 1
 -- The cache forgets in step with its index of recent papers, whatever the server's clock says.
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000, 'LIMIT', 0, 5000)
 for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end
@@ -72,17 +73,21 @@ for _, period in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[5], 'L
   redis.call('ZREM', KEYS[5], period)
 end
 local committed = {}
-local i = 8
-for k = first_paper, #KEYS do
-  local id, doc, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
+local i = 9
+for k = first_paper, first_paper + papers - 1 do
+  local id, doc, upvotes, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local routed = KEYS[k + papers]
+  i = i + 4
   if redis.call('SADD', KEYS[3], id) == 1 then
     redis.call('APPEND', KEYS[4], id .. '\\n')
     redis.call('SET', KEYS[k], doc, 'EX', ttl)
     redis.call('ZADD', KEYS[2], now, id)
+    if track > 0 then redis.call('HSET', routed, '^', upvotes) end
     for d = 0, n - 1 do
       redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
+      if track > 0 then redis.call('HSET', routed, ARGV[i + 2 * d], 1) end
     end
+    if track > 0 then redis.call('EXPIRE', routed, track) end
     committed[#committed + 1] = id
   end
   i = i + 2 * n
@@ -105,6 +110,48 @@ redis.call('HDEL', KEYS[4], ARGV[3])
 redis.call('HDEL', KEYS[6], ARGV[3])
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[5], ARGV[4], ARGV[5]) end
 return 1
+"""
+
+# Queues edits, at most one per message per spacing: a message edited within the spacing gets its edit
+# parked in "edits:later" until then. Parked edits whose time came are queued first (the newest ask
+# for a message replaces a parked one: it renders the paper as it is by then anyway).
+# KEYS: outbox, edits:later. ARGV: now (ms), spacing (ms), edited key prefix, then per edit: dest,
+# paper, why, message.
+_QUEUE_EDITS = """
+local now, spacing, prefix = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local queued = 0
+local function ask(dest, paper, why, message)
+  local guard = prefix .. dest .. ':' .. message
+  if redis.call('SET', guard, '1', 'NX', 'PX', spacing) then
+    redis.call('XADD', KEYS[1], '*', 'dest', dest, 'paper', paper, 'why', why, 'edit', message)
+    redis.call('ZREM', KEYS[2], cjson.encode({dest, paper, why, message}))
+    queued = queued + 1
+  else
+    redis.call('ZADD', KEYS[2], now + redis.call('PTTL', guard), cjson.encode({dest, paper, why, message}))
+  end
+end
+for _, parked in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', KEYS[2], parked)
+  local e = cjson.decode(parked)
+  ask(e[1], e[2], e[3], e[4])
+end
+for i = 4, #ARGV, 4 do ask(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
+return queued
+"""
+
+# Queues each late delivery whose paper is still followed (its routed record exists) and was never
+# routed to that destination, and records that it now was. KEYS: outbox, then routed:<paper> per
+# delivery. ARGV: per delivery: destination, paper, why.
+_QUEUE_LATE = """
+local queued = 0
+for k = 2, #KEYS do
+  local i = (k - 2) * 3 + 1
+  if redis.call('EXISTS', KEYS[k]) == 1 and redis.call('HSETNX', KEYS[k], ARGV[i], 1) == 1 then
+    redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i], 'paper', ARGV[i + 1], 'why', ARGV[i + 2])
+    queued = queued + 1
+  end
+end
+return queued
 """
 
 ORPHAN_IDLE_MS = 1000
@@ -147,7 +194,11 @@ class RedisStore:
         paper_ttl: int = 30 * 86400,
         redact: Callable[[str], str] = str,
         clock: Callable[[], float] = time.time,
+        track_seconds: float = 7 * 86400,
+        edit_spacing: float = 3600,
     ) -> None:
+        self._track = min(track_seconds, paper_ttl)  # a paper is followed while it is cached, at most
+        self._edit_spacing = edit_spacing
         self._redact = redact  # a dead letter's reason may quote a platform's answer: no secret is ever stored
         self._redis = client
         self._prefix = prefix
@@ -159,6 +210,8 @@ class RedisStore:
         self._posts = Buckets(paper_ttl / 86400, 7)
         self._commit = client.register_script(_COMMIT)
         self._settle_script = client.register_script(_SETTLE)
+        self._queue_edits = client.register_script(_QUEUE_EDITS)
+        self._queue_late = client.register_script(_QUEUE_LATE)
         self._group_ready = False
         self._closed = False
 
@@ -220,11 +273,12 @@ class RedisStore:
             self.key("seen", "periods"),
         ]
         keys += [self.key("paper", p.id) for p in papers]
+        keys += [self.key("routed", p.id) for p in papers]
         args: list[Any] = [self._paper_ttl, int(now * 1000), len(papers), period, self._seen.fallen(now)]
-        args += [self.key("paper", ""), self.key("seen", "")]
+        args += [self.key("paper", ""), self.key("seen", ""), int(self._track)]
         for paper in papers:
             mine = owed.get(paper.id, [])
-            args += [paper.id, pack(paper.to_json()), len(mine)]
+            args += [paper.id, pack(paper.to_json()), paper.upvotes or 0, len(mine)]
             for delivery in mine:
                 args += [delivery.destination.key, json.dumps(list(delivery.why))]
         async with self._errors("commit new papers"):
@@ -334,7 +388,8 @@ class RedisStore:
             if fields:  # empty for an entry deleted while pending
                 data = {text(k): text(v) for k, v in fields.items()}
                 why = tuple(json.loads(data.get("why", "[]")))
-                parsed.setdefault(text(entry_id), Delivery(Destination.parse(data["dest"]), data["paper"], why))
+                delivery = Delivery(Destination.parse(data["dest"]), data["paper"], why, data.get("edit", ""))
+                parsed.setdefault(text(entry_id), delivery)
         return [OutboxEntry(eid, delivery) for eid, delivery in parsed.items()]
 
     async def _orphaned(self, consumer: str, count: int) -> list[Any]:
@@ -396,6 +451,76 @@ class RedisStore:
         async with self._errors(what):
             await self._settle_script(keys=keys, args=args)
 
+    async def update(self, papers: Sequence[Paper]) -> None:
+        """Replace cached papers with newer reports of them (keeping their expiry), and list them as
+        recent again so the query index reads them anew. Papers no longer cached stay gone."""
+        now = int(self._clock() * 1000)
+        for start in range(0, len(papers), 1000):
+            async with self._errors("update cached papers"), self._redis.pipeline(transaction=False) as pipe:
+                for paper in papers[start : start + 1000]:
+                    pipe.set(self.key("paper", paper.id), pack(paper.to_json()), xx=True, keepttl=True)
+                    pipe.zadd(self.key("recent"), {paper.id: now}, xx=True)
+                await pipe.execute()
+
+    async def posts_of(self, destinations: Sequence[Destination], paper_ids: Sequence[str]) -> list[Delivery]:
+        """The messages (one card each) that show ``paper_ids`` in ``destinations``, as edits of them,
+        with the why-line each card was posted with; one round trip. Digests are left out."""
+        if not destinations or not paper_ids:
+            return []
+        fields = [f"{kind}:{pid}" for pid in paper_ids for kind in ("p", "w")]
+        keys = [(destination, bucket) for destination in destinations for bucket in self._posts_keys(destination.key)]
+        async with self._errors("read delivery records"), self._redis.pipeline(transaction=False) as pipe:
+            for _, bucket in keys:
+                pipe.hmget(bucket, fields)
+            replies = await pipe.execute()
+        found: dict[tuple[Destination, str], Delivery] = {}
+        for (destination, _), values in zip(keys, replies, strict=True):  # newest bucket first
+            for n, pid in enumerate(paper_ids):
+                message, why = values[2 * n], values[2 * n + 1]
+                if message is None or (destination, pid) in found:
+                    continue
+                message = text(message)
+                if message.startswith("skipped:") or "#" in message:  # not posted, or one card of a digest
+                    found[(destination, pid)] = Delivery(destination, pid)
+                    continue
+                found[(destination, pid)] = Delivery(destination, pid, tuple(json.loads(text(why or "[]"))), message)
+        return [delivery for delivery in found.values() if delivery.edit]
+
+    async def queue_edits(self, edits: Sequence[Delivery]) -> int:
+        """Queue edits of posted messages, each message at most once per ``edit_spacing``: an edit
+        asked for sooner waits and is queued when its time comes (by a later call: every poll makes
+        one). An edit renders the paper as it is then, so the changes in between are merged into it.
+        Returns how many were queued now."""
+        await self._ensure_group()
+        now = int(self._clock() * 1000)
+        args: list[Any] = [now, max(1, int(self._edit_spacing * 1000)), self.key("edited", "")]
+        for edit in edits:
+            args += [edit.destination.key, edit.paper_id, json.dumps(list(edit.why)), edit.edit]
+        async with self._errors("queue edits"):
+            queued = await self._queue_edits(keys=[self.key("outbox"), self.key("edits", "later")], args=args)
+        return int(queued)
+
+    async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """The upvotes each paper had when first seen, for papers still followed."""
+        async with self._errors("read routed records"), self._redis.pipeline(transaction=False) as pipe:
+            for pid in paper_ids:
+                pipe.hget(self.key("routed", pid), "^")
+            values = await pipe.execute()
+        return {pid: int(value) for pid, value in zip(paper_ids, values, strict=True) if value is not None}
+
+    async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries of papers seen earlier (they rose past a destination's threshold), each to a
+        destination the paper was never routed to, once; papers no longer followed are left alone."""
+        await self._ensure_group()
+        keys, args = [self.key("outbox")], []
+        for delivery in deliveries:
+            keys.append(self.key("routed", delivery.paper_id))
+            args += [delivery.destination.key, delivery.paper_id, json.dumps(list(delivery.why))]
+        if not deliveries:
+            return 0
+        async with self._errors("queue rising papers"):
+            return int(await self._queue_late(keys=keys, args=args))
+
     async def intend(self, entry: OutboxEntry) -> None:
         async with self._errors("record a post about to be made"):
             await self._redis.hset(self.key("posting"), entry.entry_id, int(self._clock() * 1000))
@@ -410,7 +535,9 @@ class RedisStore:
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         paper_id, message_id = entry.delivery.paper_id, post.message_id
-        await self._settle(entry, [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id], True, "record a delivery")
+        why = json.dumps(list(entry.delivery.why))  # what the card said it matched: an edit says it again
+        fields = [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id, f"w:{paper_id}", why]
+        await self._settle(entry, fields, not entry.delivery.edit, "record a delivery")
 
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
         """Move a delivery to the dead letters (acknowledged here, kept there with the reason), atomically."""
@@ -419,6 +546,7 @@ class RedisStore:
             "dest": delivery.destination.key,
             "paper": delivery.paper_id,
             "why": json.dumps(list(delivery.why)),
+            **({"edit": delivery.edit} if delivery.edit else {}),
             "reason": self._redact(reason),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -442,7 +570,14 @@ class RedisStore:
         requeued = 0
         for letter in await self.dead_letters():
             async with self._errors("requeue a dead letter"), self._redis.pipeline(transaction=True) as pipe:
-                pipe.xadd(self.key("outbox"), {"dest": letter["dest"], "paper": letter["paper"], "why": letter.get("why", "[]")})
+                fields: dict[FieldT, EncodableT] = {
+                    "dest": letter["dest"],
+                    "paper": letter["paper"],
+                    "why": letter.get("why", "[]"),
+                }
+                if letter.get("edit"):
+                    fields["edit"] = letter["edit"]
+                pipe.xadd(self.key("outbox"), fields)
                 pipe.xdel(self.key("dead"), letter["id"])
                 await pipe.execute()
             requeued += 1

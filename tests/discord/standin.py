@@ -45,6 +45,7 @@ class DiscordStandIn(LoopbackServer):
         super().__init__()
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or form fields)
         self.messages: list[dict[str, Any]] = []  # channel messages created
+        self.edits: list[dict[str, Any]] = []  # channel messages edited (PATCH), as they are after the edit
         self.arrivals: list[float] = []  # when each of them arrived (monotonic seconds)
         self.followups: list[dict[str, Any]] = []  # interaction callbacks and webhook follow-ups
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
@@ -137,6 +138,8 @@ class DiscordStandIn(LoopbackServer):
             return _json(self.channel(int(parts[1])))
         if parts[0] == "channels" and parts[2:] == ["messages"] and method == "POST":
             return self._create_message(parts[1], body)
+        if parts[0] == "channels" and parts[2:3] == ["messages"] and len(parts) == 4 and method == "PATCH":
+            return self._edit_message(parts[1], parts[3], body)
         if parts[0] == "interactions" and parts[-1] == "callback":
             return self._callback(parts[1], body)
         if parts[0] == "webhooks" and method == "POST":
@@ -199,6 +202,20 @@ class DiscordStandIn(LoopbackServer):
         self.arrivals.append(time.monotonic())
         if nonce:
             self._nonces[(channel_id, nonce)] = message
+        return _json(message)
+
+    def _edit_message(self, channel_id: str, message_id: str, body: dict[str, Any]) -> web.Response:
+        # Edits share the channel's rate limit with posts, and the same limits on what a message holds.
+        message = next((m for m in self.messages if m["id"] == message_id and m["channel_id"] == channel_id), None)
+        if message is None:
+            return _json({"code": 10008, "message": "Unknown Message"}, status=404)
+        if problem := self._limits(body):
+            return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
+        if body.get("allowed_mentions") not in (None, {"parse": []}):
+            self.pinging.append(body)
+        message.update({k: v for k, v in body.items() if k in ("embeds", "components", "content")})
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        self.edits.append(dict(message))
         return _json(message)
 
     def channel(self, channel_id: int) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from adapters.discord.client import new_client
 from adapters.discord.outbound import DiscordOutbound, delivery_error
 from adapters.discord.render import MESSAGE_TOTAL, batches, embed_for
 from bot.cards import to_card
-from bot.model import Delivery, Destination, UserRef
+from bot.errors import DeliveryError
+from bot.model import Delivery, Destination, PostRef, UserRef
 from tests.discord.conftest import ADA, MANAGE_CHANNELS, DiscordHarness
 from tests.discord.standin import BOT_ID, CHANNEL
 from tests.fakes import make_paper
@@ -329,3 +330,18 @@ async def test_a_card_discord_refuses_is_buried_and_the_papers_behind_it_post_in
     assert letter["paper"] == "2611.00001"
     assert "HTTP 400" in letter["reason"]
     assert not await discord_bot.world.coordination.paused(HERE)
+
+
+async def test_an_edit_patches_the_same_message_and_an_unknown_one_is_gone(discord_bot: DiscordHarness) -> None:
+    paper = make_paper("2611.00001", title="Reasoning with tokens")
+    post = await discord_bot.adapter.post(HERE, to_card(paper))
+    updated = dataclasses.replace(paper, links=dataclasses.replace(paper.links, code="https://github.com/a/b"))
+    await discord_bot.adapter.edit(post, to_card(updated))
+    [edited] = discord_bot.discord.edits
+    assert edited["id"] == post.message_id
+    assert "https://github.com/a/b" in json.dumps(edited["embeds"])
+    assert len(discord_bot.discord.messages) == 1
+    assert not discord_bot.discord.pinging
+    with pytest.raises(DeliveryError) as gone:
+        await discord_bot.adapter.edit(PostRef(HERE, "1249000000000999999"), to_card(updated))
+    assert gone.value.gone

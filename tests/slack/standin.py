@@ -54,6 +54,7 @@ class SlackStandIn:
     faults: dict[str, deque[tuple[int, dict[str, str], dict[str, Any]]]] = field(default_factory=dict)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
+    updated: list[dict[str, Any]] = field(default_factory=list)  # messages changed by chat.update, as they are after it
     limited: int = 0  # how many posts got 429 for going faster than channel_interval
     admins: set[str] = field(default_factory=set)  # users.info says these are workspace admins
     history_scope: bool = True  # False: conversations.history answers missing_scope
@@ -137,6 +138,7 @@ class SlackStandIn:
                 "users.info": self._user,
                 "auth.test": lambda p, t: (200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}),
                 "chat.postMessage": lambda p, t: self._post_message(p),
+                "chat.update": lambda p, t: self._update_message(p),
                 "apps.connections.open": self._connections_open,
                 "conversations.history": lambda p, t: self._history(p),
                 "conversations.replies": lambda p, t: self._replies(p),
@@ -181,6 +183,21 @@ class SlackStandIn:
         ts = f"{self._ts}.000100"
         self.accepted.append({**payload, "ts": ts, "_at": time.monotonic()})
         return 200, {}, {"ok": True, "channel": channel, "ts": ts}
+
+    def _update_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        # The same checks as a post; the message must exist (message_not_found otherwise).
+        channel, ts = payload.get("channel", ""), payload.get("ts", "")
+        message = next((m for m in self.accepted if m["channel"] == channel and m["ts"] == ts), None)
+        if message is None:
+            return 200, {}, {"ok": False, "error": "message_not_found"}
+        blocks = payload.get("blocks") or []
+        if isinstance(blocks, str):
+            blocks = json.loads(blocks)
+        if block_problems(blocks) or not payload.get("text"):
+            return 200, {}, {"ok": False, "error": "invalid_blocks", "problems": block_problems(blocks)}
+        message.update({k: v for k, v in payload.items() if k in ("text", "blocks", "metadata")})
+        self.updated.append({**message})
+        return 200, {}, {"ok": True, "channel": channel, "ts": ts, "text": payload.get("text", "")}
 
     def _history(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         # Newest first, at most `limit`; message metadata only when asked for (as Slack does).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 from collections import Counter
 
@@ -11,6 +13,7 @@ import pytest
 from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
 from bot.delivery import Deliverer
+from bot.errors import DeliveryError
 from bot.model import Channel, Delivery, Destination
 from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers
@@ -236,3 +239,21 @@ async def test_a_post_made_by_a_process_that_died_before_recording_it_is_found_n
         assert shown == Counter({papers[0].id: 2, papers[1].id: 1, papers[2].id: 1})
     assert set(await world.store.earlier_posts(C1, [p.id for p in papers])) == {p.id for p in papers}
     assert not await world.store.intended(await world.store.take("w", claim_idle=0))
+
+
+async def test_an_edit_replaces_the_card_in_place_and_a_deleted_message_is_gone(slack_api: SlackStandIn) -> None:
+    adapter = SlackOutbound(web_client("xoxb-t", slack_api.api_url), channel_interval=0, sleep=no_sleep)
+    paper = make_paper("2611.00001", title="Q&A <for> *all*")
+    post = await adapter.post(C1, to_card(paper))
+    updated = dataclasses.replace(paper, upvotes=150, links=dataclasses.replace(paper.links, code="https://github.com/a/b"))
+    await adapter.edit(post, to_card(updated))
+    [edited] = slack_api.updated
+    assert (edited["channel"], edited["ts"]) == ("C1", post.message_id)  # the same message
+    assert "https://github.com/a/b" in json.dumps(edited["blocks"])
+    assert "<for>" not in json.dumps(edited["blocks"])  # escaped like a post
+    assert len(slack_api.accepted) == 1
+    slack_api.accepted.clear()  # someone deleted it
+    with pytest.raises(DeliveryError) as gone:
+        await adapter.edit(post, to_card(updated))
+    assert gone.value.gone
+    assert not gone.value.permanent  # the channel is fine

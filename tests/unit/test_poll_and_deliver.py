@@ -42,7 +42,13 @@ class Bot:
     """The poller and deliverer over fakes, with the channels' topics as their only subscriptions."""
 
     def __init__(
-        self, store: RedisStore, coordination: RedisCoordination, sources: list[StaticSource], channels: list[Channel]
+        self,
+        store: RedisStore,
+        coordination: RedisCoordination,
+        sources: list[StaticSource],
+        channels: list[Channel],
+        follow: bool = False,  # papers seen before are followed (living posts)
+        first_run_limit: int = 0,
     ) -> None:
         self.adapter = RecordingAdapter()
         self.coordination = coordination
@@ -51,7 +57,9 @@ class Bot:
         async def router() -> Router:
             return Router([compile_route(c.destination, c.topics, c.catch_all, c.min_upvotes) for c in channels])
 
-        self.poller = Poller(sources, store, router, coordination=coordination)
+        self.poller = Poller(
+            sources, store, router, coordination=coordination, papers=store if follow else None, first_run_limit=first_run_limit
+        )
         self.deliverer = Deliverer(
             store,
             store,

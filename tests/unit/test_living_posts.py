@@ -1,0 +1,146 @@
+"""Living posts: cards follow their paper (edits through the outbox) and rising papers reach the
+channels that wait for them, with the poller, the deliverer and RedisStore on fakeredis."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import pytest
+import redis.asyncio as redis
+
+from bot.changes import news
+from bot.errors import DeliveryError
+from bot.model import Channel, Destination, Links
+from bot.store.coordination import RedisCoordination
+from bot.store.redis import RedisStore
+from tests.fakes import StaticSource, make_paper
+from tests.unit.test_poll_and_deliver import ALL, Bot
+
+POPULAR = Destination("console", "popular")
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def coordination(store: RedisStore, redis_client: redis.Redis) -> RedisCoordination:
+    return RedisCoordination(redis_client, store.key(""))  # the store's prefix: cleaned up with it
+
+
+def test_news_is_code_a_project_page_or_an_upvote_milestone_never_noise() -> None:
+    before = make_paper("2603.00001", upvotes=11)
+    assert news(before, dataclasses.replace(before, upvotes=24)) == ()  # noise: no milestone crossed
+    assert news(before, dataclasses.replace(before, upvotes=25)) == ("▲ 25",)
+    assert news(before, dataclasses.replace(before, upvotes=120)) == ("▲ 100",)  # the highest crossed
+    with_code = dataclasses.replace(before, links=dataclasses.replace(before.links, code="https://github.com/a/b"))
+    assert news(before, with_code) == ("code",)
+    assert news(with_code, with_code) == ()
+    project = dataclasses.replace(before, links=Links(project="https://a.example"))
+    assert news(before, project) == ("project page",)
+
+
+def paper(upvotes: int, code: str = "", pid: str = "2603.00001"):  # type: ignore[no-untyped-def]
+    base = make_paper(pid, title="Reasoning", upvotes=upvotes)
+    return dataclasses.replace(base, links=dataclasses.replace(base.links, code=code))
+
+
+async def test_a_posted_card_is_edited_in_place_on_news_and_never_reposted(
+    store: RedisStore, coordination: RedisCoordination
+) -> None:
+    source = StaticSource("hf", [paper(3)])
+    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True)
+    assert await bot.cycle() == (1, 1)
+    [(original, _)] = bot.adapter.posts
+    source.papers = [paper(4)]  # noise: the cache follows, no edit
+    poll = await bot.poller.poll()
+    assert (poll.updated, poll.edits) == (1, 0)
+    assert (await store.paper("2603.00001")).upvotes == 4  # type: ignore[union-attr]
+    source.papers = [paper(4, code="https://github.com/a/b")]
+    poll = await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert (poll.edits, report.edited, report.delivered) == (1, 1, 0)
+    [(post, card)] = bot.adapter.edits
+    assert post.message_id == "m1"
+    assert post.destination == original
+    assert ("Code", "https://github.com/a/b") in card.links
+    assert len(bot.adapter.posts) == 1  # never reposted
+    assert await bot.cycle() == (0, 0)
+    assert len(bot.adapter.edits) == 1  # nothing new: no edit
+
+
+async def test_edits_of_one_message_are_spaced_and_merged(store: RedisStore, redis_client: redis.Redis) -> None:
+    store = RedisStore(redis_client, prefix=store.key(""), edit_spacing=0.3)
+    coordination = RedisCoordination(redis_client, store.key(""))
+    source = StaticSource("hf", [paper(3)])
+    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True)
+    await bot.cycle()
+    source.papers = [paper(12)]  # ▲ 10: edit at once
+    await bot.cycle()
+    source.papers = [paper(30, code="https://github.com/a/b")]  # ▲ 25 and code, within the spacing: waits
+    assert (await bot.poller.poll()).edits == 0
+    source.papers = [paper(60, code="https://github.com/a/b")]  # ▲ 50, still within it: merged with the last
+    assert (await bot.poller.poll()).edits == 0
+    await bot.deliverer.deliver()
+    assert len(bot.adapter.edits) == 1
+    await asyncio.sleep(0.35)
+    await bot.cycle()  # the parked edit's time came: queued by this poll, rendering the paper as it is now
+    assert [card.upvotes for _, card in bot.adapter.edits] == [12, 60]
+
+
+async def test_a_failed_edit_is_retried_and_a_deleted_message_drops_its_edit(
+    store: RedisStore, coordination: RedisCoordination, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = StaticSource("hf", [paper(3), paper(3, pid="2603.00002")])
+    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True)
+    await bot.cycle()
+    source.papers = [paper(3, code="https://github.com/a/b"), paper(3, code="https://github.com/c/d", pid="2603.00002")]
+    bot.adapter.edit_failures = [DeliveryError("HTTP 503")]
+    await bot.poller.poll()
+    report = await bot.deliverer.deliver()
+    assert report.failed == {"console:all": "HTTP 503"}
+    assert report.edited == 0
+    await coordination.unpause(ALL)
+    bot.adapter.edit_failures = [DeliveryError("message_not_found", gone=True)]
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        report = await bot.deliverer.deliver()
+    assert (report.edited, report.skipped, report.delivered) == (1, 1, 0)  # one retried and made, one dropped
+    assert [r.getMessage() for r in caplog.records if "deleted" in r.getMessage()] == ["card to update was deleted; edit dropped"]
+    assert len(bot.adapter.posts) == 2  # an edit never posts
+    assert await store.queued() == []
+
+
+async def test_a_rising_paper_reaches_the_channel_waiting_for_it_once_and_only_there(
+    store: RedisStore, coordination: RedisCoordination
+) -> None:
+    source = StaticSource("hf", [paper(3)])
+    channels = [Channel(ALL), Channel(POPULAR, min_upvotes=25)]
+    bot = Bot(store, coordination, [source], channels, follow=True)
+    await bot.cycle()
+    assert bot.adapter.ids("popular") == []
+    source.papers = [paper(20)]  # risen, but not enough
+    await bot.cycle()
+    assert bot.adapter.ids("popular") == []
+    source.papers = [paper(120)]
+    poll = await bot.poller.poll()
+    await bot.deliverer.deliver()
+    assert poll.rising == 1
+    assert bot.adapter.ids("popular") == ["2603.00001"]
+    assert bot.adapter.ids("all") == ["2603.00001"]  # not reposted where it already was
+    [card] = [c for d, c in bot.adapter.posts if d == POPULAR]
+    assert card.why[0] == "rising: ▲ 120 (was ▲ 3 when first seen)"
+    source.papers = [paper(300)]
+    await bot.cycle()
+    assert bot.adapter.ids("popular") == ["2603.00001"]  # once
+
+
+async def test_papers_held_back_by_a_first_run_do_not_trickle_in_as_rising(
+    store: RedisStore, coordination: RedisCoordination
+) -> None:
+    papers = [paper(3, pid=f"2603.0000{n}") for n in range(5)]
+    source = StaticSource("hf", papers)
+    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True, first_run_limit=2)
+    await bot.cycle()
+    assert len(bot.adapter.posts) == 2
+    source.papers = [dataclasses.replace(p, upvotes=500) for p in papers]
+    await bot.cycle()
+    assert len(bot.adapter.posts) == 2  # a catch-all channel was owed them as they were: nothing is late

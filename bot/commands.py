@@ -8,6 +8,7 @@ and a store outage become replies too, so a listener never sees an error.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
@@ -29,6 +30,7 @@ Example: {command}"vision-language" OR VLA -survey upvotes>=5"""
 USAGE = """\
 /papers <query>                 recent papers matching the query, best first
 /papers more                    the next results of your last query
+/papers top [today|week|month]  the most upvoted recent papers (default: week)
 /papers subscribe <query>       post new papers matching the query in this channel
 /papers unsubscribe <query|n>   stop that (n: the number shown by /papers topics)
 /papers topics                  this channel's subscriptions
@@ -43,6 +45,7 @@ USAGE = """\
 DISCORD_USAGE = """\
 /papers search query:<query>    recent papers matching the query, best first
 /papers more                    the next results of your last search
+/papers top period:<…>          the most upvoted recent papers (today, this week, this month)
 /papers subscribe query:<query> post new papers matching the query in this channel
 /papers unsubscribe topic:<…>   stop that (the topic autocompletes)
 /papers topics                  this channel's subscriptions
@@ -54,7 +57,8 @@ DISCORD_USAGE = """\
 
 """ + QUERY_HELP.format(command="/papers search query:")
 
-SUBCOMMANDS = ("help", "more", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
+TOP_PERIODS = {"today": 1, "week": 7, "month": 30}  # days
+SUBCOMMANDS = ("help", "more", "top", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
 
 
 def parse_command(text: str) -> Command:
@@ -217,6 +221,19 @@ class CommandCore:
         more = " · /papers more for the next" if first + len(ids) - 1 < total else ""
         matches = "1 paper matches" if total == 1 and exact else f"{about}{total:,} papers match"
         return Reply(f"{matches} “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
+
+    async def _top(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        period = (argument or "week").strip().lower()
+        if period not in TOP_PERIODS:
+            raise CommandError(f"top of today, week or month, not {argument!r}")
+        await self._index.refresh()
+        found = self._index.top(time.time() - TOP_PERIODS[period] * 86400, self._page_size)
+        if not found.ids:
+            return Reply(f"No paper of the last {period} is cached yet.")
+        papers = {p.id: p for p in await self._papers.papers(found.ids)}
+        cards = tuple(to_card(papers[i], tldr_limit=self._tldr_length) for i in found.ids if i in papers)
+        label = "today" if period == "today" else f"this {period}"
+        return Reply(f"The most upvoted of {found.total:,} papers {label}:", cards)
 
     async def _more(self, argument: str, user: UserRef, where: Destination) -> Reply:
         last = await self._library.last_search(user)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import time
 from collections.abc import Callable
@@ -144,6 +145,15 @@ class PaperIndex:
         page = [plan.table.ids[n] for n in numbers[offset:]]
         # An estimate never says fewer than the page shows.
         return Found(page, total if exact else max(total, offset + len(page)), exact)
+
+    def top(self, since: float, limit: int, offset: int = 0) -> Found:
+        """The most upvoted papers published since ``since`` (a timestamp), ``offset`` to ``offset + limit``;
+        ties newest first."""
+        table = self._table
+        published, upvotes, ids = table.published, table.upvotes, table.ids
+        recent = [n for n in table.numbers.values() if published[n] >= since]
+        best = heapq.nlargest(offset + limit, recent, key=lambda n: (upvotes[n], published[n], ids[n]))
+        return Found([ids[n] for n in best[offset:]], len(recent))
 
     def count(self, query: Query) -> Found:
         """How many indexed papers match ``query`` (``ids`` empty)."""

@@ -134,6 +134,18 @@ class PapersGroup(app_commands.Group):
         """``/papers more``."""
         await self.translator.answer(interaction, "more")
 
+    @app_commands.command(name="top", description="The most upvoted recent papers")
+    @app_commands.choices(
+        period=[
+            app_commands.Choice(name="Today", value="today"),
+            app_commands.Choice(name="This week", value="week"),
+            app_commands.Choice(name="This month", value="month"),
+        ]
+    )
+    async def top(self, interaction: discord.Interaction[Any], period: str = "week") -> None:
+        """``/papers top period:…``."""
+        await self.translator.answer(interaction, "top", period)
+
     @app_commands.command(name="subscribe", description="Post new papers matching a query in this channel")
     async def subscribe(self, interaction: discord.Interaction[Any], query: app_commands.Range[str, 1, 500]) -> None:
         """``/papers subscribe query:…``."""

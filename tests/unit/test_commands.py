@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import bibtexparser
 import pytest
@@ -176,3 +177,21 @@ async def test_who_may_change_a_channels_subscriptions(policy: str | frozenset[s
     assert unsubscribed.startswith("Unsubscribed") is allowed, unsubscribed
     if not allowed:
         assert "can change this channel's subscriptions" in subscribed
+
+
+async def test_top_lists_the_most_upvoted_recent_papers(world: World) -> None:
+    now = datetime.now(UTC)
+    await world.store.commit(
+        [
+            make_paper("2611.00011", title="Fresh and loved", published=now - timedelta(hours=3), upvotes=40),
+            make_paper("2611.00012", title="Fresh", published=now - timedelta(hours=5), upvotes=2),
+            make_paper("2611.00013", title="Last week's star", published=now - timedelta(days=5), upvotes=90),
+        ],
+        [],
+    )
+    week = await world.core.handle("/papers top", ADA, HERE)
+    assert [c.paper_id for c in week.cards] == ["2611.00013", "2611.00011"]  # page size 2, most upvoted first
+    assert week.text == "The most upvoted of 3 papers this week:"
+    today = await world.core.handle("/papers top today", ADA, HERE)
+    assert [c.paper_id for c in today.cards] == ["2611.00011", "2611.00012"]
+    assert "today, week or month" in await world.ask("/papers top year")

@@ -67,6 +67,8 @@ class Paper:
     def updated_by(self, fresh: Paper) -> Paper:
         """This cached paper with what a newer report of it says about its social life: upvotes, code,
         project page, AI summary, keywords, organization, stars, comments (what it does not say stays)."""
+        if _social(fresh) == _social(self) and fresh.sources <= self.sources:  # the common case: nothing new
+            return self
         links = dataclasses.replace(
             self.links, code=fresh.links.code or self.links.code, project=fresh.links.project or self.links.project
         )
@@ -122,6 +124,20 @@ class Paper:
                 "featured_on": datetime.fromisoformat(data["featured_on"]) if data.get("featured_on") else None,
             }
         )
+
+
+def _social(paper: Paper) -> tuple[Any, ...]:
+    """What ``updated_by`` takes from a newer report."""
+    return (
+        paper.upvotes,
+        paper.github_stars,
+        paper.num_comments,
+        paper.ai_summary,
+        paper.keywords,
+        paper.organization,
+        paper.links.code,
+        paper.links.project,
+    )
 
 
 _PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))

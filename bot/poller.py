@@ -194,18 +194,22 @@ class Poller:
         assert self._papers is not None
         cached = {p.id: p for p in await self._papers.papers([p.id for p in reports])} if reports else {}
         changed: list[tuple[Paper, Paper]] = []
-        for fresh in reports:
+        for fresh in reports:  # reports are bounded already, so what they bring in is too
             before = cached.get(fresh.id)
-            if before is not None and (after := before.updated_by(fresh).bounded()) != before:
+            if before is not None and (after := before.updated_by(fresh)) != before:
                 changed.append((before, after))
         await self._outbox.update([after for _, after in changed])
-        await self._outbox.queue_edits([])  # edits parked for spacing whose time came
         report.updated += len(changed)
         newsworthy = [after.id for before, after in changed if news(before, after)]
-        if newsworthy:
-            report.edits += await self._outbox.queue_edits(await self._outbox.posts_of(router.destinations, newsworthy))
+        edits = await self._outbox.posts_of(router.destinations, newsworthy) if newsworthy else []
+        report.edits += await self._outbox.queue_edits(edits)  # and the edits parked for spacing whose time came
         # Late deliveries: where the paper is routed now but was not as it was (a threshold it now passes).
-        risen = [(before, after) for before, after in changed if (after.upvotes or 0) > (before.upvotes or 0)]
+        thresholds = router.upvote_thresholds
+        risen = [
+            (before, after)
+            for before, after in changed
+            if any((before.upvotes or 0) < t <= (after.upvotes or 0) for t in thresholds)
+        ]
         then = {(d.destination, d.paper_id) for d in router.route([before for before, _ in risen])} if risen else set()
         late = [d for d in router.route([after for _, after in risen]) if (d.destination, d.paper_id) not in then]
         if late:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from bot.errors import CommandError
 from bot.model import Delivery, Destination, Paper
 from bot.query import parse_query
-from bot.topics import Doc, Query
+from bot.topics import AllOf, AnyOf, Doc, Field, Node, Not, Query
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,16 @@ def compile_route(destination: Destination, topics: Sequence[str], catch_all: bo
         except CommandError as exc:
             disabled.append((topic, str(exc)))
     return Route(destination, tuple(queries), catch_all and not queries and not disabled, min_upvotes, tuple(disabled))
+
+
+def _fields(node: Node) -> Iterator[Field]:
+    if isinstance(node, Field):
+        yield node
+    elif isinstance(node, Not):
+        yield from _fields(node.node)
+    elif isinstance(node, AllOf | AnyOf):
+        for part in node.nodes:
+            yield from _fields(part)
 
 
 class Router:
@@ -66,6 +76,17 @@ class Router:
                     self._unanchored.append(query_id)
                 for anchor in anchors or ():
                     self._index[anchor].append(query_id)
+
+    @property
+    def upvote_thresholds(self) -> frozenset[int]:
+        """Upvote counts at which a paper's routing can change (channel thresholds, ``upvotes`` terms):
+        a paper whose upvotes rose past none of them is routed as before."""
+        found = {route.min_upvotes for route in self._routes if route.min_upvotes > 0}
+        for query in self._queries:
+            for node in _fields(query.root):
+                if node.name == "upvotes":
+                    found.update((int(node.value), int(node.value) + 1))
+        return frozenset(found)
 
     @property
     def destinations(self) -> list[Destination]:

@@ -88,5 +88,5 @@ def unpack(raw: bytes | str) -> Any:
         return json.loads(raw)
     if len(raw) > 6 and raw[1] & 0x20:  # zlib's FDICT flag: the next four bytes name the dictionary
         unpacker = zlib.decompressobj(zdict=_DICTIONARIES[int.from_bytes(raw[2:6], "big")])
-        return json.loads(unpacker.decompress(raw) + unpacker.flush())
-    return json.loads(zlib.decompress(raw))
+        return json.loads((unpacker.decompress(raw) + unpacker.flush()).decode())
+    return json.loads(zlib.decompress(raw).decode())  # str, not bytes: json would guess the encoding

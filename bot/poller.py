@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.changes import news, rising_why
+from bot.changes import new_leaders, news, rising_why
 from bot.errors import SourceError
 from bot.model import Delivery, Paper
 from bot.ports import Coordination, Outbox, Papers, Source
@@ -200,8 +200,12 @@ class Poller:
                 changed.append((before, after))
         await self._outbox.update([after for _, after in changed])
         report.updated += len(changed)
-        newsworthy = [after.id for before, after in changed if news(before, after)]
-        edits = await self._outbox.posts_of(router.destinations, newsworthy) if newsworthy else []
+        newsworthy = {after.id for before, after in changed if news(before, after)}
+        if changed:  # the reports as they were and as they are: a new #1 of its day is news too
+            known = [cached[p.id] for p in reports if p.id in cached]
+            now = {after.id: after for _, after in changed}
+            newsworthy |= new_leaders(known, [now.get(p.id, p) for p in known])
+        edits = await self._outbox.posts_of(router.destinations, sorted(newsworthy)) if newsworthy else []
         report.edits += await self._outbox.queue_edits(edits)  # and the edits parked for spacing whose time came
         # Late deliveries: where the paper is routed now but was not as it was (a threshold it now passes).
         thresholds = router.upvote_thresholds

@@ -72,12 +72,12 @@ class PaperIndex:
             if not self._started:
                 self._started = True
                 await self._restore()
-            ids, cursor = await self._papers.recent(self._cursor)
-            ids = [pid for pid in ids if pid not in self._table.numbers]
+            ids, cursor = await self._papers.recent(self._cursor)  # new papers, and updated ones again
             added = 0
             for start in range(0, len(ids), 1000):  # chunks: never all 60,000 papers in memory at once
                 for paper in await self._papers.papers(ids[start : start + 1000]):
-                    self.add(paper)
+                    earlier = self._table.numbers.get(paper.id)  # an update keeps its paper's place in time
+                    self.add(paper, None if earlier is None else self._table.added[earlier])
                     added += 1
             self._cursor = cursor
             await self._expire()

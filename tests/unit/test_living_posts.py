@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as redis
 
-from bot.changes import news
+from bot.changes import new_leaders, news
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination, Links
+from bot.query import parse_query
+from bot.search import PaperIndex
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from tests.fakes import StaticSource, make_paper
@@ -37,6 +40,14 @@ def test_news_is_code_a_project_page_or_an_upvote_milestone_never_noise() -> Non
     assert news(with_code, with_code) == ()
     project = dataclasses.replace(before, links=Links(project="https://a.example"))
     assert news(before, project) == ("project page",)
+
+
+def test_becoming_the_most_upvoted_paper_of_its_day_is_news() -> None:
+    day = datetime(2026, 11, 27, 3, tzinfo=UTC)
+    a, b = (make_paper(pid, upvotes=up, featured_on=day) for pid, up in (("2611.00001", 40), ("2611.00002", 30)))
+    other_day = make_paper("2611.00003", upvotes=5, featured_on=day - timedelta(days=1))
+    assert new_leaders([a, b, other_day], [a, dataclasses.replace(b, upvotes=41), other_day]) == {"2611.00002"}
+    assert new_leaders([a, b, other_day], [a, dataclasses.replace(b, upvotes=39), other_day]) == set()
 
 
 def paper(upvotes: int, code: str = "", pid: str = "2603.00001"):  # type: ignore[no-untyped-def]
@@ -144,3 +155,17 @@ async def test_papers_held_back_by_a_first_run_do_not_trickle_in_as_rising(
     source.papers = [dataclasses.replace(p, upvotes=500) for p in papers]
     await bot.cycle()
     assert len(bot.adapter.posts) == 2  # a catch-all channel was owed them as they were: nothing is late
+
+
+async def test_the_query_index_sees_a_papers_new_upvotes(store: RedisStore, coordination: RedisCoordination) -> None:
+    source = StaticSource("hf", [paper(3), paper(5, pid="2603.00002")])
+    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True)
+    await bot.cycle()
+    index = PaperIndex(store, ttl_seconds=30 * 86400)
+    await index.refresh()
+    assert index.top(0, 1).ids == ["2603.00002"]
+    source.papers = [paper(90), paper(5, pid="2603.00002")]
+    await bot.poller.poll()
+    assert await index.refresh() == 1  # the updated paper, read again
+    assert index.top(0, 1).ids == ["2603.00001"]
+    assert index.search(parse_query("reasoning"), 5).total == 2  # replaced, not doubled

@@ -57,10 +57,10 @@ class ConsoleAdapter:
             details.append(f"▲ {card.upvotes}")
         self._console.print(Text(f"updated: {card.title} — " + " · ".join(details)))
 
-    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
         """A header line, then every card (a terminal has no threads, so nothing is hidden)."""
         if not self._json:
-            self._console.print(Text(f"── {len(cards)} new papers ──", style="bold magenta"))
+            self._console.print(Text(f"── {title or f'{len(cards)} new papers'} ──", style="bold magenta"))
         return [await self.post(destination, card) for card in cards]
 
     async def show_reply(self, reply: Reply) -> None:

@@ -221,7 +221,9 @@ async def open_app(
             owner=consumer,
             budget=budget,
             first_run_limit=settings.delivery.first_run_limit,
-            papers=store if track else None,
+            papers=store,
+            follow=bool(track),
+            recaps=settings.channels,
         )
         deliverer = Deliverer(
             store,

@@ -13,6 +13,7 @@ from bot.errors import DeliveryError
 from bot.model import Channel, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
 from bot.ports import Adapter, Coordination, Editor, Outbox, Papers, PostFinder
+from bot.recap import TITLE as RECAP_TITLE
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,14 @@ class Deliverer:
             report.pending += len(queue)
             return
         edits = [e for e in queue if e.delivery.edit]
-        queue = [e for e in queue if not e.delivery.edit]
+        recaps = [e for e in queue if e.delivery.recap]
+        queue = [e for e in queue if not (e.delivery.edit or e.delivery.recap)]
         if queue:
             await self._post_queue(adapter, destination, queue, report)
+        if recaps and destination.key not in report.failed:
+            await self._post_recaps(adapter, destination, recaps, report)
+        elif recaps:
+            report.pending += len(recaps)
         if edits and destination.key not in report.failed:  # after a failed post, edits wait too
             await self._edit_each(adapter, destination, edits, report)
         elif edits:
@@ -170,6 +176,33 @@ class Deliverer:
         report.delivered += progress.posted
         report.dead += progress.buried
         report.pending += len(owed) - progress.posted - progress.buried
+
+    async def _post_recaps(
+        self, adapter: Adapter, destination: Destination, recaps: list[OutboxEntry], report: DeliveryReport
+    ) -> None:
+        """Weekly recaps: each one digest of its papers, whatever the channel's mode, with no daily cap
+        (it is one message) and no check for earlier posts (a recap repeats papers on purpose)."""
+        channel = self._channel(destination)
+        for n, entry in enumerate(recaps):
+            papers = {p.id: p for p in await self._papers.papers(list(entry.delivery.recap))}
+            cards = [to_card(papers[i], entry.delivery.why, self._tldr_length) for i in entry.delivery.recap if i in papers]
+            if not cards:
+                await self._outbox.skip(entry, "expired from the paper cache")
+                report.skipped += 1
+                continue
+            try:
+                posts = await adapter.post_digest(destination, cards, channel.digest_size, RECAP_TITLE)
+            except DeliveryError as exc:
+                if exc.rejected:
+                    await self._outbox.bury(entry, f"the platform refused this recap: {exc}")
+                    report.dead += 1
+                    continue
+                report.failed[destination.key] = str(exc)
+                report.pending += len(recaps) - n
+                report.dead += await self._failed(destination, [entry], exc)
+                return
+            await self._outbox.done(entry, posts[0])
+            report.delivered += 1
 
     async def _edit_each(
         self, adapter: Adapter, destination: Destination, edits: list[OutboxEntry], report: DeliveryReport

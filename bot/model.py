@@ -178,17 +178,21 @@ class Channel:
     daily_cap: int = 0  # most papers posted per UTC day; 0 = no cap
     min_upvotes: int = 0  # papers with fewer Hugging Face upvotes are not routed here
     digest_size: int = 5  # papers in the digest message itself; the rest go in its thread
+    top_digest: str = ""  # "mon 09:00": a weekly recap of the most upvoted papers then ("": none)
+    timezone: str = "UTC"  # the IANA time zone top_digest is in
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One paper owed to one destination, and why it matched there. With ``edit`` (a message id), the
-    paper is already there: the delivery brings that message up to date and never posts a new one."""
+    paper is already there: the delivery brings that message up to date and never posts a new one.
+    With ``recap``, it is the weekly recap of those papers (``paper_id`` is the first)."""
 
     destination: Destination
     paper_id: str
     why: tuple[str, ...] = ()
     edit: str = ""
+    recap: tuple[str, ...] = ()  # a recap of these papers, posted as one digest whatever the channel's mode
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,12 +7,14 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from bot.changes import new_leaders, news, rising_why
 from bot.errors import SourceError
-from bot.model import Delivery, Paper
+from bot.model import Channel, Delivery, Paper
 from bot.ports import Coordination, Outbox, Papers, Source
+from bot.recap import WHY as RECAP_WHY
+from bot.recap import last_due
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class PollReport:
     updated: int = 0  # papers seen before whose report changed
     edits: int = 0  # posted cards queued for an edit (meaningful changes only)
     rising: int = 0  # late deliveries of papers that rose past a channel's threshold
+    recaps: int = 0  # weekly recaps queued
     skipped: bool = False  # another process held the poll lock
 
     def summary(self) -> dict[str, object]:
@@ -43,6 +46,7 @@ class PollReport:
             "fetched": self.fetched,
             "new": self.new,
             **({"updated": self.updated, "edits": self.edits, "rising": self.rising} if self.updated else {}),
+            **({"recaps": self.recaps} if self.recaps else {}),
         }
 
 
@@ -75,8 +79,15 @@ class Poller:
         budget: float = POLL_BUDGET,
         first_run_limit: int = 0,
         papers: Papers | None = None,
+        follow: bool = True,
+        recaps: Sequence[Channel] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._papers = papers  # with it, papers seen before are followed: changes edit their cards
+        self._papers = papers  # the cache: what following papers and weekly recaps read
+        self._follow_papers = follow and papers is not None  # papers seen before are followed: changes edit cards
+        self._recaps = [c for c in recaps if c.top_digest]
+        self._recapped: set[str] = set()  # recaps this process found queued already (no need to ask again)
+        self._clock = clock
         self._budget = budget
         self._first_run_limit = first_run_limit
         self.sources = sources
@@ -140,7 +151,38 @@ class Poller:
                     # source than a quiet day, and nothing else would tell anyone.
                     log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
         await self.ingest(merge(batches), report, first_poll=True)
+        await self._queue_recaps(report)
         return report
+
+    async def _queue_recaps(self, report: PollReport) -> None:
+        """Queue each channel's weekly recap that fell due (once per due moment, even after downtime)."""
+        if self._papers is None:
+            return
+        now = self._clock()
+        weeks: dict[datetime, list[Paper]] = {}
+        for channel in self._recaps:
+            due = last_due(channel.top_digest, channel.timezone, now)
+            occasion = f"{channel.destination.key}@{due.isoformat()}"
+            if occasion in self._recapped:
+                continue
+            if due not in weeks:
+                weeks[due] = await self._week(due)
+            best = weeks[due][: channel.digest_size]
+            self._recapped.add(occasion)
+            if not best:
+                continue
+            recap = Delivery(channel.destination, best[0].id, (RECAP_WHY,), recap=tuple(p.id for p in best))
+            if await self._outbox.queue_recap(recap, due.isoformat(), 8 * 86400):
+                report.recaps += 1
+                log.info("weekly recap queued", extra={"kv": {"destination": channel.destination.key, "papers": len(best)}})
+
+    async def _week(self, due: datetime) -> list[Paper]:
+        """The papers of the 7 days before ``due`` (by Hugging Face day, else date), most upvoted first."""
+        assert self._papers is not None
+        since = due - timedelta(days=7)
+        ids, _ = await self._papers.recent(int(since.timestamp() * 1000))
+        papers = [p for p in await self._papers.papers(ids) if since <= (p.featured_on or p.published) < due]
+        return sorted(papers, key=lambda p: (p.upvotes or 0, p.published, p.id), reverse=True)
 
     def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
         """At most ``first_run_limit`` deliveries per destination, the newest then the most upvoted; the
@@ -185,7 +227,7 @@ class Poller:
             await self._outbox.begin()
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
-        if self._papers is not None:
+        if self._follow_papers:
             await self._follow([p for p in papers if p.id not in unseen_ids], router, report)
 
     async def _follow(self, reports: Sequence[Paper], router: Router, report: PollReport) -> None:

@@ -52,9 +52,10 @@ class Adapter(Protocol):
         Raise ``DeliveryError`` (``permanent=True`` when retrying cannot help)."""
         ...
 
-    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
         """Show several cards as one digest: the first ``top`` in the message, the rest in its thread
-        where the platform has threads. Returns one reference per card, in order."""
+        where the platform has threads; ``title`` heads it (default: how many new papers). Returns one
+        reference per card, in order."""
         ...
 
 
@@ -126,6 +127,10 @@ class Outbox(Protocol):
 
     async def queue_edits(self, edits: Sequence[Delivery]) -> int:
         """Queue edits, each message at most once per spacing (sooner ones wait); returns how many now."""
+        ...
+
+    async def queue_recap(self, recap: Delivery, occasion: str, keep_seconds: int) -> bool:
+        """Queue a recap once per ``occasion``; False if that one was already queued."""
         ...
 
     async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:

@@ -49,6 +49,7 @@ class RecordingAdapter:
         self.refusing: dict[str, DeliveryError] = {}
         self.digests: list[tuple[Destination, list[str], int]] = []
         self.edits: list[tuple[PostRef, Card]] = []
+        self.titles: list[str] = []  # each digest's title ("" for new papers)
         self.edit_failures: list[DeliveryError] = []  # raised by the next edits, in order
 
     def refuse(self, channel: str, error: DeliveryError | None) -> None:
@@ -68,8 +69,9 @@ class RecordingAdapter:
             raise self.edit_failures.pop(0)
         self.edits.append((post, card))
 
-    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
         self.digests.append((destination, [card.paper_id for card in cards], top))
+        self.titles.append(title)
         return [await self.post(destination, card) for card in cards]
 
     def ids(self, channel: str | None = None) -> list[str]:

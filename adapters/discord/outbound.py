@@ -81,8 +81,9 @@ class DiscordOutbound:
         message = {"embeds": [embed_for(card)], "view": save_view(card.paper_id)}
         await self._deliver(post.destination, message, edit=int(post.message_id))
 
-    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
-        """Up to ten embeds a message (6000 characters at most); each paper maps to its message."""
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
+        """Up to ten embeds a message (6000 characters at most); each paper maps to its message; ``title``
+        (ours, never feed text) heads the first message."""
         posts: list[PostRef] = []
         embeds = [embed_for(card, budget=600) for card in cards]
         for batch in batches(embeds):
@@ -92,6 +93,8 @@ class DiscordOutbound:
                 view.add_item(SaveButton(card.paper_id, save_label(number, card.title)))
             try:
                 message = {"embeds": batch, "view": view, "nonce": nonce(destination, [c.paper_id for c in chunk])}
+                if title and not posts:
+                    message["content"] = f"**{title}**"
                 message_id = await self._deliver(destination, message)
             except DeliveryError:
                 if posts:

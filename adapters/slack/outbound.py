@@ -122,14 +122,15 @@ class SlackOutbound:
         }
         await self._call("chat.update", payload, paced=f"slack:{channel}")
 
-    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int) -> list[PostRef]:
+    async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
         """A parent message with the best ``top`` papers (each with Save), the others as thread replies.
 
         Returns references for the cards posted so far if a reply fails, so those are not posted twice.
         The parent's papers get ``<ts>#<n>`` references: a reaction on the parent names no single
         paper, so those are saved with their buttons.
         """
-        parent = await self._post(destination.channel, text=f"{len(cards)} new papers", blocks=digest_blocks(cards, top))
+        heading = title or f"{len(cards)} new papers"
+        parent = await self._post(destination.channel, text=heading, blocks=digest_blocks(cards, top, title))
         thread = str(parent["ts"])
         posts = [PostRef(destination, f"{thread}#{n}") for n in range(min(top, len(cards)))]
         for card in cards[top:]:

@@ -101,11 +101,12 @@ def card_blocks(card: Card) -> list[Block]:
     return blocks
 
 
-def digest_blocks(cards: Sequence[Card], top: int) -> list[Block]:
-    """The digest's parent message: a header and the first ``top`` papers, one line each, with Save."""
+def digest_blocks(cards: Sequence[Card], top: int, title: str = "") -> list[Block]:
+    """The digest's parent message: a header (``title``, or how many new papers) and the first ``top``
+    papers, one line each, with Save."""
     shown = cards[:top]
     rest = len(cards) - len(shown)
-    header = f"{len(cards)} new papers" + (f" · {rest} more in the thread" if rest else "")
+    header = (title or f"{len(cards)} new papers") + (f" · {rest} more in the thread" if rest else "")
     blocks: list[Block] = [{"type": "header", "text": plain(header, 150)}]
     for card in shown:
         line = f"*{link(card.url, card.title, 250)}*\n{fit(card.tldr, 600)}"

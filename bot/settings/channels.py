@@ -3,16 +3,20 @@ secrets required where a channel needs them. Problems are collected, not raised.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import CommandError
 from bot.model import PLATFORMS, Channel, Destination
 from bot.query import parse_query
+from bot.recap import parse_when
 from bot.settings.values import boolean, number, words
 
 MODES = ("each", "digest")
 _CHANNEL_KEYS = {"platform", "id", "topics", "mode", "catch_all", "daily_cap", "min_upvotes", "digest_size"}
+_CHANNEL_KEYS |= {"top_digest", "timezone"}
 
 
 def check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], problems: list[str]) -> None:
@@ -72,9 +76,31 @@ def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
         problems.append(f"{where}.catch_all: {exc}")
         catch_all = True
     topics = _topics(item.get("topics", []), f"{where}.topics", problems)
+    recap = _recap(item.get("top_digest", ""), item.get("timezone", "UTC"), where, problems)
     if not (isinstance(platform, str) and isinstance(channel_id, str)) or len(numbers) < 3:
         return None
-    return Channel(Destination(platform, channel_id.strip()), topics, mode, catch_all, **numbers)
+    channel = Channel(Destination(platform, channel_id.strip()), topics, mode, catch_all, **numbers)
+    return dataclasses.replace(channel, top_digest=recap[0], timezone=recap[1])
+
+
+def _recap(when: Any, zone: Any, where: str, problems: list[str]) -> tuple[str, str]:
+    """``top_digest`` ("mon 09:00") and ``timezone`` (IANA), checked; ("", "UTC") when absent or wrong."""
+    if not isinstance(when, str) or not isinstance(zone, str):
+        problems.append(f'{where}.top_digest/timezone: expected text like "mon 09:00" and "Europe/Berlin"')
+        return "", "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"{where}.timezone: unknown time zone {zone!r} (an IANA name like 'Europe/Berlin' or 'UTC')")
+        zone = "UTC"
+    if not when.strip():
+        return "", zone
+    try:
+        parse_when(when)
+    except ValueError as exc:
+        problems.append(f"{where}.top_digest: {exc}")
+        return "", zone
+    return " ".join(when.split()).lower(), zone
 
 
 def _topics(raw: Any, where: str, problems: list[str]) -> tuple[str, ...]:

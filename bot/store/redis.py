@@ -154,6 +154,16 @@ end
 return queued
 """
 
+# Queues one outbox entry unless its guard exists, and sets the guard: both or neither.
+# KEYS: guard, outbox. ARGV: guard ttl (s), then the entry's field, value pairs.
+_QUEUE_ONCE = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1])) then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+  return 1
+end
+return 0
+"""
+
 ORPHAN_IDLE_MS = 1000
 DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliveries` lists them
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
@@ -212,6 +222,7 @@ class RedisStore:
         self._settle_script = client.register_script(_SETTLE)
         self._queue_edits = client.register_script(_QUEUE_EDITS)
         self._queue_late = client.register_script(_QUEUE_LATE)
+        self._queue_once = client.register_script(_QUEUE_ONCE)
         self._group_ready = False
         self._closed = False
 
@@ -388,7 +399,8 @@ class RedisStore:
             if fields:  # empty for an entry deleted while pending
                 data = {text(k): text(v) for k, v in fields.items()}
                 why = tuple(json.loads(data.get("why", "[]")))
-                delivery = Delivery(Destination.parse(data["dest"]), data["paper"], why, data.get("edit", ""))
+                recap = tuple(json.loads(data["recap"])) if data.get("recap") else ()
+                delivery = Delivery(Destination.parse(data["dest"]), data["paper"], why, data.get("edit", ""), recap)
                 parsed.setdefault(text(entry_id), delivery)
         return [OutboxEntry(eid, delivery) for eid, delivery in parsed.items()]
 
@@ -500,6 +512,17 @@ class RedisStore:
             queued = await self._queue_edits(keys=[self.key("outbox"), self.key("edits", "later")], args=args)
         return int(queued)
 
+    async def queue_recap(self, recap: Delivery, occasion: str, keep_seconds: int) -> bool:
+        """Queue a recap once per ``occasion`` (the moment it fell due): False if that one was queued."""
+        await self._ensure_group()
+        fields = ["dest", recap.destination.key, "paper", recap.paper_id, "why", json.dumps(list(recap.why))]
+        fields += ["recap", json.dumps(list(recap.recap))]
+        async with self._errors("queue a recap"):
+            queued = await self._queue_once(
+                keys=[self.key("recapped", recap.destination.key, occasion), self.key("outbox")], args=[keep_seconds, *fields]
+            )
+        return bool(queued)
+
     async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """The upvotes each paper had when first seen, for papers still followed."""
         async with self._errors("read routed records"), self._redis.pipeline(transaction=False) as pipe:
@@ -537,6 +560,8 @@ class RedisStore:
         paper_id, message_id = entry.delivery.paper_id, post.message_id
         why = json.dumps(list(entry.delivery.why))  # what the card said it matched: an edit says it again
         fields = [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id, f"w:{paper_id}", why]
+        if entry.delivery.recap:  # a recap is no paper's post: recorded apart, so edits still find the posts
+            fields = [f"recap:{message_id}", json.dumps(list(entry.delivery.recap))]
         await self._settle(entry, fields, not entry.delivery.edit, "record a delivery")
 
     async def bury(self, entry: OutboxEntry, reason: str) -> None:
@@ -547,6 +572,7 @@ class RedisStore:
             "paper": delivery.paper_id,
             "why": json.dumps(list(delivery.why)),
             **({"edit": delivery.edit} if delivery.edit else {}),
+            **({"recap": json.dumps(list(delivery.recap))} if delivery.recap else {}),
             "reason": self._redact(reason),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -575,8 +601,9 @@ class RedisStore:
                     "paper": letter["paper"],
                     "why": letter.get("why", "[]"),
                 }
-                if letter.get("edit"):
-                    fields["edit"] = letter["edit"]
+                for extra in ("edit", "recap"):
+                    if letter.get(extra):
+                        fields[extra] = letter[extra]
                 pipe.xadd(self.key("outbox"), fields)
                 pipe.xdel(self.key("dead"), letter["id"])
                 await pipe.execute()

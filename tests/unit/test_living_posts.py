@@ -15,6 +15,7 @@ from bot.changes import new_leaders, news
 from bot.errors import DeliveryError
 from bot.model import Channel, Destination, Links
 from bot.query import parse_query
+from bot.recap import last_due, parse_when
 from bot.search import PaperIndex
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
@@ -169,3 +170,41 @@ async def test_the_query_index_sees_a_papers_new_upvotes(store: RedisStore, coor
     assert await index.refresh() == 1  # the updated paper, read again
     assert index.top(0, 1).ids == ["2603.00001"]
     assert index.search(parse_query("reasoning"), 5).total == 2  # replaced, not doubled
+
+
+def test_a_recap_falls_due_at_its_weekday_and_hour_in_the_channels_time_zone() -> None:
+    monday_morning = datetime(2026, 11, 30, 7, 30, tzinfo=UTC)  # 08:30 in Berlin: not yet 09:00
+    assert last_due("mon 09:00", "Europe/Berlin", monday_morning) == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert last_due("Monday 09:00", "Europe/Berlin", monday_morning + timedelta(hours=1)) == datetime(2026, 11, 30, 8, tzinfo=UTC)
+    assert last_due("fri 17:00", "America/New_York", monday_morning) == datetime(2026, 11, 27, 22, tzinfo=UTC)
+    for wrong in ("xx 09:00", "mon", "mon 25:00", "mo 09:00"):
+        with pytest.raises(ValueError, match="like 'mon 09:00'"):
+            parse_when(wrong)
+
+
+async def test_the_weekly_recap_posts_the_weeks_most_upvoted_once_per_week(
+    store: RedisStore, coordination: RedisCoordination, redis_client: redis.Redis
+) -> None:
+    now = [datetime(2026, 11, 30, 9, 5, tzinfo=UTC)]  # a Monday, just after the recap fell due
+    store = RedisStore(redis_client, prefix=store.key(""), clock=lambda: now[0].timestamp())  # one clock for all
+    week = [
+        make_paper(f"2611.0000{n}", title=f"Paper {n}", upvotes=up, published=now[0] - timedelta(days=days))
+        for n, (up, days) in enumerate([(5, 1), (50, 2), (500, 9), (20, 6), (0, 3)])
+    ]  # 2611.00002 is older than the week: not in it
+    channel = Channel(ALL, mode="each", digest_size=3, top_digest="mon 09:00", timezone="UTC")
+    bot = Bot(store, coordination, [StaticSource("hf", week)], [channel], clock=lambda: now[0])
+    first = await bot.poller.poll()
+    await bot.deliverer.deliver()
+    assert first.recaps == 1
+    assert bot.adapter.digests == [(ALL, ["2611.00001", "2611.00003", "2611.00000"], 3)]
+    assert bot.adapter.titles == ["Top papers of the week"]
+    assert len(bot.adapter.posts) == 5 + 3  # the five new papers, each on its own; then the recap's three
+    now[0] += timedelta(hours=6)
+    source = StaticSource("hf", week)
+    again = Bot(store, coordination, [source], [channel], clock=lambda: now[0])  # a restart
+    assert (await again.poller.poll()).recaps == 0  # that week's recap went out already
+    source.papers = [make_paper("2612.00001", upvotes=7, published=now[0] + timedelta(days=2))]
+    now[0] += timedelta(days=7)
+    assert (await again.poller.poll()).recaps == 1  # next week's, of next week's papers
+    await again.deliverer.deliver()
+    assert again.adapter.digests == [(ALL, ["2612.00001"], 3)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import fakeredis
@@ -49,6 +49,7 @@ class Bot:
         channels: list[Channel],
         follow: bool = False,  # papers seen before are followed (living posts)
         first_run_limit: int = 0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),  # what the weekly recaps take as now
     ) -> None:
         self.adapter = RecordingAdapter()
         self.coordination = coordination
@@ -58,7 +59,15 @@ class Bot:
             return Router([compile_route(c.destination, c.topics, c.catch_all, c.min_upvotes) for c in channels])
 
         self.poller = Poller(
-            sources, store, router, coordination=coordination, papers=store if follow else None, first_run_limit=first_run_limit
+            sources,
+            store,
+            router,
+            coordination=coordination,
+            papers=store,
+            follow=follow,
+            recaps=channels,
+            first_run_limit=first_run_limit,
+            clock=clock,
         )
         self.deliverer = Deliverer(
             store,

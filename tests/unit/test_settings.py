@@ -74,3 +74,24 @@ def test_secrets_come_from_the_environment_and_never_print() -> None:
     assert "pw@" not in repr(s)
     assert str(Secret("x")) == "Secret('**********')"
     assert set(s.secrets()) == {"hf_supersecretvalue", "redis://:pw@db:6379/0", "pw"}  # the password alone too
+
+
+def test_a_weekly_recap_needs_a_weekday_a_time_and_a_real_time_zone() -> None:
+    ok = settings_from(
+        {"channels": [{"platform": "console", "id": "a", "top_digest": "Monday  09:00", "timezone": "Europe/Berlin"}]}, {}
+    )
+    assert (ok.channels[0].top_digest, ok.channels[0].timezone) == ("monday 09:00", "Europe/Berlin")
+    with pytest.raises(ConfigError) as caught:
+        settings_from(
+            {
+                "channels": [
+                    {"platform": "console", "id": "a", "top_digest": "someday 9am"},
+                    {"platform": "console", "id": "b", "top_digest": "fri 17:00", "timezone": "Mars/Olympus"},
+                ]
+            },
+            {},
+        )
+    assert caught.value.problems == [
+        "channels[1].top_digest: expected a weekday and a time like 'mon 09:00', got 'someday 9am'",
+        "channels[2].timezone: unknown time zone 'Mars/Olympus' (an IANA name like 'Europe/Berlin' or 'UTC')",
+    ]

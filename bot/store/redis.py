@@ -10,6 +10,12 @@ Keys (``P`` is the prefix)::
     P seen:periods          ZSET    the periods that have such a list
     P paper:<id>            STRING  the paper as compressed JSON, expiring after the cache period
     P outbox                STREAM  one entry per (destination, paper) still to post; group "delivery"
+    P routed:<n>            HASH    papers first seen in week n, while followed: "<id>|^" → upvotes then,
+                                    "<id>|<dest>" → 1 for each destination it was routed to
+    P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
+    P edits:later           ZSET    edits waiting for their message's spacing to end → when
+    P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
+    P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
     P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
                                     (reactions find their paper here)
@@ -50,14 +56,20 @@ GROUP = "delivery"
 # Marks each paper seen and queues its deliveries in one atomic step; a paper already in the seen-set,
 # or committed first by some other process (SADD answers 0), is skipped with its deliveries, so nothing
 # is queued twice. Each newly seen id is also appended to its period's list; the periods that left the
-# window take their ids out of the seen-set with them.
-# KEYS: outbox, recent, seen, seen:<this period>, seen:periods, then paper:<id>... (ARGV[3] of them).
+# window take their ids out of the seen-set with them. Each newly seen paper is also recorded in this
+# week's routed bucket (its first-seen upvotes as "<id>|^", each destination it was routed to as
+# "<id>|<destination>"), so a paper that rises later reaches only the destinations that did not get it;
+# the routed bucket that left the window goes.
+# KEYS: outbox, recent, seen, seen:<this period>, seen:periods, then paper:<id>... (ARGV[3] of them),
+# then routed:<this week>, routed:<the week that left the window>.
 # ARGV: cache ttl, now (ms), papers, this period, the newest period that left the window, paper key
-# prefix, seen key prefix, then per paper: id, doc, n, n × (destination, why).
+# prefix, seen key prefix, routed bucket ttl (0: papers are not followed), then per paper: id, doc,
+# upvotes, n, n × (destination, why).
 _COMMIT = """
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local track = tonumber(ARGV[8])
-local first_paper = #KEYS - 2 * papers + 1
+local first_paper = #KEYS - 2 - papers + 1
+local routed = KEYS[#KEYS - 1]
 -- The cache forgets in step with its index of recent papers, whatever the server's clock says.
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000, 'LIMIT', 0, 5000)
 for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end
@@ -76,23 +88,25 @@ local committed = {}
 local i = 9
 for k = first_paper, first_paper + papers - 1 do
   local id, doc, upvotes, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local routed = KEYS[k + papers]
   i = i + 4
   if redis.call('SADD', KEYS[3], id) == 1 then
     redis.call('APPEND', KEYS[4], id .. '\\n')
     redis.call('SET', KEYS[k], doc, 'EX', ttl)
     redis.call('ZADD', KEYS[2], now, id)
-    if track > 0 then redis.call('HSET', routed, '^', upvotes) end
+    if track > 0 then redis.call('HSET', routed, id .. '|^', upvotes) end
     for d = 0, n - 1 do
       redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
-      if track > 0 then redis.call('HSET', routed, ARGV[i + 2 * d], 1) end
+      if track > 0 then redis.call('HSET', routed, id .. '|' .. ARGV[i + 2 * d], 1) end
     end
-    if track > 0 then redis.call('EXPIRE', routed, track) end
     committed[#committed + 1] = id
   end
   i = i + 2 * n
 end
 if #committed > 0 then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[4]) end
+if #committed > 0 and track > 0 then
+  redis.call('EXPIRE', routed, track)
+  redis.call('DEL', KEYS[#KEYS])
+end
 return committed
 """
 
@@ -139,16 +153,21 @@ for i = 4, #ARGV, 4 do ask(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) end
 return queued
 """
 
-# Queues each late delivery whose paper is still followed (its routed record exists) and was never
-# routed to that destination, and records that it now was. KEYS: outbox, then routed:<paper> per
-# delivery. ARGV: per delivery: destination, paper, why.
+# Queues each late delivery whose paper is still followed (a routed bucket kept has its record) and
+# was never routed to that destination, and records that it now was.
+# KEYS: outbox, then the routed buckets kept. ARGV: per delivery: destination, paper, why.
 _QUEUE_LATE = """
 local queued = 0
-for k = 2, #KEYS do
-  local i = (k - 2) * 3 + 1
-  if redis.call('EXISTS', KEYS[k]) == 1 and redis.call('HSETNX', KEYS[k], ARGV[i], 1) == 1 then
-    redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i], 'paper', ARGV[i + 1], 'why', ARGV[i + 2])
-    queued = queued + 1
+for i = 1, #ARGV, 3 do
+  local dest, paper = ARGV[i], ARGV[i + 1]
+  for k = 2, #KEYS do
+    if redis.call('HEXISTS', KEYS[k], paper .. '|^') == 1 then
+      if redis.call('HSETNX', KEYS[k], paper .. '|' .. dest, 1) == 1 then
+        redis.call('XADD', KEYS[1], '*', 'dest', dest, 'paper', paper, 'why', ARGV[i + 2])
+        queued = queued + 1
+      end
+      break
+    end
   end
 end
 return queued
@@ -218,6 +237,8 @@ class RedisStore:
         self._seen_listed = False
         # A post matters while its paper is cached: a reaction saves the cached paper, a retry checks here first.
         self._posts = Buckets(paper_ttl / 86400, 7)
+        # Where each followed paper was routed at first sight: weekly buckets covering the tracking window.
+        self._routed = Buckets(max(self._track, 1) / 86400, 7)
         self._commit = client.register_script(_COMMIT)
         self._settle_script = client.register_script(_SETTLE)
         self._queue_edits = client.register_script(_QUEUE_EDITS)
@@ -245,6 +266,9 @@ class RedisStore:
                     await self._redis.append(self.key("seen", str(period)), "".join(f"{text(i)}\n" for i in chunk))
                 await self._redis.zadd(self.key("seen", "periods"), {str(period): period})
         self._seen_listed = True
+
+    def _routed_keys(self) -> list[str]:
+        return [self.key("routed", str(n)) for n in self._routed.kept(self._clock())]
 
     def _posts_keys(self, destination: str) -> list[str]:
         return [self.key("posts", destination, str(n)) for n in self._posts.kept(self._clock())]
@@ -284,9 +308,9 @@ class RedisStore:
             self.key("seen", "periods"),
         ]
         keys += [self.key("paper", p.id) for p in papers]
-        keys += [self.key("routed", p.id) for p in papers]
+        keys += [self.key("routed", str(self._routed.current(now))), self.key("routed", str(self._routed.fallen(now)))]
         args: list[Any] = [self._paper_ttl, int(now * 1000), len(papers), period, self._seen.fallen(now)]
-        args += [self.key("paper", ""), self.key("seen", ""), int(self._track)]
+        args += [self.key("paper", ""), self.key("seen", ""), self._routed.ttl if self._track else 0]
         for paper in papers:
             mine = owed.get(paper.id, [])
             args += [paper.id, pack(paper.to_json()), paper.upvotes or 0, len(mine)]
@@ -525,19 +549,25 @@ class RedisStore:
 
     async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """The upvotes each paper had when first seen, for papers still followed."""
+        if not paper_ids:
+            return {}
+        fields = [f"{pid}|^" for pid in paper_ids]
         async with self._errors("read routed records"), self._redis.pipeline(transaction=False) as pipe:
-            for pid in paper_ids:
-                pipe.hget(self.key("routed", pid), "^")
-            values = await pipe.execute()
-        return {pid: int(value) for pid, value in zip(paper_ids, values, strict=True) if value is not None}
+            for bucket in self._routed_keys():
+                pipe.hmget(bucket, fields)
+            buckets = await pipe.execute()
+        found: dict[str, int] = {}
+        for pid, *values in zip(paper_ids, *buckets, strict=True):
+            if (value := next((v for v in values if v is not None), None)) is not None:
+                found[pid] = int(value)
+        return found
 
     async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
         """Queue deliveries of papers seen earlier (they rose past a destination's threshold), each to a
         destination the paper was never routed to, once; papers no longer followed are left alone."""
         await self._ensure_group()
-        keys, args = [self.key("outbox")], []
+        keys, args = [self.key("outbox"), *self._routed_keys()], []
         for delivery in deliveries:
-            keys.append(self.key("routed", delivery.paper_id))
             args += [delivery.destination.key, delivery.paper_id, json.dumps(list(delivery.why))]
         if not deliveries:
             return 0

@@ -300,3 +300,21 @@ async def test_papers_cached_by_earlier_versions_still_read(store: RedisStore, r
     stored = await redis_client.get(store.key("paper", paper.id))
     assert await store.paper(paper.id) == paper
     assert len(stored) < len(zlib.compress(document, 6)) - 100  # the preset dictionary pays for itself
+
+
+async def test_a_paper_is_followed_for_the_tracking_window_then_forgotten(redis_client: redis.Redis) -> None:
+    clock = [1_790_000_000.0]
+    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", clock=lambda: clock[0])
+    old = make_paper("2611.00001", upvotes=3)
+    await store.commit([old], [Delivery(A, old.id)])
+    assert await store.first_seen([old.id]) == {old.id: 3}
+    assert await store.queue_late([Delivery(A, old.id, ("rising",))]) == 0  # routed there at first sight
+    assert await store.queue_late([Delivery(B, old.id, ("rising",))]) == 1
+    assert await store.queue_late([Delivery(B, old.id, ("rising",))]) == 0  # once
+    clock[0] += 15 * 86400  # two weeks on: its routed bucket left the window (dropped at the next commit)
+    await store.commit([make_paper("2611.00002")], [])
+    assert await store.first_seen([old.id]) == {}
+    assert await store.queue_late([Delivery(Destination("slack", "C0C"), old.id, ("rising",))]) == 0
+    assert len([k async for k in redis_client.scan_iter(match=store.key("routed", "*"))]) == 1  # this week's only
+    keys = [k async for k in redis_client.scan_iter(match=store.key("*"))]
+    await redis_client.delete(*keys)

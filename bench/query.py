@@ -113,7 +113,9 @@ async def load_once(url: str) -> None:
     before, started = rss_mb(), time.perf_counter()
     index = PaperIndex(store, ttl_seconds=30 * 86400)
     await index.refresh()
-    print(json.dumps({"seconds": time.perf_counter() - started, "mb": rss_mb() - before, "papers": len(index)}))
+    seconds, grown = time.perf_counter() - started, rss_mb() - before
+    await index.saved()  # a build saves a snapshot in the background: let it finish (as paperbot does at exit)
+    print(json.dumps({"seconds": seconds, "mb": grown, "papers": len(index)}))
     await client.aclose()
 
 

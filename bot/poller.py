@@ -7,14 +7,13 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from bot.changes import new_leaders, news, rising_why
 from bot.errors import SourceError
+from bot.following import Follower
 from bot.model import Channel, Delivery, Paper
 from bot.ports import Coordination, Outbox, Papers, Source
-from bot.recap import WHY as RECAP_WHY
-from bot.recap import last_due
+from bot.recap import Recaps
 from bot.routing import Router
 
 log = logging.getLogger(__name__)
@@ -83,11 +82,10 @@ class Poller:
         recaps: Sequence[Channel] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._papers = papers  # the cache: what following papers and weekly recaps read
-        self._follow_papers = follow and papers is not None  # papers seen before are followed: changes edit cards
-        self._recaps = [c for c in recaps if c.top_digest]
-        self._recapped: set[str] = set()  # recaps this process found queued already (no need to ask again)
-        self._clock = clock
+        # With the cache: papers seen before are followed (their cards kept current), weekly recaps queued.
+        self._follower = Follower(papers, outbox) if papers is not None and follow else None
+        due = [c for c in recaps if c.top_digest]
+        self._recaps = Recaps(papers, outbox, due, clock) if papers is not None and due else None
         self._budget = budget
         self._first_run_limit = first_run_limit
         self.sources = sources
@@ -151,38 +149,9 @@ class Poller:
                     # source than a quiet day, and nothing else would tell anyone.
                     log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
         await self.ingest(merge(batches), report, first_poll=True)
-        await self._queue_recaps(report)
+        if self._recaps is not None:
+            report.recaps += await self._recaps.queue()
         return report
-
-    async def _queue_recaps(self, report: PollReport) -> None:
-        """Queue each channel's weekly recap that fell due (once per due moment, even after downtime)."""
-        if self._papers is None:
-            return
-        now = self._clock()
-        weeks: dict[datetime, list[Paper]] = {}
-        for channel in self._recaps:
-            due = last_due(channel.top_digest, channel.timezone, now)
-            occasion = f"{channel.destination.key}@{due.isoformat()}"
-            if occasion in self._recapped:
-                continue
-            if due not in weeks:
-                weeks[due] = await self._week(due)
-            best = weeks[due][: channel.digest_size]
-            self._recapped.add(occasion)
-            if not best:
-                continue
-            recap = Delivery(channel.destination, best[0].id, (RECAP_WHY,), recap=tuple(p.id for p in best))
-            if await self._outbox.queue_recap(recap, due.isoformat(), 8 * 86400):
-                report.recaps += 1
-                log.info("weekly recap queued", extra={"kv": {"destination": channel.destination.key, "papers": len(best)}})
-
-    async def _week(self, due: datetime) -> list[Paper]:
-        """The papers of the 7 days before ``due`` (by Hugging Face day, else date), most upvoted first."""
-        assert self._papers is not None
-        since = due - timedelta(days=7)
-        ids, _ = await self._papers.recent(int(since.timestamp() * 1000))
-        papers = [p for p in await self._papers.papers(ids) if since <= (p.featured_on or p.published) < due]
-        return sorted(papers, key=lambda p: (p.upvotes or 0, p.published, p.id), reverse=True)
 
     def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
         """At most ``first_run_limit`` deliveries per destination, the newest then the most upvoted; the
@@ -227,40 +196,5 @@ class Poller:
             await self._outbox.begin()
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
-        if self._follow_papers:
-            await self._follow([p for p in papers if p.id not in unseen_ids], router, report)
-
-    async def _follow(self, reports: Sequence[Paper], router: Router, report: PollReport) -> None:
-        """Papers seen before: keep the cache current, edit their cards on news, and deliver those that
-        rose past a destination's threshold to the destinations still waiting for them."""
-        assert self._papers is not None
-        cached = {p.id: p for p in await self._papers.papers([p.id for p in reports])} if reports else {}
-        changed: list[tuple[Paper, Paper]] = []
-        for fresh in reports:  # reports are bounded already, so what they bring in is too
-            before = cached.get(fresh.id)
-            if before is not None and (after := before.updated_by(fresh)) != before:
-                changed.append((before, after))
-        await self._outbox.update([after for _, after in changed])
-        report.updated += len(changed)
-        newsworthy = {after.id for before, after in changed if news(before, after)}
-        if changed:  # the reports as they were and as they are: a new #1 of its day is news too
-            known = [cached[p.id] for p in reports if p.id in cached]
-            now = {after.id: after for _, after in changed}
-            newsworthy |= new_leaders(known, [now.get(p.id, p) for p in known])
-        edits = await self._outbox.posts_of(router.destinations, sorted(newsworthy)) if newsworthy else []
-        report.edits += await self._outbox.queue_edits(edits)  # and the edits parked for spacing whose time came
-        # Late deliveries: where the paper is routed now but was not as it was (a threshold it now passes).
-        thresholds = router.upvote_thresholds
-        risen = [
-            (before, after)
-            for before, after in changed
-            if any((before.upvotes or 0) < t <= (after.upvotes or 0) for t in thresholds)
-        ]
-        then = {(d.destination, d.paper_id) for d in router.route([before for before, _ in risen])} if risen else set()
-        late = [d for d in router.route([after for _, after in risen]) if (d.destination, d.paper_id) not in then]
-        if late:
-            first = await self._outbox.first_seen([d.paper_id for d in late])
-            upvotes = {after.id: after.upvotes or 0 for _, after in risen}
-            why = {pid: rising_why(up, upvotes[pid]) for pid, up in first.items()}
-            late = [Delivery(d.destination, d.paper_id, (why[d.paper_id], *d.why)) for d in late if d.paper_id in why]
-            report.rising += await self._outbox.queue_late(late)
+        if self._follower is not None:
+            await self._follower.follow([p for p in papers if p.id not in unseen_ids], router, report)

@@ -191,7 +191,8 @@ class Poller:
         deliveries = router.route(fresh) if fresh else []
         if first_poll and self._first_run_limit and await self._outbox.first_run():
             deliveries = self._first_run(fresh, deliveries)
-        committed = set(await self._outbox.commit(fresh, deliveries))
+        watched = router.watched if self._follower is not None else frozenset()
+        committed = set(await self._outbox.commit(fresh, deliveries, watched))
         if first_poll:
             await self._outbox.begin()
         report.new += len(committed)

@@ -9,7 +9,7 @@ Inbound: a ``Listener`` serves a platform's events with ``Commands``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
@@ -94,9 +94,13 @@ class Outbox(Protocol):
         """The ids in ``paper_ids`` never committed before, in input order; one round trip."""
         ...
 
-    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
+    async def commit(
+        self, papers: Sequence[Paper], deliveries: Sequence[Delivery], watched: Collection[Destination] = ()
+    ) -> list[str]:
         """Atomically mark ``papers`` seen, cache them and queue their deliveries. A paper that another
-        process committed first is skipped with its deliveries. Returns the ids this call committed."""
+        process committed first is skipped with its deliveries. Returns the ids this call committed.
+        With ``watched`` (destinations with an upvote threshold), papers are followed: their first-seen
+        upvotes and their routing to those destinations are recorded for late deliveries."""
         ...
 
     async def heartbeat(self, consumer: str, ttl: float) -> None:

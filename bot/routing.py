@@ -89,6 +89,16 @@ class Router:
         return frozenset(found)
 
     @property
+    def watched(self) -> frozenset[Destination]:
+        """Destinations whose routing depends on upvotes (a threshold, an ``upvotes`` term): a paper may
+        reach them late, as its upvotes rise."""
+        found = {route.destination for route in self._routes if route.min_upvotes > 0}
+        for query, owner in zip(self._queries, self._owner, strict=True):
+            if any(node.name == "upvotes" for node in _fields(query.root)):
+                found.add(self._routes[owner].destination)
+        return frozenset(found)
+
+    @property
     def destinations(self) -> list[Destination]:
         """Every destination with a route."""
         return [route.destination for route in self._routes]

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +64,7 @@ GROUP = "delivery"
 # then routed:<this week>, routed:<the week that left the window>.
 # ARGV: cache ttl, now (ms), papers, this period, the newest period that left the window, paper key
 # prefix, seen key prefix, routed bucket ttl (0: papers are not followed), then per paper: id, doc,
-# upvotes, n, n × (destination, why).
+# upvotes, n, n × (destination, why, watched: 1 if it has an upvote threshold, so it is recorded).
 _COMMIT = """
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local track = tonumber(ARGV[8])
@@ -95,12 +95,13 @@ for k = first_paper, first_paper + papers - 1 do
     redis.call('ZADD', KEYS[2], now, id)
     if track > 0 then redis.call('HSET', routed, id .. '|^', upvotes) end
     for d = 0, n - 1 do
-      redis.call('XADD', KEYS[1], '*', 'dest', ARGV[i + 2 * d], 'paper', id, 'why', ARGV[i + 2 * d + 1])
-      if track > 0 then redis.call('HSET', routed, id .. '|' .. ARGV[i + 2 * d], 1) end
+      local dest = ARGV[i + 3 * d]
+      redis.call('XADD', KEYS[1], '*', 'dest', dest, 'paper', id, 'why', ARGV[i + 3 * d + 1])
+      if track > 0 and ARGV[i + 3 * d + 2] == '1' then redis.call('HSET', routed, id .. '|' .. dest, 1) end
     end
     committed[#committed + 1] = id
   end
-  i = i + 2 * n
+  i = i + 3 * n
 end
 if #committed > 0 then redis.call('ZADD', KEYS[5], ARGV[4], ARGV[4]) end
 if #committed > 0 and track > 0 then
@@ -290,7 +291,9 @@ class RedisStore:
             flags = await self._redis.smismember(self.key("seen"), list(paper_ids))
         return [pid for pid, seen in zip(paper_ids, flags, strict=True) if not seen]
 
-    async def commit(self, papers: Sequence[Paper], deliveries: Sequence[Delivery]) -> list[str]:
+    async def commit(
+        self, papers: Sequence[Paper], deliveries: Sequence[Delivery], watched: Collection[Destination] = ()
+    ) -> list[str]:
         if not papers:
             return []
         await self._ensure_group()
@@ -310,12 +313,13 @@ class RedisStore:
         keys += [self.key("paper", p.id) for p in papers]
         keys += [self.key("routed", str(self._routed.current(now))), self.key("routed", str(self._routed.fallen(now)))]
         args: list[Any] = [self._paper_ttl, int(now * 1000), len(papers), period, self._seen.fallen(now)]
-        args += [self.key("paper", ""), self.key("seen", ""), self._routed.ttl if self._track else 0]
+        # Only where a threshold could let a paper in later is its routing worth keeping.
+        args += [self.key("paper", ""), self.key("seen", ""), self._routed.ttl if self._track and watched else 0]
         for paper in papers:
             mine = owed.get(paper.id, [])
             args += [paper.id, pack(paper.to_json()), paper.upvotes or 0, len(mine)]
             for delivery in mine:
-                args += [delivery.destination.key, json.dumps(list(delivery.why))]
+                args += [delivery.destination.key, json.dumps(list(delivery.why)), int(delivery.destination in watched)]
         async with self._errors("commit new papers"):
             committed = await self._commit(keys=keys, args=args)
         return [text(c) for c in committed]

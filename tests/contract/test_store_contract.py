@@ -306,15 +306,18 @@ async def test_a_paper_is_followed_for_the_tracking_window_then_forgotten(redis_
     clock = [1_790_000_000.0]
     store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", clock=lambda: clock[0])
     old = make_paper("2611.00001", upvotes=3)
-    await store.commit([old], [Delivery(A, old.id)])
+    await store.commit([old], [Delivery(A, old.id)], watched={A, B})  # A and B have upvote thresholds
     assert await store.first_seen([old.id]) == {old.id: 3}
     assert await store.queue_late([Delivery(A, old.id, ("rising",))]) == 0  # routed there at first sight
     assert await store.queue_late([Delivery(B, old.id, ("rising",))]) == 1
     assert await store.queue_late([Delivery(B, old.id, ("rising",))]) == 0  # once
     clock[0] += 15 * 86400  # two weeks on: its routed bucket left the window (dropped at the next commit)
-    await store.commit([make_paper("2611.00002")], [])
+    await store.commit([make_paper("2611.00002")], [], watched={A})
     assert await store.first_seen([old.id]) == {}
     assert await store.queue_late([Delivery(Destination("slack", "C0C"), old.id, ("rising",))]) == 0
     assert len([k async for k in redis_client.scan_iter(match=store.key("routed", "*"))]) == 1  # this week's only
+    unwatched = make_paper("2611.00003", upvotes=3)
+    await store.commit([unwatched], [Delivery(A, unwatched.id)])  # no destination with a threshold: not followed
+    assert await store.first_seen([unwatched.id]) == {}
     keys = [k async for k in redis_client.scan_iter(match=store.key("*"))]
     await redis_client.delete(*keys)

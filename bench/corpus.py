@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 
@@ -56,53 +57,43 @@ class Corpus:
         now = datetime.now(UTC)
         return [self.paper(start + n, now) for n in range(count)]
 
+    def topic_word(self) -> str:
+        """Log-uniform over ranks 300..6000: a topic word is in roughly 0.3% to 6% of papers."""
+        return self.words[int(math.exp(self.rng.uniform(math.log(300), math.log(len(self.words) - 1))))]
+
+    def common_word(self) -> str:
+        """One of the 50 commonest words, each in a third to all of the papers."""
+        return self.words[self.rng.randrange(50)]
+
     def query(self) -> str:
         """A topic as people write them: mostly mid-frequency words, some structure."""
-        rng = self.rng
+        return self._shaped(self.topic_word, with_fields=True)
 
-        def word() -> str:
-            # Log-uniform over ranks 300..6000: a topic word is in roughly 0.3% to 6% of papers.
-            return self.words[int(math.exp(rng.uniform(math.log(300), math.log(len(self.words) - 1))))]
+    def common_query(self) -> str:
+        """A broad topic: the commonest words alone, ANDed, ORed or negated, or a phrase of one with a
+        topic word: the worst case for a search that ranks every match."""
+        if self.rng.random() < 0.15:
+            pair = (self.common_word(), self.topic_word())
+            return f'"{pair[0]} {pair[1]}"' if self.rng.random() < 0.5 else f'"{pair[1]} {pair[0]}"'
+        return self._shaped(self.common_word, with_fields=False)
 
-        shape = rng.random()
+    def _shaped(self, word: Callable[[], str], with_fields: bool) -> str:
+        shape = self.rng.random()
         if shape < 0.35:
             return word()
         if shape < 0.55:
-            return f'"{word()} {word()}"'
+            return f'"{word()} {word()}"' if with_fields else f"{word()} {word()}"
         if shape < 0.70:
             return f"{word()} OR {word()}"
-        if shape < 0.80:
+        if shape < 0.80 or not with_fields:
             return f"{word()} -{word()}"
         if shape < 0.88:
-            return f"cat:{rng.choice(CATEGORIES)} {word()}"
+            return f"cat:{self.rng.choice(CATEGORIES)} {word()}"
         if shape < 0.94:
-            return f"author:{rng.choice(self.surnames)}"
+            return f"author:{self.rng.choice(self.surnames)}"
         return f"{word()} upvotes>=5"
-
-    def common_query(self) -> str:
-        """A broad topic: the corpus's commonest words (ranks 0–50, each in a third to all of the
-        papers) alone, ANDed, ORed or negated, or a phrase of one with a topic word: the worst case
-        for a search that ranks every match."""
-        rng = self.rng
-
-        def common() -> str:
-            return self.words[rng.randrange(50)]
-
-        def topic() -> str:
-            return self.words[int(math.exp(rng.uniform(math.log(300), math.log(len(self.words) - 1))))]
-
-        shape = rng.random()
-        if shape < 0.35:
-            return common()
-        if shape < 0.6:
-            return f"{common()} {common()}"
-        if shape < 0.75:
-            return f"{common()} OR {common()}"
-        if shape < 0.85:
-            return f"{common()} -{common()}"
-        return f'"{common()} {topic()}"' if rng.random() < 0.5 else f'"{topic()} {common()}"'
 
     def common_phrase(self) -> str:
         """A phrase of two of the commonest words: every paper has both, few have them side by side,
         so each candidate must be checked (the index's known worst case)."""
-        return f'"{self.words[self.rng.randrange(50)]} {self.words[self.rng.randrange(50)]}"'
+        return f'"{self.common_word()} {self.common_word()}"'

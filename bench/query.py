@@ -19,10 +19,8 @@ import functools
 import gc
 import json
 import resource
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +31,7 @@ import redis.asyncio as redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
+from bench.scratch import scratch_redis
 from bot.commands import CommandCore
 from bot.model import Destination, UserRef
 from bot.search import PaperIndex
@@ -41,7 +40,6 @@ from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
-from tests.redis_servers import RedisProcess, embedded_binary
 
 PREFIX = "benchq:"
 
@@ -71,17 +69,13 @@ def percentile(samples: list[float], q: float) -> float:
 async def cached_core(papers: int, redis_url: str | None) -> AsyncIterator[tuple[CommandCore, PaperIndex, Corpus, str]]:
     """A command core over ``papers`` cached papers of the bench corpus, on ``redis_url`` or a throwaway
     server, with the connection pool the service uses; every key and the server are gone afterwards."""
-    server = None
-    if not redis_url:
-        binary = shutil.which("redis-server") or embedded_binary()
-        server = RedisProcess(binary, Path(tempfile.mkdtemp(prefix="paperbot-bench-"))).start()
     # The pool the service uses (bot/app.py): a burst of commands waits for a connection, never fails.
-    url = redis_url or (server.url if server else "")
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10, protocol=2)
-    client = redis.Redis.from_pool(pool)
-    corpus = Corpus(seed=2)
-    store = RedisStore(client, prefix=PREFIX)
-    try:
+    async with scratch_redis(redis_url, PREFIX, pool_class=redis.BlockingConnectionPool, max_connections=64, timeout=10) as (
+        client,
+        url,
+    ):
+        corpus = Corpus(seed=2)
+        store = RedisStore(client, prefix=PREFIX)
         await fill(store, corpus, papers)
         index = PaperIndex(store, ttl_seconds=30 * 86400)
         coordination = RedisCoordination(client, PREFIX)
@@ -94,15 +88,6 @@ async def cached_core(papers: int, redis_url: str | None) -> AsyncIterator[tuple
             coordination=coordination,
         )
         yield core, index, corpus, url
-    finally:
-        try:
-            keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
-            for start in range(0, len(keys), 10_000):
-                await client.delete(*keys[start : start + 10_000])
-            await client.aclose()
-        finally:
-            if server:
-                server.stop()  # even if the clean-up above failed
 
 
 async def load_once(url: str) -> None:

@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,13 @@ import redis.asyncio as redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
+from bench.scratch import scratch_redis
 from bot.model import Destination, Paper
 from bot.poller import Poller, PollReport
 from bot.routing import Router, compile_route
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from bot.store.retention import pack, unpack
-from tests.redis_servers import RedisProcess, embedded_binary
 
 PREFIX = "bencht:"
 
@@ -76,23 +74,17 @@ async def naive(client: redis.Redis, reports: list[Paper]) -> int:
 
 
 async def main(args: argparse.Namespace) -> None:
-    server = None
-    if not args.redis_url:
-        binary = shutil.which("redis-server") or embedded_binary()
-        server = RedisProcess(binary, Path(tempfile.mkdtemp(prefix="paperbot-bench-"))).start()
-    url = args.redis_url or (server.url if server else "")
-    pool = redis.ConnectionPool.from_url(url, connection_class=CountingConnection, protocol=2)
-    client = redis.Redis.from_pool(pool)
-    try:
+    async with scratch_redis(args.redis_url, PREFIX, connection_class=CountingConnection) as (client, _):
         store = RedisStore(client, prefix=PREFIX)
-        papers = Corpus(seed=3).papers(args.papers)
-        for start in range(0, len(papers), 2000):
-            await store.commit(papers[start : start + 2000], [])
         routes = [
             compile_route(Destination("console", "all"), [], catch_all=True),
             compile_route(Destination("console", "popular"), [], catch_all=True, min_upvotes=25),
             compile_route(Destination("console", "ml"), ["learning upvotes>=10", "cat:cs.LG"]),
         ]
+        papers = Corpus(seed=3).papers(args.papers)
+        for start in range(0, len(papers), 2000):  # first seen: routed, and followed where thresholds are
+            chunk = papers[start : start + 2000]
+            await store.commit(chunk, Router(routes).route(chunk), Router(routes).watched)
 
         async def router() -> Router:
             return Router(routes)
@@ -120,15 +112,6 @@ async def main(args: argparse.Namespace) -> None:
             )
         (_, trips, _, wall, _), (_, naive_trips, _, naive_wall, _) = results
         print(f"paperbot vs naive: {naive_trips / trips:.0f}x fewer round trips, {naive_wall / wall:.1f}x faster (wall)")
-    finally:
-        try:
-            keys = [key async for key in client.scan_iter(match=PREFIX + "*", count=10_000)]
-            for start in range(0, len(keys), 10_000):
-                await client.delete(*keys[start : start + 10_000])
-            await client.aclose()
-        finally:
-            if server:
-                server.stop()
 
 
 if __name__ == "__main__":

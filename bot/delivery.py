@@ -193,13 +193,8 @@ class Deliverer:
             try:
                 posts = await adapter.post_digest(destination, cards, channel.digest_size, RECAP_TITLE)
             except DeliveryError as exc:
-                if exc.rejected:
-                    await self._outbox.bury(entry, f"the platform refused this recap: {exc}")
-                    report.dead += 1
+                if await self._one_failed(destination, entry, exc, len(recaps) - n, report):
                     continue
-                report.failed[destination.key] = str(exc)
-                report.pending += len(recaps) - n
-                report.dead += await self._failed(destination, [entry], exc)
                 return
             await self._outbox.done(entry, posts[0])
             report.delivered += 1
@@ -232,18 +227,27 @@ class Deliverer:
                     log.info("card to update was deleted; edit dropped", extra={"kv": kv})
                     report.skipped += 1
                     continue
-                if exc.rejected:
-                    await self._outbox.bury(entry, f"the platform refused this card: {exc}")
+                if await self._one_failed(destination, entry, exc, len(edits) - n, report):
                     log.warning("updated card refused; moved to the dead letters", extra={"kv": kv})
-                    report.dead += 1
                     continue
-                report.failed[destination.key] = str(exc)
-                report.pending += len(edits) - n
-                report.dead += await self._failed(destination, [entry], exc)
                 return
             await self._outbox.done(entry, post)
             report.edited += 1
             log.info("card updated", extra={"kv": {"destination": destination.key, "paper": delivery.paper_id}})
+
+    async def _one_failed(
+        self, destination: Destination, entry: OutboxEntry, exc: DeliveryError, left: int, report: DeliveryReport
+    ) -> bool:
+        """An edit or a recap failed: a message the platform refuses is a dead letter (True: the pass
+        goes on); any other failure stops this destination's pass, ``left`` entries still owed."""
+        if exc.rejected:
+            await self._outbox.bury(entry, f"the platform refused this message: {exc}")
+            report.dead += 1
+            return True
+        report.failed[destination.key] = str(exc)
+        report.pending += left
+        report.dead += await self._failed(destination, [entry], exc)
+        return False
 
     async def _failed(self, destination: Destination, entries: list[OutboxEntry], exc: DeliveryError) -> int:
         """After a failed post (of one card, or of a digest): count an attempt for each of its entries,

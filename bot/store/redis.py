@@ -592,8 +592,9 @@ class RedisStore:
 
     async def done(self, entry: OutboxEntry, post: PostRef) -> None:
         paper_id, message_id = entry.delivery.paper_id, post.message_id
-        why = json.dumps(list(entry.delivery.why))  # what the card said it matched: an edit says it again
-        fields = [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id, f"w:{paper_id}", why]
+        fields = [f"p:{paper_id}", message_id, f"m:{message_id}", paper_id]
+        if entry.delivery.why:  # what the card said it matched, so an edit says it again (none: nothing kept)
+            fields += [f"w:{paper_id}", json.dumps(list(entry.delivery.why))]
         if entry.delivery.recap:  # a recap is no paper's post: recorded apart, so edits still find the posts
             fields = [f"recap:{message_id}", json.dumps(list(entry.delivery.recap))]
         await self._settle(entry, fields, not entry.delivery.edit, "record a delivery")

@@ -60,7 +60,7 @@ async def test_a_posted_card_is_edited_in_place_on_news_and_never_reposted(
     store: RedisStore, coordination: RedisCoordination
 ) -> None:
     source = StaticSource("hf", [paper(3)])
-    bot = Bot(store, coordination, [source], [Channel(ALL)], follow=True)
+    bot = Bot(store, coordination, [source], [Channel(ALL, topics=("reasoning",))], follow=True)
     assert await bot.cycle() == (1, 1)
     [(original, _)] = bot.adapter.posts
     source.papers = [paper(4)]  # noise: the cache follows, no edit
@@ -75,6 +75,7 @@ async def test_a_posted_card_is_edited_in_place_on_news_and_never_reposted(
     assert post.message_id == "m1"
     assert post.destination == original
     assert ("Code", "https://github.com/a/b") in card.links
+    assert card.why == ("reasoning",)  # the updated card still says why it was posted here
     assert len(bot.adapter.posts) == 1  # never reposted
     assert await bot.cycle() == (0, 0)
     assert len(bot.adapter.edits) == 1  # nothing new: no edit

@@ -56,6 +56,7 @@ async def ordinary_run(core: CommandCore, queries: list[str], alongside: list[st
 async def main(args: argparse.Namespace) -> None:
     async with cached_core(args.papers, args.redis_url) as (core, index, corpus, _url):
         await index.refresh()
+        await index.saved()  # the first build saves a snapshot in the background: measure after it
         print(f"papers={len(index):,}")
         worst = worst_queries(corpus)
         for name, text in worst.items():

@@ -23,7 +23,7 @@ from bot.errors import CommandError, PaperbotError
 from bot.model import Paper
 from bot.plan import DIRECT, PER_MATCH, VERIFY_ALL, Found, Plan, Views, estimate
 from bot.ports import Papers
-from bot.topics import Doc, Query
+from bot.topics import Doc, Query, Words
 
 # Cost units of ~40 ns (bot.plan; measured with bench/hostile_queries.py on this project's 2-core machines).
 INLINE = 1_000_000  # up to ~40 ms: answered on the event loop, no thread hand-off
@@ -163,7 +163,13 @@ class PaperIndex:
         """What evaluating ``query`` will cost, estimated before running it from posting sizes (see
         ``bot.plan``: building sets, checking phrases and names, scoring matches)."""
         work, matches = estimate(query.root, self._table.postings, self._table.live)
-        return work + PER_MATCH * min(matches, DIRECT)
+        cost = work + PER_MATCH * min(matches, DIRECT)
+        root = query.root
+        if isinstance(root, Words) and len(root.words) > 1 and matches > self.verify_all:
+            # Checked as the walk reaches its candidates: few, when the page fills at once; all of them,
+            # when almost none match. Never on the event loop, then.
+            cost = max(cost, INLINE + 1)
+        return cost
 
     async def find(self, query: Query, limit: int, offset: int = 0) -> Found:
         """``search``, scheduled by cost so that no query can stall the others: cheap ones run on the

@@ -12,7 +12,7 @@ import pytest
 from bot.model import Delivery, Destination
 from bot.query import parse_query
 from bot.routing import Route, Router, compile_route
-from bot.search import PaperIndex
+from bot.search import INLINE, PaperIndex
 from bot.store.redis import RedisStore
 from bot.topics import Doc, Query, rank
 from tests.fakes import make_paper
@@ -201,3 +201,15 @@ async def test_a_snapshot_keeps_replaced_and_expired_papers_out(store: RedisStor
     await second.refresh()
     assert second.search(parse_query("reasoning"), 5) == first.search(parse_query("reasoning"), 5)
     assert len(second) == 2
+
+
+async def test_a_phrase_with_many_candidates_is_answered_off_the_event_loop() -> None:
+    index = PaperIndex(None, ttl_seconds=30 * 86400)  # type: ignore[arg-type]  # add() needs no store
+    index.verify_all = 3
+    for n in range(6):
+        index.add(make_paper(f"2603.0000{n}", title="Graph networks" if n == 5 else "Networks of a graph"))
+    phrase, word = parse_query('"graph networks"'), parse_query("graph")
+    assert index.cost(phrase) > INLINE >= index.cost(word)  # the heavy lane, however cheap it looks
+    found = await index.find(phrase, 5)
+    assert (found.ids, found.exact) == (["2603.00005"], False)
+    index.close()

@@ -121,7 +121,7 @@ class EmbeddedRedis:
                 self.close()
                 log_file = self.data_dir / "redis.log"
                 raise StoreError(f"the embedded Redis did not start in {self.data_dir} (see {log_file})")
-            time.sleep(0.02)
+            time.sleep(0.005)  # it answers in ~15 ms: a finer wait takes ~10 ms off every run --once
         self._pointer.write_text(socket_path)
         return socket_path
 

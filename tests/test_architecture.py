@@ -50,21 +50,19 @@ def test_every_module_has_a_docstring() -> None:
     assert missing == []
 
 
+def loaded(modules: str, which: str) -> str:
+    """The modules a fresh interpreter holds, among those ``which`` (an expression on ``m``) picks,
+    after importing ``modules``."""
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if {which}))"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip()
+
+
 def test_the_renderers_load_neither_redis_nor_the_store() -> None:
-    code = (
-        "import sys, adapters.slack.render, adapters.discord.render, adapters.console; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'redis' or m.startswith('bot.store')))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "[]"
+    renderers = "adapters.slack.render, adapters.discord.render, adapters.console"
+    assert loaded(renderers, "m.split('.')[0] == 'redis' or m.startswith('bot.store')") == "[]"
 
 
 def test_a_run_loads_bs4_apscheduler_and_numpy_only_when_it_needs_them() -> None:
     # bs4 parses the Daily Papers page only when the API fails; apscheduler runs only in the service;
     # numpy only once someone searches.
-    code = (
-        "import sys, bot.app, bot.cli; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('bs4', 'apscheduler', 'numpy')))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
-    assert result.stdout.strip() == "[]"
+    assert loaded("bot.app, bot.cli", "m.split('.')[0] in ('bs4', 'apscheduler', 'numpy')") == "[]"

@@ -462,17 +462,22 @@ class RedisStore:
 
     async def earlier_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, str]:
         """Message ids of the papers among ``paper_ids`` already posted to ``destination``; one round trip."""
+        found = await self._newest_in(self._posts_keys(destination.key), paper_ids, "p:{}", "read delivery records")
+        return {pid: text(mid) for pid, mid in found.items()}
+
+    async def _newest_in(self, buckets: list[str], paper_ids: Sequence[str], field: str, what: str) -> dict[str, Any]:
+        """Each paper's ``field`` (a format of its id) from the newest of ``buckets`` that has it; one round trip."""
         if not paper_ids:
             return {}
-        fields = [f"p:{pid}" for pid in paper_ids]
-        async with self._errors("read delivery records"), self._redis.pipeline(transaction=False) as pipe:
-            for bucket in self._posts_keys(destination.key):
+        fields = [field.format(pid) for pid in paper_ids]
+        async with self._errors(what), self._redis.pipeline(transaction=False) as pipe:
+            for bucket in buckets:
                 pipe.hmget(bucket, fields)
             replies = await pipe.execute()
-        found: dict[str, str] = {}
-        for pid, *records in zip(paper_ids, *replies, strict=True):
-            if (mid := next((r for r in records if r is not None), None)) is not None:
-                found[pid] = text(mid)
+        found: dict[str, Any] = {}
+        for pid, *values in zip(paper_ids, *replies, strict=True):
+            if (value := next((v for v in values if v is not None), None)) is not None:
+                found[pid] = value
         return found
 
     async def _settle(self, entry: OutboxEntry, fields: list[str], posted: bool, what: str) -> None:
@@ -553,18 +558,8 @@ class RedisStore:
 
     async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """The upvotes each paper had when first seen, for papers still followed."""
-        if not paper_ids:
-            return {}
-        fields = [f"{pid}|^" for pid in paper_ids]
-        async with self._errors("read routed records"), self._redis.pipeline(transaction=False) as pipe:
-            for bucket in self._routed_keys():
-                pipe.hmget(bucket, fields)
-            buckets = await pipe.execute()
-        found: dict[str, int] = {}
-        for pid, *values in zip(paper_ids, *buckets, strict=True):
-            if (value := next((v for v in values if v is not None), None)) is not None:
-                found[pid] = int(value)
-        return found
+        found = await self._newest_in(self._routed_keys(), paper_ids, "{}|^", "read routed records")
+        return {pid: int(value) for pid, value in found.items()}
 
     async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
         """Queue deliveries of papers seen earlier (they rose past a destination's threshold), each to a

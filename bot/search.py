@@ -52,6 +52,9 @@ class PaperIndex:
         self._ttl = ttl_seconds
         self._clock = clock
         self._table = DocTable()
+        self._expiry_from = 0  # the expiry scan's next paper number
+        self._late: list[tuple[float, int]] = []  # (added, number) of papers added out of time order
+        self._newest = float("-inf")  # the latest added time so far
         self._cursor = 0
         self._started = False
         self._unsaved = 0  # papers added since the last snapshot
@@ -103,6 +106,7 @@ class PaperIndex:
             self._unsaved = SNAPSHOT_EVERY
             return
         self._table, self._cursor = restored
+        self._expiry_order()
         log.info("index loaded from snapshot", extra={"kv": {"papers": self._table.live}})
 
     async def _save(self, capture: Capture, cursor: int) -> None:
@@ -119,20 +123,39 @@ class PaperIndex:
             await asyncio.gather(self._saving, return_exceptions=True)
 
     def add(self, paper: Paper, added: float | None = None) -> None:
-        """Index one paper (replacing an earlier copy)."""
-        self._table.append(Doc.of(paper), self._clock() if added is None else added)
+        """Index one paper (replacing an earlier copy); ``added`` keeps an updated paper's first time."""
+        when = self._clock() if added is None else added
+        number = self._table.append(Doc.of(paper), when)
+        if when < self._newest:  # out of time order (an update): expired from a heap, not by the scan
+            heapq.heappush(self._late, (when, number))
+        self._newest = max(self._newest, when)
+
+    def _expiry_order(self) -> None:
+        """For a table just loaded or compacted: where the expiry scan starts, and its late entries."""
+        self._expiry_from, self._late, self._newest = 0, [], float("-inf")
+        for number, when in enumerate(self._table.added):
+            if when < self._newest:
+                self._late.append((when, number))
+            self._newest = max(self._newest, when)
+        heapq.heapify(self._late)
 
     async def _expire(self) -> None:
         table = self._table
         cutoff = self._clock() - self._ttl
-        for number, added in enumerate(table.added):
-            if added >= cutoff:
-                break
+        # Papers are added in time order, but for updates (in ``_late``): scan on from where the last
+        # refresh stopped, then take the late ones whose time came.
+        number, added = self._expiry_from, table.added
+        while number < len(added) and added[number] < cutoff:
             table.forget(number)
+            number += 1
+        self._expiry_from = number
+        while self._late and self._late[0][0] < cutoff:
+            table.forget(heapq.heappop(self._late)[1])
         # Postings keep dead numbers until they are a quarter of all; then rebuild compactly, off the
         # event loop (a new table: searches running on the old one finish undisturbed).
         if table.dead and table.dead * 4 >= len(table):
             self._table = await asyncio.to_thread(table.compacted)
+            self._expiry_order()
 
     def search(self, query: Query, limit: int, offset: int = 0, now: datetime | None = None) -> Found:
         """Ids of the best matches, ``offset`` to ``offset + limit``, and how many papers match.

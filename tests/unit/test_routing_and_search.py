@@ -213,3 +213,19 @@ async def test_a_phrase_with_many_candidates_is_answered_off_the_event_loop() ->
     found = await index.find(phrase, 5)
     assert (found.ids, found.exact) == (["2603.00005"], False)
     index.close()
+
+
+async def test_an_updated_paper_still_expires_when_its_first_copy_would_have(store: RedisStore) -> None:
+    clock = [1_000_000.0]
+    index = PaperIndex(store, ttl_seconds=100, clock=lambda: clock[0])
+    index.add(make_paper("2603.00001", title="Old reasoning", upvotes=1))
+    clock[0] += 60
+    index.add(make_paper("2603.00002", title="New reasoning"))
+    await store.commit([make_paper("2603.00001", title="Old reasoning", upvotes=1)], [])
+    await store.update([make_paper("2603.00001", title="Old reasoning", upvotes=90)])
+    await index.refresh()  # the update is indexed again, at the end, keeping its first time
+    assert index.top(0, 1).ids == ["2603.00001"]
+    clock[0] += 50  # 110 s after the first copy, 50 s after the second paper
+    await index.refresh()
+    assert index.search(parse_query("reasoning"), 5).ids == ["2603.00002"]
+    await index.saved()

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -59,13 +60,20 @@ def answers(socket_path: str) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    # In the child before exec: Linux sends it SIGTERM (Redis saves and exits) if paperbot is killed
-    # outright, so not even a SIGKILL leaves a server behind. Elsewhere this is a no-op.
-    with contextlib.suppress(Exception):
+def _die_with_parent() -> Callable[[], None]:
+    """What the child runs before exec: Linux sends it SIGTERM (Redis saves and exits) if paperbot is
+    killed outright, so not even a SIGKILL leaves a server behind. Elsewhere a no-op.
+
+    ``prctl`` is looked up here, in the parent: the child then makes one C call and imports nothing. An
+    import in the forked child waits forever for an import lock another thread held at the fork, and
+    the child, not yet exec'd, keeps paperbot's stdout and stderr open (seen: a test reading them hung)."""
+    try:
         import ctypes
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
@@ -99,7 +107,7 @@ class EmbeddedRedis:
     def _start(self) -> str:
         # A short socket path: Unix socket paths are limited to about 100 characters.
         self._socket_dir = tempfile.mkdtemp(prefix="paperbot-redis-")
-        socket_path = os.path.join(self._socket_dir, "redis.sock")
+        socket_path = self.socket_path = os.path.join(self._socket_dir, "redis.sock")  # close() needs it too
         args = [server_binary(), "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700"]
         # Append-only file only, no RDB snapshots: the AOF is the durable copy (a killed process loses at
         # most a second), and a server with no snapshot to write always obeys SIGTERM (Redis 6.2 will not
@@ -109,7 +117,11 @@ class EmbeddedRedis:
         previous = os.umask(0o077)  # the server's RDB, AOF and log files: 0600
         try:
             self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             raise StoreError(f"could not start the embedded Redis ({exc.strerror})") from None

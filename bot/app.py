@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import redis.asyncio as redis
 from bot.channels import Channels
 from bot.commands import CommandCore
 from bot.delivery import Deliverer
+from bot.digests import DirectDigests
 from bot.errors import ConfigError, PaperbotError
+from bot.feed import Feed
 from bot.logs import redactor
 from bot.pacing import MinInterval
 from bot.poller import Poller
@@ -34,9 +37,11 @@ from bot.sources.http import RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource
 from bot.store.coordination import RedisCoordination
 from bot.store.embedded import EmbeddedRedis, default_data_dir
+from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
+from bot.vectors import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +205,9 @@ async def open_app(
         index = PaperIndex(store, ttl)
         stack.callback(index.close)
         stack.push_async_callback(index.saved)  # runs first: a snapshot being written is finished
+        feed = Feed(index, store, library, Embedder())
+        follows = RedisFollows(client, prefix)
+        digests = DirectDigests(follows, index, feed, store, lambda: datetime.now(UTC))
         commands = CommandCore(
             store,
             subscriptions,
@@ -211,6 +219,9 @@ async def open_app(
             settings.summary.tldr_length,
             coordination=coordination,
             managers=settings.chat.managers,
+            feed=feed,
+            follows=follows,
+            dm_at=settings.chat.dm_at,
         )
         budget = settings.schedule.poll_budget_seconds
         poller = Poller(
@@ -224,6 +235,8 @@ async def open_app(
             papers=store,
             follow=bool(track),
             recaps=settings.channels,
+            remember=feed.remember,
+            digests=digests.queue,
         )
         deliverer = Deliverer(
             store,
@@ -234,6 +247,7 @@ async def open_app(
             settings.summary.tldr_length,
             channels.settings,
             coordination=coordination,
+            undeliverable=digests.undeliverable,
         )
         schedule = Schedule(
             settings.schedule.poll_interval_minutes, settings.schedule.jitter_seconds, settings.delivery.interval_seconds

@@ -8,16 +8,19 @@ and a store outage become replies too, so a listener never sees an error.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
 from bot.cards import to_card
+from bot.digests import SAVED, known_zone, parse_at
 from bot.errors import CommandError, PaperbotError
 from bot.export import to_bibtex, to_markdown
+from bot.feed import Feed
 from bot.ids import bare_arxiv_id
-from bot.model import Attachment, Command, Destination, Paper, Reaction, Reply, Saved, UserRef
-from bot.ports import Coordination, Library, Papers, Subscriptions
+from bot.model import Attachment, Command, Destination, Following, Paper, Reaction, Reply, Saved, UserRef
+from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
 
@@ -38,6 +41,11 @@ USAGE = """\
 /papers saved                   your saved papers, newest first
 /papers unsave <arXiv id>       remove a paper from your list
 /papers export [bibtex|markdown]   your saved papers as BibTeX (default) or Markdown
+/papers similar <arXiv id>      recent papers most like that one
+/papers foryou                  recent papers ranked for you, learned from what you saved
+/papers follow <query|saved> [at HH:MM]   a daily direct message of new papers matching it
+/papers following               what you follow
+/papers unfollow <n>            stop following number n
 /papers help                    this text
 
 """ + QUERY_HELP.format(command="/papers ")
@@ -53,12 +61,22 @@ DISCORD_USAGE = """\
 /papers saved                   your saved papers, newest first
 /papers unsave paper:<arXiv id> remove a paper from your list
 /papers export form:<…>         your saved papers as BibTeX or Markdown (sent as a file)
+/papers similar paper:<arXiv id>   recent papers most like that one
+/papers foryou                  recent papers ranked for you, learned from what you saved
+/papers follow query:<query|saved> at:<HH:MM>   a daily direct message of new papers matching it
+/papers following               what you follow
+/papers unfollow number:<n>     stop following number n
 /papers help                    this text
 
 """ + QUERY_HELP.format(command="/papers search query:")
 
 TOP_PERIODS = {"today": 1, "week": 7, "month": 30}  # days
-SUBCOMMANDS = ("help", "more", "top", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export")
+SUBCOMMANDS = (
+    "help", "more", "top", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export",
+    "similar", "foryou", "follow", "following", "unfollow",
+)  # fmt: skip
+MOST_FOLLOWS = 20
+_AT = re.compile(r"\s+at\s+(\d{1,2}(?::\d{2})?)$", re.IGNORECASE)
 
 
 def parse_command(text: str) -> Command:
@@ -118,7 +136,13 @@ class CommandCore:
         *,
         coordination: Coordination,
         managers: str | frozenset[str] = "anyone",
+        feed: Feed | None = None,
+        follows: Follows | None = None,
+        dm_at: str = "08:00",
     ) -> None:
+        self._feed = feed
+        self._follows = follows
+        self._dm_at = dm_at
         self._managers = managers  # who may change a channel's subscriptions (chat.managers)
         self._coordination = coordination
         self._papers = papers
@@ -139,8 +163,17 @@ class CommandCore:
         never read as another subcommand, so a search for "subscribe everything" is a search."""
         if command.name not in (*SUBCOMMANDS, "search"):
             return Reply(f"there is no /papers {command.name}{HELP_HINT}")
-        handler = getattr(self, f"_{command.name}")
-        return await replying(handler(command.argument, user, where), HELP_HINT)
+        if command.name == "follow":
+            work = self._follow(command.argument, user, where, command.at or None)
+        else:
+            work = getattr(self, f"_{command.name}")(command.argument, user, where)
+        reply = await replying(work, HELP_HINT)
+        notice = await replying(self._notice(user))
+        return Reply(f"{notice.text}\n\n{reply.text}", reply.cards, file=reply.file) if notice.text else reply
+
+    async def _notice(self, user: UserRef) -> Reply:
+        """Why the reader's digest could not reach them, once (empty when nothing went wrong)."""
+        return Reply(await self._follows.take_notice(user) if self._follows is not None else "")
 
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""
@@ -316,6 +349,80 @@ class CommandCore:
         name, content = ("saved-papers.bib", to_bibtex(papers)) if form == "bibtex" else ("saved-papers.md", to_markdown(papers))
         kind = "BibTeX" if form == "bibtex" else "Markdown"
         return Reply(f"Your {len(papers)} saved papers as {kind}: {name}", file=Attachment(name, content, len(papers)))
+
+    def _personal(self) -> tuple[Feed, Follows]:
+        if self._feed is None or self._follows is None:
+            raise CommandError("the personal feed is not available here")
+        return self._feed, self._follows
+
+    async def _similar(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        feed, _ = self._personal()
+        paper_id = self._paper_id(argument)
+        paper = await self._paper(paper_id)
+        if paper is None:
+            raise CommandError(f"paperbot has not seen {paper_id} in the last days")
+        picks = await feed.similar(paper, self._page_size)
+        if not picks:
+            return Reply(f"No other cached paper to compare with “{paper.title}” yet.")
+        papers = {p.id: p for p in await self._papers.papers([p.paper_id for p in picks])}
+        cards = tuple(
+            to_card(papers[p.paper_id], (f"similarity {p.score:.2f}",), self._tldr_length) for p in picks if p.paper_id in papers
+        )
+        return Reply(f"Recent papers most like “{paper.title}”:", cards)
+
+    async def _foryou(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        feed, _ = self._personal()
+        picks = await feed.for_you(user, self._page_size)
+        papers = {p.id: p for p in await self._papers.papers([p.paper_id for p in picks])}
+        cards = tuple(
+            to_card(papers[p.paper_id], (f"like your saved: {p.because}",), self._tldr_length)
+            for p in picks
+            if p.paper_id in papers
+        )
+        if not cards:
+            return Reply("No recent paper to rank for you yet.")
+        return Reply("Recent papers for you, learned from what you saved:", cards)
+
+    async def _follow(self, argument: str, user: UserRef, where: Destination, typed_at: str | None = None) -> Reply:
+        """``follow <query|saved> [at HH:MM]``; a platform's typed ``at`` option comes as ``typed_at``
+        (then the text is taken whole)."""
+        _, follows = self._personal()
+        at_match = _AT.search(argument) if typed_at is None else None
+        text = argument[: at_match.start()].strip() if at_match else argument.strip()
+        at_text = typed_at if typed_at is not None else at_match.group(1) if at_match else None
+        if not text:
+            raise CommandError("follow what? For example: /papers follow diffusion cat:cs.CV at 08:00, or /papers follow saved")
+        query = SAVED if text.lower() == SAVED else parse_query(text).text
+        current = await follows.following(user) or Following(user, (), self._dm_at, "UTC")
+        at = parse_at(at_text).strftime("%H:%M") if at_text else current.at
+        zone = known_zone(user.timezone) or current.timezone
+        if query in current.queries and at == current.at:
+            return Reply(f"You already follow “{query}”; /papers following lists what you follow.")
+        if query not in current.queries and len(current.queries) >= MOST_FOLLOWS:
+            raise CommandError(f"you follow {MOST_FOLLOWS} things already; /papers unfollow one first")
+        queries = current.queries if query in current.queries else (*current.queries, query)
+        await follows.keep(Following(user, queries, at, zone))
+        what = "papers like the ones you save" if query == SAVED else f"new papers matching “{query}”"
+        return Reply(f"Following {what}. Your digest arrives by direct message daily at {at} ({zone}).")
+
+    async def _following(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        _, follows = self._personal()
+        current = await follows.following(user)
+        if current is None:
+            return Reply("You follow nothing yet. /papers follow <query> (or saved) sends you a daily digest.")
+        lines = "\n".join(f"{n}. {q}" for n, q in enumerate(current.queries, start=1))
+        return Reply(f"You follow (daily digest at {current.at}, {current.timezone}):\n{lines}")
+
+    async def _unfollow(self, argument: str, user: UserRef, where: Destination) -> Reply:
+        _, follows = self._personal()
+        current = await follows.following(user)
+        queries = current.queries if current is not None else ()
+        if not argument.strip().isdigit() or not 1 <= int(argument) <= len(queries):
+            raise CommandError(f"unfollow a number from /papers following (you follow {len(queries)})")
+        assert current is not None
+        gone = queries[int(argument) - 1]
+        await follows.keep(Following(user, tuple(q for q in queries if q != gone), current.at, current.timezone))
+        return Reply(f"Stopped following “{gone}”.")
 
     # -------------------------------------------------------------------------------- helpers
 

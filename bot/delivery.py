@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.cards import to_card
 from bot.errors import DeliveryError
-from bot.model import Channel, Destination, OutboxEntry, Paper, PostRef
+from bot.model import Channel, Delivery, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
 from bot.ports import Adapter, Coordination, Editor, Outbox, Papers, PostFinder
 from bot.recap import TITLE as RECAP_TITLE
@@ -80,7 +80,9 @@ class Deliverer:
         backoff: float = BACKOFF_FIRST,
         *,
         coordination: Coordination,
+        undeliverable: Callable[[Destination, str], Awaitable[None]] | None = None,
     ):
+        self._undeliverable = undeliverable  # told when a person's direct messages cannot be reached
         self._coordination = coordination
         self._batch = batch
         self._backoff = backoff
@@ -185,14 +187,22 @@ class Deliverer:
         channel = self._channel(destination)
         for n, entry in enumerate(recaps):
             papers = {p.id: p for p in await self._papers.papers(list(entry.delivery.recap))}
-            cards = [to_card(papers[i], entry.delivery.why, self._tldr_length) for i in entry.delivery.recap if i in papers]
+            cards = [to_card(papers[i], why, self._tldr_length) for i, why in _reasons(entry.delivery) if i in papers]
             if not cards:
                 await self._outbox.skip(entry, "expired from the paper cache")
                 report.skipped += 1
                 continue
             try:
-                posts = await adapter.post_digest(destination, cards, channel.digest_size, RECAP_TITLE)
+                posts = await adapter.post_digest(destination, cards, channel.digest_size, entry.delivery.title or RECAP_TITLE)
             except DeliveryError as exc:
+                if destination.channel.startswith("@") and (exc.permanent or exc.rejected):
+                    # A person who cannot be messaged: their digest is a dead letter and they are told
+                    # once, the next time they ask paperbot something; nothing is paused.
+                    await self._outbox.bury(entry, f"could not send this direct message: {exc}")
+                    report.dead += 1
+                    if self._undeliverable is not None:
+                        await self._undeliverable(destination, str(exc))
+                    continue
                 if await self._one_failed(destination, entry, exc, len(recaps) - n, report):
                     continue
                 return
@@ -367,3 +377,10 @@ class Deliverer:
             await self._outbox.done(entry, post)
         await self._coordination.count_post(channel.destination, self._today(), len(posts))
         progress.posted += len(posts)
+
+
+def _reasons(recap: Delivery) -> list[tuple[str, tuple[str, ...]]]:
+    """Each paper of a recap with its why-line: one per paper when there are as many, else the same."""
+    if len(recap.why) == len(recap.recap) > 1:
+        return [(paper_id, (why,)) for paper_id, why in zip(recap.recap, recap.why, strict=True)]
+    return [(paper_id, recap.why) for paper_id in recap.recap]

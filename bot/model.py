@@ -186,13 +186,15 @@ class Channel:
 class Delivery:
     """One paper owed to one destination, and why it matched there. With ``edit`` (a message id), the
     paper is already there: the delivery brings that message up to date and never posts a new one.
-    With ``recap``, it is the weekly recap of those papers (``paper_id`` is the first)."""
+    With ``recap``, it is one digest of those papers (``paper_id`` is the first): a weekly recap, or a
+    reader's direct-message digest; its ``why`` is one line for every card or one per paper."""
 
     destination: Destination
     paper_id: str
     why: tuple[str, ...] = ()
     edit: str = ""
     recap: tuple[str, ...] = ()  # a recap of these papers, posted as one digest whatever the channel's mode
+    title: str = ""  # the recap's heading (default: the weekly recap's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,11 +241,28 @@ class UserRef:
     platform: str
     user_id: str
     manager: bool = field(default=False, compare=False)
+    timezone: str = field(default="", compare=False)  # IANA name, where the platform says it (Slack users.info)
 
     @property
     def key(self) -> str:
         """The stable string used in store keys, e.g. ``slack:U0123``."""
         return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Following:
+    """What a reader follows (queries, or ``saved`` for their own model) and when their daily
+    direct-message digest goes out (``at`` in ``timezone``)."""
+
+    user: UserRef
+    queries: tuple[str, ...] = ()
+    at: str = "08:00"
+    timezone: str = "UTC"
+
+    @property
+    def inbox(self) -> Destination:
+        """Where the digest goes: the reader's direct messages."""
+        return Destination(self.user.platform, "@" + self.user.user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,10 +301,12 @@ class Saved:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """A ``/papers`` command: a subcommand name (``search`` for a bare query) and its argument."""
+    """A ``/papers`` command: a subcommand name (``search`` for a bare query) and its argument;
+    ``at``: the time a platform's typed option gave for ``follow`` (typed text is never re-parsed)."""
 
     name: str
     argument: str = ""
+    at: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ class PollReport:
     edits: int = 0  # posted cards queued for an edit (meaningful changes only)
     rising: int = 0  # late deliveries of papers that rose past a channel's threshold
     recaps: int = 0  # weekly recaps queued
+    digests: int = 0  # readers' direct-message digests queued
     skipped: bool = False  # another process held the poll lock
 
     def summary(self) -> dict[str, object]:
@@ -46,6 +47,7 @@ class PollReport:
             "new": self.new,
             **({"updated": self.updated, "edits": self.edits, "rising": self.rising} if self.updated else {}),
             **({"recaps": self.recaps} if self.recaps else {}),
+            **({"digests": self.digests} if self.digests else {}),
         }
 
 
@@ -81,7 +83,11 @@ class Poller:
         follow: bool = True,
         recaps: Sequence[Channel] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        remember: Callable[[Sequence[Paper]], Awaitable[None]] | None = None,
+        digests: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
+        self._remember = remember  # vectors for the papers it commits (bot.feed)
+        self._digests = digests  # readers' daily digests that fell due (bot.digests)
         # With the cache: papers seen before are followed (their cards kept current), weekly recaps queued.
         self._follower = Follower(papers, outbox) if papers is not None and follow else None
         due = [c for c in recaps if c.top_digest]
@@ -151,6 +157,8 @@ class Poller:
         await self.ingest(merge(batches), report, first_poll=True)
         if self._recaps is not None:
             report.recaps += await self._recaps.queue()
+        if self._digests is not None:
+            report.digests += await self._digests()
         return report
 
     def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
@@ -197,5 +205,7 @@ class Poller:
             await self._outbox.begin()
         report.new += len(committed)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
+        if self._remember is not None and committed:
+            await self._remember([p for p in fresh if p.id in committed])
         if self._follower is not None:
             await self._follower.follow([p for p in papers if p.id not in unseen_ids], router, report)

@@ -9,11 +9,24 @@ Inbound: a ``Listener`` serves a platform's events with ``Commands``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
-from bot.model import Card, Command, Delivery, Destination, OutboxEntry, Paper, PostRef, Reaction, Reply, Saved, UserRef
+from bot.model import (
+    Card,
+    Command,
+    Delivery,
+    Destination,
+    Following,
+    OutboxEntry,
+    Paper,
+    PostRef,
+    Reaction,
+    Reply,
+    Saved,
+    UserRef,
+)
 
 
 class Source(Protocol):
@@ -210,6 +223,14 @@ class Papers(Protocol):
         """The paper a platform message shows, if paperbot posted it."""
         ...
 
+    async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors (``bot.vectors``, 256 int8 bytes) of those of ``paper_ids`` that have one."""
+        ...
+
+    async def keep_vectors(self, vectors: Mapping[str, bytes]) -> None:
+        """Store papers' vectors beside them, expiring with the paper cache."""
+        ...
+
     async def index_snapshot(self) -> bytes | None:
         """The query index's last snapshot (opaque bytes), or None."""
         ...
@@ -268,6 +289,30 @@ class Library(Protocol):
 
     async def last_search(self, user: UserRef) -> tuple[str, int] | None:
         """The user's last search and the page shown, while it is recent."""
+        ...
+
+
+class Follows(Protocol):
+    """Readers' follows and their digest times; notices for readers a digest could not reach."""
+
+    async def following(self, user: UserRef) -> Following | None:
+        """``user``'s follows, or None."""
+        ...
+
+    async def keep(self, following: Following) -> None:
+        """Store (or replace) a reader's follows; with no queries left, forget them."""
+        ...
+
+    async def everyone(self) -> list[Following]:
+        """Every reader who follows something."""
+        ...
+
+    async def notice(self, user: UserRef, why: str) -> None:
+        """Remember why ``user``'s digest could not be sent."""
+        ...
+
+    async def take_notice(self, user: UserRef) -> str:
+        """The notice for ``user`` (empty if none), removed as it is read."""
         ...
 
 

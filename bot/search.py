@@ -13,7 +13,7 @@ import functools
 import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from bot.errors import CommandError, PaperbotError
 from bot.model import Paper
 from bot.plan import DIRECT, PER_MATCH, VERIFY_ALL, Found, Plan, Views, estimate
 from bot.ports import Papers
-from bot.topics import Doc, Query, Words
+from bot.topics import Doc, Query, Words, rank
 
 # Cost units of ~40 ns (bot.plan; measured with bench/hostile_queries.py on this project's 2-core machines).
 INLINE = 1_000_000  # up to ~40 ms: answered on the event loop, no thread hand-off
@@ -168,6 +168,27 @@ class PaperIndex:
         page = [plan.table.ids[n] for n in numbers[offset:]]
         # An estimate never says fewer than the page shows.
         return Found(page, total if exact else max(total, offset + len(page)), exact)
+
+    def live_ids(self) -> list[str]:
+        """The ids of every indexed paper."""
+        return list(self._table.numbers)
+
+    def added_between(self, start: float, end: float) -> list[str]:
+        """The ids of indexed papers the index took in ``[start, end)`` (timestamps; when first seen)."""
+        added = self._table.added
+        return [paper_id for paper_id, n in self._table.numbers.items() if start <= added[n] < end]
+
+    def among(self, query: Query, paper_ids: Iterable[str], now: datetime | None = None) -> list[str]:
+        """Those of ``paper_ids`` (indexed ones) that match ``query``, best first (``topics.rank``): for a
+        small set, such as a day's papers, testing each is cheaper than planning over the whole index."""
+        table, moment = self._table, now or datetime.now(UTC)
+        scored = []
+        for paper_id in paper_ids:
+            if (number := table.numbers.get(paper_id)) is not None:
+                doc = table.doc(number)
+                if (quality := query.quality(doc)) > 0:
+                    scored.append((-rank(quality, doc, moment), paper_id))
+        return [paper_id for _, paper_id in sorted(scored)]
 
     def top(self, since: float, limit: int, offset: int = 0) -> Found:
         """The most upvoted papers published since ``since`` (a timestamp), ``offset`` to ``offset + limit``;

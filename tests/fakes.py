@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 from bot.errors import DeliveryError, SourceError
 from bot.model import Card, Destination, Links, Paper, PostRef
+from bot.vectors import Embedder
+
+EMBEDDER = Embedder()  # the real model, loaded once for the whole test run (~0.6 s)
 
 
 def make_paper(pid: str, title: str = "", abstract: str = "An abstract about nothing in particular.", **extra: object) -> Paper:
@@ -76,3 +79,24 @@ class RecordingAdapter:
 
     def ids(self, channel: str | None = None) -> list[str]:
         return [card.paper_id for dest, card in self.posts if channel is None or dest.channel == channel]
+
+
+def listing() -> list[Paper]:
+    """The 501 cs/stat/eess papers of a real arXiv day (2026-01-24): titles, abstracts, categories."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parent / "fixtures" / "arxiv_listing_2026-01-24.json.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        raw = json.load(file)
+    return [
+        make_paper(
+            p["id"].split("v")[0],
+            p["title"],
+            p["abstract"],
+            categories=tuple(p["categories"]),
+            published=datetime.fromisoformat(p["published"]),
+        )
+        for p in raw
+    ]

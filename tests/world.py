@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 import fakeredis
 
 from bot.commands import CommandCore
+from bot.digests import DirectDigests
+from bot.feed import Feed
 from bot.model import Destination, UserRef
 from bot.search import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
+from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
+from tests.fakes import EMBEDDER
 
 
 class World:
@@ -24,6 +31,8 @@ class World:
         self.library = RedisLibrary(self.client, prefix=prefix)
         self.index = index = PaperIndex(self.store, 30 * 86400)
         self.coordination = RedisCoordination(self.client, prefix=prefix)
+        self.feed = Feed(index, self.store, self.library, EMBEDDER)
+        self.follows = RedisFollows(self.client, prefix=prefix)
         self.core = CommandCore(
             self.store,  # the Papers port
             self.subscriptions,
@@ -33,7 +42,13 @@ class World:
             page_size=page_size,
             coordination=self.coordination,
             managers=managers,
+            feed=self.feed,
+            follows=self.follows,
         )
+
+    def digests(self, clock: Callable[[], datetime]) -> DirectDigests:
+        """Readers' digests as the poller queues them, at the time ``clock`` says."""
+        return DirectDigests(self.follows, self.index, self.feed, self.store, clock)
 
     async def ask(self, text: str, user: UserRef, where: Destination) -> str:
         return (await self.core.handle(text, user, where)).text

@@ -64,6 +64,7 @@ class DiscordOutbound:
         self._token = token
         # Discord allows 5 messages per 5 s in a channel; one a second, shared by every worker, stays within.
         self._pace = ChannelPace(channel_interval, owner=f"discord-{uuid.uuid4().hex[:12]}")
+        self._inboxes: dict[str, int] = {}  # user id → their direct-message channel
 
     def share_pace(self, turns: Turns) -> None:
         """Take each channel's posting turns from the store, so every worker shares its pace."""
@@ -113,16 +114,18 @@ class DiscordOutbound:
     async def _deliver(self, destination: Destination, message: dict[str, Any], edit: int | None = None) -> int:
         where = f"Discord channel {destination.channel}"
         turn = f"discord:{destination.channel}"
-        if not destination.channel.isdigit():
-            raise DeliveryError(f"{where}: a Discord channel id is a number", permanent=True)
+        person = destination.channel.removeprefix("@")  # "@<user id>": that person's direct messages
+        if not person.isdigit():
+            raise DeliveryError(f"{where}: a Discord channel or user id is a number", permanent=True)
         paced = self._pace.interval > 0
         if paced:
             await self._pace.take(turn)
         try:
+            channel_id = await self._inbox(person) if destination.channel.startswith("@") else int(person)
             if edit is not None:
-                await self._edit(int(destination.channel), edit, message)
+                await self._edit(channel_id, edit, message)
                 return edit
-            return await self._send(int(destination.channel), message)
+            return await self._send(channel_id, message)
         except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
             if edit is not None and isinstance(exc, discord.HTTPException) and exc.code in EDIT_GONE:
                 raise DeliveryError(f"{where}: message {edit}: {exc.text or exc.status}", gone=True) from None
@@ -130,6 +133,14 @@ class DiscordOutbound:
         finally:
             if paced:
                 await self._pace.end(turn)  # the next post in this channel a full interval after this answer
+
+    async def _inbox(self, user_id: str) -> int:
+        """The person's direct-message channel (``POST /users/@me/channels``), opened once per process."""
+        if user_id not in self._inboxes:
+            await self.client.login_once(self._token)
+            user = self.client.get_user(int(user_id)) or await self.client.fetch_user(int(user_id))
+            self._inboxes[user_id] = (await user.create_dm()).id
+        return self._inboxes[user_id]
 
     async def _edit(self, channel_id: int, message_id: int, message: dict[str, Any]) -> None:
         await self.client.login_once(self._token)

@@ -66,7 +66,7 @@ class Translator:
     def __init__(self, client: PaperbotClient) -> None:
         self._client = client
 
-    async def answer(self, interaction: discord.Interaction[Any], name: str, argument: str = "") -> None:
+    async def answer(self, interaction: discord.Interaction[Any], name: str, argument: str = "", at: str = "") -> None:
         """Run one ``/papers`` subcommand with its typed option as its argument (never re-parsed as text):
         defer (ephemeral, fixed at defer), then follow up."""
         await interaction.response.defer(ephemeral=True, thinking=True)  # within Discord's 3 s
@@ -78,7 +78,7 @@ class Translator:
         manager = bool(getattr(interaction.permissions, "manage_channels", False))
         user = UserRef("discord", str(interaction.user.id), manager=manager)
         where = Destination("discord", str(interaction.channel_id))
-        await self._send_reply(interaction, await commands.run(Command(name, argument), user, where))
+        await self._send_reply(interaction, await commands.run(Command(name, argument, at), user, where))
 
     async def topic_choices(self, interaction: discord.Interaction[Any], current: str) -> list[app_commands.Choice[str]]:
         """Autocomplete: this channel's topics containing what was typed, 25 at most. The value sent back is
@@ -187,6 +187,37 @@ class PapersGroup(app_commands.Group):
     async def export(self, interaction: discord.Interaction[Any], form: str = "bibtex") -> None:
         """``/papers export form:…``."""
         await self.translator.answer(interaction, "export", form)
+
+    @app_commands.command(name="similar", description="Recent papers most like one paper")
+    async def similar(self, interaction: discord.Interaction[Any], paper: app_commands.Range[str, 1, 100]) -> None:
+        """``/papers similar paper:…``."""
+        await self.translator.answer(interaction, "similar", paper)
+
+    @app_commands.command(name="foryou", description="Recent papers ranked for you, learned from what you saved")
+    async def foryou(self, interaction: discord.Interaction[Any]) -> None:
+        """``/papers foryou``."""
+        await self.translator.answer(interaction, "foryou")
+
+    @app_commands.command(name="follow", description="A daily direct message of new papers matching a query (or: saved)")
+    @app_commands.describe(query="A query like /papers search takes, or saved (papers like the ones you save)", at="HH:MM, UTC")
+    async def follow(
+        self,
+        interaction: discord.Interaction[Any],
+        query: app_commands.Range[str, 1, 500],
+        at: app_commands.Range[str, 1, 5] | None = None,
+    ) -> None:
+        """``/papers follow query:… at:…``."""
+        await self.translator.answer(interaction, "follow", query, at or "")
+
+    @app_commands.command(name="following", description="What you follow")
+    async def following(self, interaction: discord.Interaction[Any]) -> None:
+        """``/papers following``."""
+        await self.translator.answer(interaction, "following")
+
+    @app_commands.command(name="unfollow", description="Stop following one thing (its number in /papers following)")
+    async def unfollow(self, interaction: discord.Interaction[Any], number: app_commands.Range[int, 1, 100]) -> None:
+        """``/papers unfollow number:…``."""
+        await self.translator.answer(interaction, "unfollow", str(number))
 
     @app_commands.command(name="help", description="How to use /papers")
     async def help(self, interaction: discord.Interaction[Any]) -> None:

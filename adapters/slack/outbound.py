@@ -39,6 +39,10 @@ PERMANENT = {
     "restricted_action",
     "ekm_access_denied",
     "team_access_not_granted",
+    "cannot_dm_bot",
+    "user_not_found",
+    "user_disabled",
+    "user_not_visible",
 }
 # Errors about the message itself: the same payload will always be refused, whatever the channel.
 REJECTED = {
@@ -83,12 +87,14 @@ class SlackOutbound:
         self._pace = ChannelPace(channel_interval, owner=f"slack-{uuid.uuid4().hex[:12]}", sleep=sleep)
         self._retries = retries
         self._sleep = sleep
+        self._inboxes: dict[str, str] = {}  # user id → their direct-message channel
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """One message per paper; returns its ``ts`` once Slack accepted it. The message carries the
         paper's id as message metadata, so ``find_post`` can recognise it later."""
         metadata = {"event_type": METADATA_EVENT, "event_payload": {"paper": card.paper_id}}
-        answer = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
+        channel = await self._channel(destination)
+        answer = await self._post(channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
         return PostRef(destination, str(answer["ts"]))
 
     async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
@@ -130,17 +136,32 @@ class SlackOutbound:
         paper, so those are saved with their buttons.
         """
         heading = title or f"{len(cards)} new papers"
-        parent = await self._post(destination.channel, text=heading, blocks=digest_blocks(cards, top, title))
+        channel = await self._channel(destination)
+        parent = await self._post(channel, text=heading, blocks=digest_blocks(cards, top, title))
         thread = str(parent["ts"])
         posts = [PostRef(destination, f"{thread}#{n}") for n in range(min(top, len(cards)))]
         for card in cards[top:]:
             try:
-                reply = await self._post(destination.channel, text=fallback(card), blocks=card_blocks(card), thread_ts=thread)
+                reply = await self._post(channel, text=fallback(card), blocks=card_blocks(card), thread_ts=thread)
             except DeliveryError as exc:
                 log.warning("digest thread cut short", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
                 break
             posts.append(PostRef(destination, str(reply["ts"])))
         return posts
+
+    async def _channel(self, destination: Destination) -> str:
+        """The channel to post in: ``@<user id>`` is that person's direct messages (``conversations.open``,
+        scope ``im:write``), opened once per process."""
+        if not destination.channel.startswith("@"):
+            return destination.channel
+        user = destination.channel[1:]
+        if user not in self._inboxes:
+            answer = await self._call("conversations.open", {"users": user})
+            opened = answer.get("channel")
+            if not isinstance(opened, dict) or not opened.get("id"):
+                raise DeliveryError(f"Slack conversations.open for {user}: no channel in the answer")
+            self._inboxes[user] = str(opened["id"])
+        return self._inboxes[user]
 
     def share_pace(self, turns: Turns) -> None:
         """Take each channel's posting turns from the store, so every worker shares its one message a second."""

@@ -71,8 +71,12 @@ class Handlers:
             await ack()
             return
         text, user, where = command_parts(body)
-        if text.split(" ", 1)[0].lower() in MANAGING:  # only these ask who the person is
-            user = UserRef(user.platform, user.user_id, manager=await self._is_admin(user.user_id))
+        verb = text.split(" ", 1)[0].lower()
+        if verb in MANAGING or verb == "follow":  # only these ask who the person is
+            person = await self._person(user.user_id)
+            manager = bool(person.get("is_admin") or person.get("is_owner"))
+            zone = tz if isinstance(tz := person.get("tz"), str) else ""
+            user = UserRef(user.platform, user.user_id, manager=manager, timezone=zone)
         work = asyncio.ensure_future(self._commands.handle(text, user, where))
         try:
             reply = await asyncio.wait_for(asyncio.shield(work), self._ack_budget)
@@ -151,15 +155,16 @@ class Handlers:
         """A link button (arXiv, PDF, Code): Slack opens the URL; the action only needs an ack."""
         await ack()
 
-    async def _is_admin(self, user_id: str) -> bool:
-        """A workspace admin or owner (``users.info``, scope ``users:read``); False when Slack will not say."""
+    async def _person(self, user_id: str) -> dict[str, Any]:
+        """What Slack says of a person (``users.info``, scope ``users:read``): whether they are a workspace
+        admin or owner, and their time zone; empty when Slack will not say."""
         try:
             answer = await self._client.users_info(user=user_id)
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("could not ask Slack who manages channels (users:read)", extra={"kv": {"problem": type(exc).__name__}})
-            return False
-        person = answer.get("user") or {}
-        return bool(person.get("is_admin") or person.get("is_owner"))
+            log.warning("could not ask Slack about a person (users:read)", extra={"kv": {"problem": type(exc).__name__}})
+            return {}
+        person = answer.get("user")
+        return person if isinstance(person, dict) else {}
 
     async def _replayed(self, body: dict[str, Any]) -> bool:
         trigger = body.get("trigger_id")

@@ -132,6 +132,7 @@ class Chat:
     page_size: int
     save_emoji: dict[str, str]
     managers: str | frozenset[str]
+    dm_at: str  # when a reader's daily digest arrives unless they say (their time zone, else UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +202,7 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("chat.page_size", None, v.number(int, 1, 20), 5),
     ("chat.save_emoji", None, v.emoji, DEFAULT_SAVE_EMOJI),
     ("chat.managers", None, v.managers, "managers"),
+    ("chat.dm_at", None, v.clock, "08:00"),
 ]
 # path in Settings → environment variable; read from the environment only
 _SECRETS = {

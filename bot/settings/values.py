@@ -84,6 +84,14 @@ def text(raw: Any) -> str:
     return raw
 
 
+def clock(raw: Any) -> str:
+    """A time of day, ``HH:MM`` (24-hour)."""
+    hour, _, minute = str(raw).partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60 and len(minute) == 2):
+        raise ValueError(f"expected a time of day like 08:00, got {raw!r}")
+    return f"{int(hour):02d}:{minute}"
+
+
 def command(raw: Any) -> str:
     """A slash command's name, like ``/papers``."""
     if not isinstance(raw, str) or not raw.startswith("/") or not raw[1:].replace("-", "").replace("_", "").isalnum():

@@ -15,6 +15,7 @@ Keys (``P`` is the prefix)::
     P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
     P edits:later           ZSET    edits waiting for their message's spacing to end → when
     P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
+    P vec:<id>              STRING  the paper's vector (256 int8 bytes, bot/vectors.py), expiring with the paper
     P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
     P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
@@ -34,7 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -350,6 +351,27 @@ class RedisStore:
         cursor = max((int(score) for _, score in rows), default=since_ms)
         return [text(pid) for pid, _ in rows], cursor
 
+    async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
+        """The stored vectors among ``paper_ids`` (in chunks of 1,000)."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(paper_ids), 1000):
+            chunk = paper_ids[start : start + 1000]
+            async with self._errors("read paper vectors"):
+                blobs = await self._redis.mget([self.key("vec", pid) for pid in chunk])
+            found.update(
+                (pid, blob.encode() if isinstance(blob, str) else blob) for pid, blob in zip(chunk, blobs, strict=True) if blob
+            )
+        return found
+
+    async def keep_vectors(self, vectors: Mapping[str, bytes]) -> None:
+        """Store vectors beside their papers, expiring with the paper cache."""
+        items = list(vectors.items())
+        for start in range(0, len(items), 1000):
+            async with self._errors("store paper vectors"), self._redis.pipeline(transaction=False) as pipe:
+                for pid, blob in items[start : start + 1000]:
+                    pipe.set(self.key("vec", pid), blob, ex=max(1, int(self._paper_ttl)))
+                await pipe.execute()
+
     async def index_snapshot(self) -> bytes | None:
         """The query index's last snapshot (opaque bytes), or None."""
         async with self._errors("read the index snapshot"):
@@ -428,7 +450,9 @@ class RedisStore:
                 data = {text(k): text(v) for k, v in fields.items()}
                 why = tuple(json.loads(data.get("why", "[]")))
                 recap = tuple(json.loads(data["recap"])) if data.get("recap") else ()
-                delivery = Delivery(Destination.parse(data["dest"]), data["paper"], why, data.get("edit", ""), recap)
+                delivery = Delivery(
+                    Destination.parse(data["dest"]), data["paper"], why, data.get("edit", ""), recap, data.get("title", "")
+                )
                 parsed.setdefault(text(entry_id), delivery)
         return [OutboxEntry(eid, delivery) for eid, delivery in parsed.items()]
 
@@ -549,7 +573,7 @@ class RedisStore:
         """Queue a recap once per ``occasion`` (the moment it fell due): False if that one was queued."""
         await self._ensure_group()
         fields = ["dest", recap.destination.key, "paper", recap.paper_id, "why", json.dumps(list(recap.why))]
-        fields += ["recap", json.dumps(list(recap.recap))]
+        fields += ["recap", json.dumps(list(recap.recap)), "title", recap.title]
         async with self._errors("queue a recap"):
             queued = await self._queue_once(
                 keys=[self.key("recapped", recap.destination.key, occasion), self.key("outbox")], args=[keep_seconds, *fields]
@@ -603,6 +627,7 @@ class RedisStore:
             "why": json.dumps(list(delivery.why)),
             **({"edit": delivery.edit} if delivery.edit else {}),
             **({"recap": json.dumps(list(delivery.recap))} if delivery.recap else {}),
+            **({"title": delivery.title} if delivery.title else {}),
             "reason": self._redact(reason),
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -631,7 +656,7 @@ class RedisStore:
                     "paper": letter["paper"],
                     "why": letter.get("why", "[]"),
                 }
-                for extra in ("edit", "recap"):
+                for extra in ("edit", "recap", "title"):
                     if letter.get(extra):
                         fields[extra] = letter[extra]
                 pipe.xadd(self.key("outbox"), fields)

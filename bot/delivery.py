@@ -193,7 +193,9 @@ class Deliverer:
                 report.skipped += 1
                 continue
             try:
-                posts = await adapter.post_digest(destination, cards, channel.digest_size, entry.delivery.title or RECAP_TITLE)
+                # A reader's own digest shows every paper in one message; a channel's keeps its digest size.
+                top = len(cards) if destination.channel.startswith("@") else channel.digest_size
+                posts = await adapter.post_digest(destination, cards, top, entry.delivery.title or RECAP_TITLE)
             except DeliveryError as exc:
                 if destination.channel.startswith("@") and (exc.permanent or exc.rejected):
                     # A person who cannot be messaged: their digest is a dead letter and they are told

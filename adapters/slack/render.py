@@ -108,8 +108,10 @@ def digest_blocks(cards: Sequence[Card], top: int, title: str = "") -> list[Bloc
     rest = len(cards) - len(shown)
     header = (title or f"{len(cards)} new papers") + (f" · {rest} more in the thread" if rest else "")
     blocks: list[Block] = [{"type": "header", "text": plain(header, 150)}]
+    varied = len({card.why for card in shown}) > 1  # a reader's digest says why each paper is there
     for card in shown:
-        line = f"*{link(card.url, card.title, 250)}*\n{fit(card.tldr, 600)}"
+        why = f"\n_{fit(' · '.join(card.why), 200)}_" if varied and card.why else ""
+        line = f"*{link(card.url, card.title, 250)}*{why}\n{fit(card.tldr, 600)}"
         blocks.append({"type": "section", "text": mrkdwn(line), "accessory": save_button(card.paper_id)})
     return blocks[:MESSAGE_BLOCKS]
 

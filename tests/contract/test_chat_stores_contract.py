@@ -8,8 +8,9 @@ import asyncio
 import pytest
 import redis.asyncio as redis
 
-from bot.model import Delivery, Destination, PostRef, UserRef
+from bot.model import Delivery, Destination, Following, PostRef, UserRef
 from bot.store.coordination import RedisCoordination
+from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -148,3 +149,40 @@ async def test_a_pause_says_when_its_destination_falls_due(store: RedisStore, re
     assert 29 < (await coordination.next_due() or 0) <= 30
     await coordination.unpause(HERE)
     assert await coordination.next_due() is None
+
+
+async def test_vectors_are_kept_beside_their_papers_as_raw_bytes_and_expire_with_them(
+    store: RedisStore, redis_client: redis.Redis
+) -> None:
+    blob = bytes(range(256))  # every byte value survives the round trip
+    await store.keep_vectors({"2603.00001": blob, "2603.00002": blob[::-1]})
+    assert await store.vectors(["2603.00002", "2603.09999", "2603.00001"]) == {"2603.00001": blob, "2603.00002": blob[::-1]}
+    ttl = await redis_client.ttl(store.key("vec", "2603.00001"))
+    assert 29 * 86400 < ttl <= 30 * 86400  # the paper cache period the store was made with
+    assert await store.vectors([]) == {}
+
+
+async def test_follows_are_per_reader_replaced_whole_and_forgotten_when_empty(
+    store: RedisStore, redis_client: redis.Redis
+) -> None:
+    follows = RedisFollows(redis_client, store.key())
+    bob = UserRef("discord", "42")
+    assert await follows.following(ADA) is None
+    await follows.keep(Following(ADA, ("diffusion", "saved"), "07:30", "Europe/Berlin"))
+    await follows.keep(Following(bob, ("cat:cs.RO",)))
+    assert await follows.following(ADA) == Following(ADA, ("diffusion", "saved"), "07:30", "Europe/Berlin")
+    assert sorted(await follows.everyone(), key=lambda f: f.user.key) == [
+        Following(bob, ("cat:cs.RO",), "08:00", "UTC"),
+        Following(ADA, ("diffusion", "saved"), "07:30", "Europe/Berlin"),
+    ]
+    await follows.keep(Following(ADA, (), "07:30", "Europe/Berlin"))
+    assert await follows.following(ADA) is None
+    assert [f.user for f in await follows.everyone()] == [bob]
+
+
+async def test_a_notice_is_read_once(store: RedisStore, redis_client: redis.Redis) -> None:
+    follows = RedisFollows(redis_client, store.key())
+    assert await follows.take_notice(ADA) == ""
+    await follows.notice(ADA, "could not send you a direct message")
+    assert await follows.take_notice(ADA) == "could not send you a direct message"
+    assert await follows.take_notice(ADA) == ""

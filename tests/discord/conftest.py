@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -42,7 +43,13 @@ class DiscordHarness:
     def deliverer(self) -> Deliverer:
         """A deliverer posting through this harness's Discord adapter, as a cycle would."""
         return Deliverer(
-            self.world.store, self.world.store, {"discord": self.adapter}, "w", 60, coordination=self.world.coordination
+            self.world.store,
+            self.world.store,
+            {"discord": self.adapter},
+            "w",
+            60,
+            coordination=self.world.coordination,
+            undeliverable=self.world.digests(lambda: datetime.now(UTC)).undeliverable,
         )
 
     def _interaction(self, fixture: str, **changes: Any) -> dict[str, Any]:

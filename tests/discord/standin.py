@@ -1,7 +1,8 @@
 """A loopback Discord: the REST API and the gateway websocket, enough for the unmodified discord.py
 client to log in, connect, receive interactions and reactions, answer them and post to channels.
 
-REST under ``/api/v10``: ``/users/@me``, ``/oauth2/applications/@me``, ``/gateway/bot``,
+REST under ``/api/v10``: ``/users/@me``, ``/users/{id}``, ``/users/@me/channels`` (direct messages),
+``/oauth2/applications/@me``, ``/gateway/bot``,
 ``/channels/{id}`` and its ``/messages`` (with ``enforce_nonce``), interaction callbacks, webhook
 follow-ups and application command sync. The gateway speaks op codes HELLO, IDENTIFY, READY,
 GUILD_CREATE, HEARTBEAT/ACK, RESUME/RESUMED and dispatches events the test sends. It enforces the
@@ -31,6 +32,10 @@ CHANNEL = 1249000000000000005
 BOT_USER = {"id": str(BOT_ID), "username": "paperbot", "discriminator": "0", "avatar": None, "bot": True, "global_name": None}
 
 
+def _user(user_id: int) -> dict[str, Any]:
+    return {"id": str(user_id), "username": f"reader{user_id % 1000}", "discriminator": "0", "avatar": None, "global_name": None}
+
+
 def embed_size(embed: dict[str, Any]) -> int:
     """Characters Discord counts toward the 6,000 of a message's embeds."""
     size = len(embed.get("title", "")) + len(embed.get("description", ""))
@@ -56,6 +61,8 @@ class DiscordStandIn(LoopbackServer):
         self.most_at_once = 0  # the most gateway sockets open at the same time
         self.unauthorized = False  # True: the token is refused (401), as after a reset
         self.limited = 0  # messages refused with 429 (more than 5 in 5 s in a channel)
+        self.closed_dms: set[int] = set()  # users who accept no direct messages (403, code 50007)
+        self.dm_channels: dict[int, int] = {}  # user id → their DM channel with the bot (POST /users/@me/channels)
         self.late = 0  # interaction callbacks after Discord's 3 s
         self.pinging: list[dict[str, Any]] = []  # messages sent without allowed_mentions {"parse": []}
         self._posted: dict[str, list[float]] = {}
@@ -134,6 +141,8 @@ class DiscordStandIn(LoopbackServer):
         parts = path.strip("/").split("/")
         if path in ("/users/@me", "/oauth2/applications/@me", "/gateway/bot", "/gateway"):
             return self._about(path)
+        if parts[0] == "users":  # a user (GET /users/{id}), or a direct-message channel with one
+            return self._open_dm(int(body["recipient_id"])) if method == "POST" else _json(_user(int(parts[1])))
         if parts[0] == "channels" and len(parts) == 2:
             return _json(self.channel(int(parts[1])))
         if parts[0] == "channels" and parts[2:] == ["messages"] and method == "POST":
@@ -176,9 +185,15 @@ class DiscordStandIn(LoopbackServer):
         interaction = {"id": interaction_id, "type": 2, "response_message_loading": body.get("type") == 5}
         return _json({"interaction": interaction | {"response_message_ephemeral": bool(flags & 64)}})
 
+    def _open_dm(self, user_id: int) -> web.Response:
+        channel = self.dm_channels.setdefault(user_id, int(self._id()))
+        return _json({"id": str(channel), "type": 1, "recipients": [_user(user_id)], "last_message_id": None})
+
     def _create_message(self, channel_id: str, body: dict[str, Any]) -> web.Response:
         if int(channel_id) in self.forbidden:
             return _json({"code": 50013, "message": "Missing Permissions"}, status=403)
+        if any(channel == int(channel_id) and user in self.closed_dms for user, channel in self.dm_channels.items()):
+            return _json({"code": 50007, "message": "Cannot send messages to this user"}, status=403)
         if body.get("allowed_mentions") != {"parse": []}:
             self.pinging.append(body)  # a message that could ping someone, had its text a mention
         now = time.monotonic()

@@ -224,8 +224,9 @@ def test_errors_are_translated() -> None:
 
 async def test_a_non_numeric_channel_is_a_permanent_error() -> None:
     adapter = DiscordOutbound(new_client(), "t")
-    with pytest.raises(Exception, match="a Discord channel id is a number"):
+    with pytest.raises(DeliveryError, match="a Discord channel or user id is a number") as refused:
         await adapter.post(Destination("discord", "general"), to_card(make_paper("2611.00001")))
+    assert refused.value.permanent
 
 
 async def test_help_speaks_discords_command_grammar(discord_bot: DiscordHarness) -> None:

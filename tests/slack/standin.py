@@ -60,6 +60,8 @@ class SlackStandIn:
     history_scope: bool = True  # False: conversations.history answers missing_scope
     files_scope: bool = True  # False: files.getUploadURLExternal answers missing_scope
     im_scope: bool = True  # False: conversations.open answers missing_scope
+    zones: dict[str, str] = field(default_factory=dict)  # users.info's tz for these users
+    unreachable: set[str] = field(default_factory=set)  # users conversations.open refuses (user_disabled)
     uploads: list[dict[str, Any]] = field(default_factory=list)  # completed file uploads
     app_tokens: set[str] = field(default_factory=set)  # app-level tokens apps.connections.open accepts
     socket_url: str = ""  # the websocket URL it hands out (a SocketModeStandIn's)
@@ -150,7 +152,10 @@ class SlackStandIn:
 
     def _user(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         user = payload.get("user", "")
-        return 200, {}, {"ok": True, "user": {"id": user, "is_admin": user in self.admins, "is_owner": False}}
+        person = {"id": user, "is_admin": user in self.admins, "is_owner": False}
+        if user in self.zones:
+            person["tz"] = self.zones[user]
+        return 200, {}, {"ok": True, "user": person}
 
     def _connections_open(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         # Socket Mode: an app-level token (and only that) gets a websocket URL.
@@ -163,6 +168,8 @@ class SlackStandIn:
     def _open_dm(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         if not self.im_scope:
             return 200, {}, {"ok": False, "error": "missing_scope", "needed": "im:write"}
+        if payload.get("users") in self.unreachable:
+            return 200, {}, {"ok": False, "error": "user_disabled"}
         return 200, {}, {"ok": True, "channel": {"id": f"D{payload.get('users', '')}"}}
 
     def _post_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:

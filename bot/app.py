@@ -237,6 +237,7 @@ async def open_app(
             recaps=settings.channels,
             remember=feed.remember,
             digests=digests.queue,
+            likes=feed.route_likes,
         )
         deliverer = Deliverer(
             store,

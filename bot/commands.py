@@ -23,11 +23,13 @@ from bot.model import Attachment, Command, Destination, Following, Paper, Reacti
 from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
+from bot.topics import Query
 
 log = logging.getLogger(__name__)
 
 QUERY_HELP = """Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
 cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
+like:2508.10000~0.6 (papers that close to that one in meaning; 0.6 when ~ is left out)
 Example: {command}"vision-language" OR VLA -survey upvotes>=5"""
 
 USAGE = """\
@@ -238,8 +240,15 @@ class CommandCore:
     async def _help(self, argument: str, user: UserRef, where: Destination) -> Reply:
         return Reply(DISCORD_USAGE if where.platform == "discord" else USAGE)
 
+    async def _resolved(self, text: str) -> Query:
+        """The query ``text``, its ``like:`` terms decided by the feed."""
+        query = parse_query(text)
+        if self._feed is not None:
+            return await self._feed.resolve(query)
+        return query
+
     async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
-        query = parse_query(argument)
+        query = await self._resolved(argument)
         await self._index.refresh()
         ids, total, exact = await self._index.find(query, self._page_size, page * self._page_size)
         await self._library.remember_search(user, query.text, page)
@@ -291,7 +300,7 @@ class CommandCore:
         self._check_manager(user)
         if not argument:
             raise CommandError("subscribe to what? For example: /papers subscribe reasoning OR cat:cs.CL")
-        query = parse_query(argument)
+        query = await self._resolved(argument)
         added = await self._subscriptions.subscribe(where, query.text)
         await self._index.refresh()
         try:

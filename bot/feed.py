@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from bot.errors import CommandError, PaperbotError
 from bot.model import Paper, UserRef
 from bot.ports import Library, Papers
+from bot.routing import Router
 from bot.search import PaperIndex
+from bot.topics import Field, Query, fields_of, with_likes
 from bot.vectors import DIMENSIONS, Embedder, text_of, train_taste, unit
 
 if TYPE_CHECKING:
@@ -53,6 +55,7 @@ class Feed:
         self._inverse: np.ndarray | None = None  # 1 / each row's norm
         self._syncing = asyncio.Lock()
         self._models: OrderedDict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = OrderedDict()
+        self._fresh: dict[str, np.ndarray] = {}  # vectors of papers routed but not yet committed
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -100,7 +103,8 @@ class Feed:
         """Compute and store the vectors of papers just seen (the poller calls it as it commits them).
         A failure costs only time later: ``sync`` computes what is missing."""
         try:
-            made = await self.embed(papers)
+            made = {p.id: self._fresh.pop(p.id) for p in papers if p.id in self._fresh}  # routed by like: already
+            made.update(await self.embed([p for p in papers if p.id not in made]))
             await self._papers.keep_vectors({pid: row.tobytes() for pid, row in made.items()})
         except PaperbotError as exc:
             log.warning("could not store paper vectors; they are made when needed", extra={"kv": {"problem": str(exc)}})
@@ -234,3 +238,46 @@ class Feed:
         while len(self._models) > MODELS:
             self._models.popitem(last=False)
         return weights, liked
+
+    async def resolve(self, query: Query) -> Query:
+        """``query`` with each ``like:`` term decided over the indexed papers; a term naming a paper
+        paperbot never saw is a ``CommandError``."""
+        values = {f.value for f in fields_of(query.root) if f.name == "like"}
+        if not values:
+            return query
+        await self.sync()
+        members = {}
+        for value in values:
+            paper_id, threshold = Field("like", ":", value).target
+            paper = await self._papers.paper(paper_id) or await self._library.paper(paper_id)
+            if paper is None:
+                raise CommandError(f"like:{paper_id}: paperbot has not seen that paper in the last days")
+            scores = self._scores(await self.vector(paper))
+            members[value] = frozenset(self._ids[n] for n in (scores >= threshold).nonzero()[0]) - {paper_id}
+        return Query(query.text, with_likes(query.root, members))
+
+    async def route_likes(self, router: Router, papers: Sequence[Paper]) -> Router:
+        """``router`` with each ``like:`` subscription decided for ``papers`` (new, not yet committed);
+        their vectors are kept for ``remember``. A term naming an unknown paper matches nothing."""
+        values = router.likes
+        if not values or not papers:
+            return router
+        import numpy as np
+
+        stored = await self._papers.vectors([p.id for p in papers])
+        rows = {pid: np.frombuffer(blob, dtype=np.int8) for pid, blob in stored.items() if len(blob) == DIMENSIONS}
+        made = await self.embed([p for p in papers if p.id not in rows])
+        self._fresh.update(made)
+        rows.update(made)
+        ids = [p.id for p in papers]
+        matrix = unit(np.vstack([rows[pid] for pid in ids]))
+        members: dict[str, frozenset[str]] = {}
+        for value in values:
+            paper_id, threshold = Field("like", ":", value).target
+            paper = await self._papers.paper(paper_id) or await self._library.paper(paper_id)
+            if paper is None:
+                members[value] = frozenset()
+                continue
+            scores = matrix @ await self.vector(paper)
+            members[value] = frozenset(ids[n] for n in (scores >= threshold).nonzero()[0]) - {paper_id}
+        return router.with_likes(members)

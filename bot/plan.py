@@ -175,6 +175,10 @@ class Plan:
 
     def _field(self, node: Field, within: int) -> int:
         views = self.views
+        if node.name == "like":  # decided by the feed: the ids it matched
+            numbers = self.table.numbers
+            liked = sorted(numbers[pid] for pid in node.members or () if pid in numbers)
+            return within & from_numbers(liked, len(self.table))
         if node.name == "cat":
             return within & views.posting(f"cat:{node.value}")
         if node.name in ("code", "upvotes"):
@@ -388,6 +392,8 @@ def estimate(node: Node, postings: Mapping[str, Sized], papers: int) -> tuple[in
         work = sum(sizes) // POSTINGS + (PER_VERIFY * min(min(sizes), VERIFY_ALL) if len(sizes) > 1 else 0)
         return work, min(sizes)
     if isinstance(node, Field):
+        if node.name == "like":
+            return len(node.members or ()), len(node.members or ())
         if node.name in ("code", "upvotes"):
             return papers // 4, papers
         if unspaced(node.tokens):

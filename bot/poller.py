@@ -85,7 +85,9 @@ class Poller:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         remember: Callable[[Sequence[Paper]], Awaitable[None]] | None = None,
         digests: Callable[[], Awaitable[int]] | None = None,
+        likes: Callable[[Router, Sequence[Paper]], Awaitable[Router]] | None = None,
     ) -> None:
+        self._likes = likes  # decides like: subscriptions for new papers (bot.feed)
         self._remember = remember  # vectors for the papers it commits (bot.feed)
         self._digests = digests  # readers' daily digests that fell due (bot.digests)
         # With the cache: papers seen before are followed (their cards kept current), weekly recaps queued.
@@ -196,6 +198,8 @@ class Poller:
         unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
         fresh = [p for p in papers if p.id in unseen_ids]
         router = await self._router()
+        if self._likes is not None and fresh:
+            router = await self._likes(router, fresh)
         deliveries = router.route(fresh) if fresh else []
         if first_poll and self._first_run_limit and await self._outbox.first_run():
             deliveries = self._first_run(fresh, deliveries)

@@ -8,6 +8,7 @@ Grammar (operators in capitals; implicit AND between terms)::
     unary   := ("NOT" | "-") unary | primary
     primary := "(" or ")" | "phrase in quotes" | field | word
     field   := cat:cs.RO | author:"Yann LeCun" | org:nvidia | code:yes|no | upvotes>=10 (> >= < <= =)
+             | like:2508.10000~0.6 (papers that close to that one; ~0.6 when left out)
 
 Words match whole words, case-insensitively, accents and simple plurals folded, hyphen and space
 alike (``vision-language`` is the phrase ``vision language``), in the title, abstract or keywords.
@@ -21,9 +22,11 @@ from __future__ import annotations
 import re
 
 from bot.errors import CommandError
+from bot.ids import bare_arxiv_id
 from bot.topics import AllOf, AnyOf, Field, Node, Not, Query, Words, words
 
-FIELDS = ("cat", "author", "org", "code", "upvotes")
+FIELDS = ("cat", "author", "org", "code", "upvotes", "like")
+LIKE_THRESHOLD = 0.6  # like:<id> without ~t: clearly close (same method and field, measured on bench/similar_quality.py)
 MAX_LENGTH, MAX_TERMS, MAX_DEPTH, MAX_PHRASE_WORDS = 500, 20, 6, 12
 _QUERY_TOKEN = re.compile(r'\s+|\(|\)|"[^"]*"?|[^\s()"]+(?:"[^"]*"?)?')
 _COMPARISON = re.compile(r"(?P<name>[a-z]+)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.S)
@@ -150,6 +153,8 @@ class _Parser:
             return Field(name, op, value)
         if op != ":":
             raise self.fail(f"'{name}' takes ':' (like {name}:value), not {op!r}", position)
+        if name == "like":
+            return self.like(value, position)
         if name == "code" and value.lower() not in ("yes", "no"):
             raise self.fail(f"'code:' takes yes or no, got {value!r}", position)
         if name in ("code", "cat"):
@@ -158,6 +163,19 @@ class _Parser:
         if not tokens:
             raise self.fail(f"nothing to match in {value!r}", position)
         return Field(name, op, value, tokens)
+
+    def like(self, value: str, position: int) -> Field:
+        raw_id, _, raw_threshold = value.partition("~")
+        paper_id = bare_arxiv_id(raw_id)
+        if not paper_id:
+            raise self.fail(f"'like:' takes an arXiv id (like:2508.10000~0.6), got {raw_id!r}", position)
+        try:
+            threshold = float(raw_threshold) if raw_threshold else LIKE_THRESHOLD
+        except ValueError:
+            threshold = -1.0
+        if not 0.0 < threshold < 1.0:
+            raise self.fail(f"'like:' takes a threshold between 0 and 1 after '~', got {raw_threshold!r}", position)
+        return Field("like", ":", f"{paper_id}~{threshold:g}")
 
     def unquote(self, value: str, empty: str, position: int) -> str:
         if value.startswith('"'):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.errors import CommandError
 from bot.model import Delivery, Destination, Paper
 from bot.query import parse_query
-from bot.topics import AllOf, AnyOf, Doc, Field, Node, Not, Query
+from bot.topics import Doc, Query, fields_of, with_likes
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,6 @@ def compile_route(destination: Destination, topics: Sequence[str], catch_all: bo
         except CommandError as exc:
             disabled.append((topic, str(exc)))
     return Route(destination, tuple(queries), catch_all and not queries and not disabled, min_upvotes, tuple(disabled))
-
-
-def _fields(node: Node) -> Iterator[Field]:
-    if isinstance(node, Field):
-        yield node
-    elif isinstance(node, Not):
-        yield from _fields(node.node)
-    elif isinstance(node, AllOf | AnyOf):
-        for part in node.nodes:
-            yield from _fields(part)
 
 
 class Router:
@@ -83,7 +74,7 @@ class Router:
         a paper whose upvotes rose past none of them is routed as before."""
         found = {route.min_upvotes for route in self._routes if route.min_upvotes > 0}
         for query in self._queries:
-            for node in _fields(query.root):
+            for node in fields_of(query.root):
                 if node.name == "upvotes":
                     found.update((int(node.value), int(node.value) + 1))
         return frozenset(found)
@@ -94,9 +85,22 @@ class Router:
         reach them late, as its upvotes rise."""
         found = {route.destination for route in self._routes if route.min_upvotes > 0}
         for query, owner in zip(self._queries, self._owner, strict=True):
-            if any(node.name == "upvotes" for node in _fields(query.root)):
+            if any(node.name == "upvotes" for node in fields_of(query.root)):
                 found.add(self._routes[owner].destination)
         return frozenset(found)
+
+    @property
+    def likes(self) -> frozenset[str]:
+        """The ``like:`` terms (their values) of every query: decided outside the router (``with_likes``)."""
+        return frozenset(f.value for query in self._queries for f in fields_of(query.root) if f.name == "like")
+
+    def with_likes(self, members: Mapping[str, frozenset[str]]) -> Router:
+        """This router with each ``like:`` term's matching paper ids filled in."""
+        routes = [
+            dataclasses.replace(route, queries=tuple(Query(q.text, with_likes(q.root, members)) for q in route.queries))
+            for route in self._routes
+        ]
+        return Router(routes)
 
     @property
     def destinations(self) -> list[Destination]:

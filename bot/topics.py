@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import operator
 import re
 import sys
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -164,15 +165,28 @@ class Words:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """``cat:``, ``author:``, ``org:``, ``code:`` or ``upvotes`` with a comparison."""
+    """``cat:``, ``author:``, ``org:``, ``code:``, ``like:`` or ``upvotes`` with a comparison.
+
+    ``like:<arXiv id>~<threshold>`` matches papers whose vector is that close to the paper's (cosine);
+    it is decided outside the query (``bot.feed``), which fills ``members`` with the ids it matches.
+    """
 
     name: str
     op: str
     value: str
     tokens: tuple[str, ...] = ()
+    members: frozenset[str] | None = None  # like: only, once resolved
+
+    @property
+    def target(self) -> tuple[str, float]:
+        """A ``like:`` term's paper id and threshold."""
+        paper_id, _, threshold = self.value.partition("~")
+        return paper_id, float(threshold)
 
     def quality(self, doc: Doc) -> float:
-        if self.name == "cat":
+        if self.name == "like":
+            hit = self.members is not None and doc.paper_id in self.members
+        elif self.name == "cat":
             hit = self.value in doc.categories or any(c.startswith(self.value + ".") for c in doc.categories)
         elif self.name == "author":
             hit = any(_name_contains(name, self.tokens) for name in doc.authors)
@@ -192,7 +206,29 @@ class Field:
             return frozenset({f"cat:{self.value}"})
         if self.name in ("author", "org") and not unspaced(self.tokens):
             return frozenset({f"{'au' if self.name == 'author' else 'org'}:{self.tokens[0]}"})
-        return None  # code:, upvotes, and CJK names (matched inside a word, so no whole-word key)
+        return None  # code:, upvotes, like: and CJK names (matched inside a word, so no whole-word key)
+
+
+def fields_of(node: Node) -> Iterator[Field]:
+    """Every field term in ``node``, however deep."""
+    if isinstance(node, Field):
+        yield node
+    elif isinstance(node, Not):
+        yield from fields_of(node.node)
+    elif isinstance(node, AllOf | AnyOf):
+        for part in node.nodes:
+            yield from fields_of(part)
+
+
+def with_likes(node: Node, members: Mapping[str, frozenset[str]]) -> Node:
+    """``node`` with each ``like:`` term's matching ids filled in (by its value)."""
+    if isinstance(node, Field):
+        return dataclasses.replace(node, members=members.get(node.value, frozenset())) if node.name == "like" else node
+    if isinstance(node, Not):
+        return Not(with_likes(node.node, members))
+    if isinstance(node, AllOf | AnyOf):
+        return type(node)(tuple(with_likes(part, members) for part in node.nodes))
+    return node
 
 
 def _breadth(anchors: frozenset[str]) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pytest
 
 from bot.digests import due_at
 from bot.model import Destination, Following, Paper, UserRef
@@ -21,6 +22,7 @@ HERE = Destination("slack", "C1")
 PAPERS = listing()
 CATEGORY = {p.id: p.categories[0] for p in PAPERS}  # the primary category
 CATEGORIES = {p.id: p.categories for p in PAPERS}
+ROBOTS = [p for p in PAPERS if p.categories[0] == "cs.RO"]
 
 
 class CountingEmbedder(Embedder):
@@ -192,4 +194,67 @@ async def test_digests_are_queued_once_a_day_taking_each_follow_in_turn_and_sayi
     liked = [i for i, w in zip(ids, whys, strict=True) if w.startswith("like your saved: ")]
     assert sum(CATEGORY[i] == "cs.RO" for i in liked) >= 3
     assert await world.digests(lambda: due + timedelta(days=1)).queue() == 0  # nothing first seen that day
+    await world.aclose()
+
+
+def test_like_terms_parse_with_a_threshold_and_say_what_is_wrong() -> None:
+    from bot.errors import CommandError
+    from bot.query import parse_query
+    from bot.topics import fields_of
+
+    term, category = fields_of(parse_query("like:arXiv:2601.15077v2~0.7 cat:cs.RO").root)
+    assert category.name == "cat"
+    assert (term.value, term.target) == ("2601.15077~0.7", ("2601.15077", 0.7))
+    assert next(fields_of(parse_query("like:2601.15077").root)).target == ("2601.15077", 0.6)
+    for bad, why in [
+        ("like:nonsense", "takes an arXiv id"),
+        ("like:2601.15077~2", "between 0 and 1"),
+        ("like:2601.15077~x", "between 0 and 1"),
+    ]:
+        with pytest.raises(CommandError, match=why):
+            parse_query(bad)
+
+
+async def test_like_in_a_search_combines_with_the_other_operators() -> None:
+    world = World(page_size=50)
+    await indexed(world)
+    robot = ROBOTS[0]
+    scores = {p.paper_id: p.score for p in await world.feed.similar(robot, 500)}
+    close = {pid for pid, score in scores.items() if score >= 0.6}
+    assert 0 < len(close) < 50  # one page holds them all
+    near = await world.core.handle(f"like:{robot.id}", ADA, HERE)  # ~0.6 when left out
+    assert {c.paper_id for c in near.cards} == close  # exactly the papers that close, never the paper itself
+    only_robots = await world.core.handle(f"like:{robot.id} cat:cs.RO", ADA, HERE)
+    assert {c.paper_id for c in only_robots.cards} == {i for i in close if "cs.RO" in CATEGORIES[i]}
+    others = await world.core.handle(f"like:{robot.id} -cat:cs.RO", ADA, HERE)
+    assert {c.paper_id for c in others.cards} == {i for i in close if "cs.RO" not in CATEGORIES[i]}
+    either = await world.core.handle(f"like:{robot.id}~0.7 OR like:{ROBOTS[1].id}~0.7", ADA, HERE)
+    assert {c.paper_id for c in either.cards} >= {i for i, s in scores.items() if s >= 0.7}
+    assert "has not seen that paper" in (await world.core.handle("like:2601.99999", ADA, HERE)).text
+    await world.aclose()
+
+
+async def test_a_like_subscription_routes_only_the_new_papers_that_close() -> None:
+    from bot.channels import Channels
+    from bot.feed import Feed
+
+    world = World()
+    robot = ROBOTS[0]
+    await world.store.commit([robot], [])  # the paper liked, seen days ago
+    await world.subscriptions.subscribe(HERE, f"like:{robot.id}")
+    embedder = CountingEmbedder()
+    feed = Feed(world.index, world.store, world.library, embedder)
+    channels = Channels((), world.subscriptions)
+    poller = Poller(
+        [], world.store, channels.router, coordination=world.coordination, remember=feed.remember, likes=feed.route_likes
+    )
+    fresh = [p for p in PAPERS if p.id != robot.id]
+    await poller.ingest(fresh, PollReport())
+    embedded = embedder.texts
+    routed = [json.loads(e["why"]) and e["paper"] for e in await world.store.queued()]
+    robot_vector = await feed.vector(robot)
+    close = {p.id for p in fresh if float(robot_vector @ await feed.vector(p)) >= 0.6}
+    assert set(routed) == close
+    assert 0 < len(close) < 25  # under 5 % of the day
+    assert embedded == len(fresh) + 1  # each new paper embedded once (routing, then kept), the liked one once
     await world.aclose()

@@ -15,7 +15,7 @@ same primary category **and** share a method keyword from ``METHODS`` (whole wor
 Scores: nDCG@10 (binary gains) and precision@5, averaged over queries (users). Candidates: random,
 keyword overlap (shared distinct words; for ``foryou`` the best overlap with any saved paper),
 tf-idf (exact sparse cosine, sublinear tf, fitted on the set), wordllama's 256-d model as paperbot
-stores it (int8), and tf-idf + wordllama averaged.
+stores it (4-bit), and tf-idf + wordllama averaged.
 
     .venv/bin/python bench/similar_quality.py
 """

@@ -21,7 +21,7 @@ from bot.ports import Library, Papers
 from bot.routing import Router
 from bot.search import PaperIndex
 from bot.topics import Field, Query, fields_of, with_likes
-from bot.vectors import DIMENSIONS, Embedder, text_of, train_taste, unit
+from bot.vectors import DIMENSIONS, Embedder, packed, text_of, train_taste, unit, unpacked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,13 +81,13 @@ class Feed:
         import numpy as np
 
         stored = await self._papers.vectors(paper_ids)
-        found = {pid: np.frombuffer(blob, dtype=np.int8) for pid, blob in stored.items() if len(blob) == DIMENSIONS}
+        found = {pid: row for pid, blob in stored.items() if (row := unpacked(blob)) is not None}
         need = [pid for pid in paper_ids if pid not in found]
         if need:
             papers = await self._papers.papers(need)
             made = await self.embed(papers)
             found.update(made)
-            await self._papers.keep_vectors({pid: row.tobytes() for pid, row in made.items()})
+            await self._papers.keep_vectors({pid: packed(row) for pid, row in made.items()})
         ids = [pid for pid in paper_ids if pid in found]
         rows = np.vstack([found[pid] for pid in ids]) if ids else np.zeros((0, DIMENSIONS), dtype=np.int8)
         return ids, rows
@@ -105,7 +105,7 @@ class Feed:
         try:
             made = {p.id: self._fresh.pop(p.id) for p in papers if p.id in self._fresh}  # routed by like: already
             made.update(await self.embed([p for p in papers if p.id not in made]))
-            await self._papers.keep_vectors({pid: row.tobytes() for pid, row in made.items()})
+            await self._papers.keep_vectors({pid: packed(row) for pid, row in made.items()})
         except PaperbotError as exc:
             log.warning("could not store paper vectors; they are made when needed", extra={"kv": {"problem": str(exc)}})
 
@@ -179,13 +179,11 @@ class Feed:
     async def vector(self, paper: Paper) -> np.ndarray:
         """A paper's unit vector: its row when indexed, else from the store, else embedded now (a paper
         saved long ago that left the cache keeps its vector this way: the same model, the same text)."""
-        if (row := self._rows.get(paper.id)) is not None and self._matrix is not None:
-            return unit(self._matrix[row])
-        import numpy as np
-
+        if (number := self._rows.get(paper.id)) is not None and self._matrix is not None:
+            return unit(self._matrix[number])
         blob = (await self._papers.vectors([paper.id])).get(paper.id, b"")
-        if len(blob) == DIMENSIONS:
-            return unit(np.frombuffer(blob, dtype=np.int8))
+        if (row := unpacked(blob)) is not None:
+            return unit(row)
         return unit((await self.embed([paper]))[paper.id])
 
     async def similar(self, paper: Paper, limit: int) -> list[Pick]:
@@ -265,7 +263,7 @@ class Feed:
         import numpy as np
 
         stored = await self._papers.vectors([p.id for p in papers])
-        rows = {pid: np.frombuffer(blob, dtype=np.int8) for pid, blob in stored.items() if len(blob) == DIMENSIONS}
+        rows = {pid: row for pid, blob in stored.items() if (row := unpacked(blob)) is not None}
         made = await self.embed([p for p in papers if p.id not in rows])
         self._fresh.update(made)
         rows.update(made)

@@ -224,7 +224,7 @@ class Papers(Protocol):
         ...
 
     async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
-        """The stored vectors (``bot.vectors``, 256 int8 bytes) of those of ``paper_ids`` that have one."""
+        """The stored vectors (``bot.vectors``: 128 bytes each) of those of ``paper_ids`` that have one."""
         ...
 
     async def keep_vectors(self, vectors: Mapping[str, bytes]) -> None:

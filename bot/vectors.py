@@ -1,6 +1,7 @@
 """Paper vectors and a reader's taste.
 
-A paper's vector is wordllama's 256-d embedding of its title and abstract, stored as int8 (256 bytes):
+A paper's vector is wordllama's 256-d embedding of its title and abstract, kept as 4-bit integers
+(128 bytes in Redis, one byte a component in memory):
 the weights ship inside the wheel, so nothing is downloaded and nothing leaves the machine.
 ``bench/similar_quality.py`` chose it over tf-idf and keyword overlap on a real arXiv listing
 (``bench/README.md``). A reader's taste is a logistic regression on the vectors of what they saved
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 DIMENSIONS = 256
+STORED = DIMENSIONS // 2  # bytes of a stored vector: two 4-bit components a byte
 BATCH = 256  # texts embedded at once: bounded memory, and the tokenizer works on both cores
 
 
@@ -29,13 +31,35 @@ def text_of(paper: Paper) -> str:
 
 
 def quantized(rows: np.ndarray) -> np.ndarray:
-    """Unit rows as int8 (each row scaled so its largest component is ±127): a quarter of float32's
-    size, with no measurable loss of ranking quality (bench/README.md)."""
+    """Rows as 4-bit integers (-8…7, held in int8): each row scaled so its mean magnitude is 2, the few
+    larger components clipped. An eighth of float32's size, with no loss of ranking quality on the
+    quality set (nDCG@10 0.255 against 0.254 for float32; bench/README.md)."""
     import numpy as np
 
-    peak = np.abs(rows).max(axis=1, keepdims=True).clip(1e-9)
-    out: np.ndarray = np.round(rows / peak * 127).astype(np.int8)
+    scale = np.abs(rows).mean(axis=1, keepdims=True).clip(1e-9)
+    out: np.ndarray = np.clip(np.round(rows / scale * 2), -8, 7).astype(np.int8)
     return out
+
+
+def packed(row: np.ndarray) -> bytes:
+    """A quantized row as stored: two components a byte (128 bytes)."""
+    import numpy as np
+
+    nibbles = (row.astype(np.int16) + 8).astype(np.uint8)
+    return bytes((nibbles[0::2] << 4) | nibbles[1::2])
+
+
+def unpacked(blob: bytes) -> np.ndarray | None:
+    """A stored vector as its int8 row; None for a blob of another size (another format)."""
+    import numpy as np
+
+    if len(blob) != STORED:
+        return None
+    raw = np.frombuffer(blob, dtype=np.uint8)
+    row = np.empty(DIMENSIONS, dtype=np.int8)
+    row[0::2] = (raw >> 4).astype(np.int8) - 8
+    row[1::2] = (raw & 0x0F).astype(np.int8) - 8
+    return row
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ Keys (``P`` is the prefix)::
     P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
     P edits:later           ZSET    edits waiting for their message's spacing to end → when
     P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
-    P vec:<id>              STRING  the paper's vector (256 int8 bytes, bot/vectors.py), expiring with the paper
+    P vec:<id>              STRING  the paper's vector (128 bytes, bot/vectors.py), expiring with the paper
     P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
     P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id

@@ -105,7 +105,7 @@ def test_does_not_match(query: str) -> None:
         ("reasoning NOT", "'NOT' needs something after it at position 11"),
         ("a AND", "'AND' needs something on both sides at position 3"),
         ("()", "empty parentheses"),
-        ("foo:bar", "unknown field 'foo:' (fields: cat, author, org, code, upvotes) at position 1"),
+        ("foo:bar", "unknown field 'foo:' (fields: cat, author, org, code, upvotes, like) at position 1"),
         ("upvotes>=many", "'upvotes' needs a whole number, got 'many' at position 1"),
         ("code:maybe", "'code:' takes yes or no"),
         ("cat>=cs", "'cat' takes ':'"),

@@ -1,7 +1,8 @@
 """Storage benchmark: Redis memory over two simulated years of paperbot at a large lab's volume.
 
 Every simulated day, 2,000 new papers (realistic size: ~150-word abstracts, authors, links) are
-committed through ``RedisStore``; each of 3 channels is owed a share of them (``--share``, default
+committed through ``RedisStore`` with their vectors (128 bytes each, as the poller stores them);
+each of 3 channels is owed a share of them (``--share``, default
 0.25: 500 posts a day per channel, a very busy channel; 1.0 is a catch-all channel each), and every
 delivery is settled as a real post would be (``take`` then ``done``). 50 users save papers through
 ``RedisLibrary``, each keeping their newest 200 (older ones unsaved). The store's clock is
@@ -37,6 +38,7 @@ from bench.corpus import Corpus
 from bot.model import Delivery, Destination, PostRef, UserRef
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
+from bot.vectors import STORED
 from tests.redis_servers import RedisProcess, embedded_binary
 
 PREFIX = "bench:"
@@ -84,6 +86,7 @@ async def simulate(args: argparse.Namespace, client: redis.Redis) -> list[tuple[
         papers = [dataclasses.replace(t, id=f"{day:05d}.{n:05d}", published=published) for n, t in enumerate(templates)]
         owed = [Delivery(c, p.id) for p in papers for c in channels if rng.random() < args.share]
         await store.commit(papers, owed)
+        await store.keep_vectors({p.id: rng.randbytes(STORED) for p in papers})  # as the poller does (bot/feed.py)
         await settle(store, day)
         for user in rng.sample(users, 27):  # ~10,000 saves a year across 50 people
             paper = rng.choice(papers)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 QUERY_HELP = """Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
 cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
-like:2508.10000~0.6 (papers that close to that one in meaning; 0.6 when ~ is left out)
+like:2508.10000~0.6 (papers that close to that one in meaning; 0.5 when ~ is left out)
 Example: {command}"vision-language" OR VLA -survey upvotes>=5"""
 
 USAGE = """\

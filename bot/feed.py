@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NEGATIVES = 1000  # papers not saved that a reader's model learns from (a fixed sample: stable, and fast)
-CHUNK = 8192  # rows scored at once: the float32 copy of a chunk is 8 MB, never the whole matrix
+CHUNK = 8192  # rows scored at once: the float32 copy of a chunk is 8 MB, never the whole matrix (and as fast)
 MODELS = 256  # readers' models kept (retrained when their saves change)
 
 
@@ -52,7 +53,8 @@ class Feed:
         self._rows: dict[str, int] = {}  # paper id → its row
         self._ids: list[str] = []  # row → paper id ("" once it left the index)
         self._matrix: np.ndarray | None = None  # int8, rows × 256 (capacity grows by doubling)
-        self._inverse: np.ndarray | None = None  # 1 / each row's norm
+        self._inverse: np.ndarray | None = None  # 1 / each row's norm; 0 for a paper that left
+        self._synced: tuple[int, int] | None = None  # the index version the rows match
         self._syncing = asyncio.Lock()
         self._models: OrderedDict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = OrderedDict()
         self._fresh: dict[str, np.ndarray] = {}  # vectors of papers routed but not yet committed
@@ -60,21 +62,34 @@ class Feed:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def nbytes(self) -> int:
+        """The memory the rows take: the matrix and norms (at their capacity), the id map and list."""
+        arrays = sum(a.nbytes for a in (self._matrix, self._inverse) if a is not None)
+        return arrays + sys.getsizeof(self._rows) + sys.getsizeof(self._ids)
+
     async def sync(self) -> int:
         """Give every paper in the query index its row (from the store, or embedded now and stored);
         drop the rows of papers that left. Returns how many rows were added."""
         async with self._syncing:
             await self._index.refresh()
+            version = self._index.version
+            if version == self._synced:  # nothing added or forgotten since: most commands
+                return 0
             live = self._index.live_ids()
             gone = self._rows.keys() - set(live)
             for paper_id in gone:
-                self._ids[self._rows.pop(paper_id)] = ""
+                row = self._rows.pop(paper_id)
+                self._ids[row] = ""
+                if self._inverse is not None:
+                    self._inverse[row] = 0.0  # scores 0, and left out by _best
             if gone and len(self._ids) > 2 * len(self._rows):
                 self._compact()
             missing = [paper_id for paper_id in live if paper_id not in self._rows]
             for start in range(0, len(missing), 1000):
                 chunk = missing[start : start + 1000]
                 self._append(*await self._vectors_for(chunk))
+            self._synced = version
             return len(missing)
 
     async def _vectors_for(self, paper_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -152,9 +167,7 @@ class Feed:
         for start in range(0, size, CHUNK):
             end = min(size, start + CHUNK)
             out[start:end] = (self._matrix[start:end].astype(np.float32) @ weights) * self._inverse[start:end]
-        live = np.zeros(size, dtype=bool)
-        live[list(self._rows.values())] = True
-        out[~live] = -np.inf
+        out[self._inverse[:size] == 0] = -np.inf  # papers that left the index
         return out
 
     def _best(

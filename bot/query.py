@@ -8,7 +8,7 @@ Grammar (operators in capitals; implicit AND between terms)::
     unary   := ("NOT" | "-") unary | primary
     primary := "(" or ")" | "phrase in quotes" | field | word
     field   := cat:cs.RO | author:"Yann LeCun" | org:nvidia | code:yes|no | upvotes>=10 (> >= < <= =)
-             | like:2508.10000~0.6 (papers that close to that one; ~0.6 when left out)
+             | like:2508.10000~0.6 (papers that close to that one; ~0.5 when left out)
 
 Words match whole words, case-insensitively, accents and simple plurals folded, hyphen and space
 alike (``vision-language`` is the phrase ``vision language``), in the title, abstract or keywords.
@@ -26,7 +26,7 @@ from bot.ids import bare_arxiv_id
 from bot.topics import AllOf, AnyOf, Field, Node, Not, Query, Words, words
 
 FIELDS = ("cat", "author", "org", "code", "upvotes", "like")
-LIKE_THRESHOLD = 0.6  # like:<id> without ~t: clearly close (same method and field, measured on bench/similar_quality.py)
+LIKE_THRESHOLD = 0.5  # like:<id> without ~t: about as close as a paper's nearest neighbour of the same day (median 0.51)
 MAX_LENGTH, MAX_TERMS, MAX_DEPTH, MAX_PHRASE_WORDS = 500, 20, 6, 12
 _QUERY_TOKEN = re.compile(r'\s+|\(|\)|"[^"]*"?|[^\s()"]+(?:"[^"]*"?)?')
 _COMPARISON = re.compile(r"(?P<name>[a-z]+)(?P<op>>=|<=|>|<|=|:)(?P<value>.*)", re.S)

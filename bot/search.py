@@ -169,6 +169,11 @@ class PaperIndex:
         # An estimate never says fewer than the page shows.
         return Found(page, total if exact else max(total, offset + len(page)), exact)
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever a paper is added or forgotten (or the table is rebuilt)."""
+        return id(self._table), self._table.version
+
     def live_ids(self) -> list[str]:
         """The ids of every indexed paper."""
         return list(self._table.numbers)

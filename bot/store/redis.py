@@ -15,7 +15,9 @@ Keys (``P`` is the prefix)::
     P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
     P edits:later           ZSET    edits waiting for their message's spacing to end → when
     P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
-    P vec:<id>              STRING  the paper's vector (128 bytes, bot/vectors.py), expiring with the paper
+    P vec:<n>               HASH    paper id → its vector (64 bytes, bot/vectors.py), in 2,048 buckets by a hash of
+                                    the id (small hashes: Redis keeps them as compact listpacks, ~80 bytes a
+                                    paper instead of ~230 for a key each); dropped with the paper
     P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
     P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
@@ -53,6 +55,16 @@ from bot.store.retention import SEEN_DAYS, Buckets, pack, unpack
 log = logging.getLogger(__name__)
 
 GROUP = "delivery"
+VECTOR_BUCKETS = 2048  # the commit script's too
+
+
+def vector_bucket(paper_id: str) -> int:
+    """Which ``vec:<n>`` hash holds a paper's vector (the commit script computes the same)."""
+    h = 0
+    for byte in paper_id.encode():
+        h = (h * 31 + byte) % VECTOR_BUCKETS
+    return h
+
 
 # Marks each paper seen and queues its deliveries in one atomic step; a paper already in the seen-set,
 # or committed first by some other process (SADD answers 0), is skipped with its deliveries, so nothing
@@ -64,16 +76,23 @@ GROUP = "delivery"
 # KEYS: outbox, recent, seen, seen:<this period>, seen:periods, then paper:<id>... (ARGV[3] of them),
 # then routed:<this week>, routed:<the week that left the window>.
 # ARGV: cache ttl, now (ms), papers, this period, the newest period that left the window, paper key
-# prefix, seen key prefix, routed bucket ttl (0: papers are not followed), then per paper: id, doc,
+# prefix, seen key prefix, routed bucket ttl (0: papers are not followed), vector key prefix, then per
+# paper: id, doc,
 # upvotes, n, n × (destination, why, watched: 1 if it has an upvote threshold, so it is recorded).
 _COMMIT = """
+local VECTOR_BUCKETS = 2048
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local track = tonumber(ARGV[8])
 local first_paper = #KEYS - 2 - papers + 1
 local routed = KEYS[#KEYS - 1]
 -- The cache forgets in step with its index of recent papers, whatever the server's clock says.
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - ttl * 1000, 'LIMIT', 0, 5000)
-for _, id in ipairs(old) do redis.call('DEL', ARGV[6] .. id) end
+for _, id in ipairs(old) do
+  redis.call('DEL', ARGV[6] .. id)
+  local h = 0  -- vector_bucket(id), as in Python
+  for c = 1, #id do h = (h * 31 + string.byte(id, c)) % VECTOR_BUCKETS end
+  redis.call('HDEL', ARGV[9] .. h, id)
+end
 if #old > 0 then redis.call('ZREM', KEYS[2], unpack(old)) end
 for _, period in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[5], 'LIMIT', 0, 4)) do
   local list, ids = ARGV[7] .. period, {}
@@ -86,7 +105,7 @@ for _, period in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', ARGV[5], 'L
   redis.call('ZREM', KEYS[5], period)
 end
 local committed = {}
-local i = 9
+local i = 10
 for k = first_paper, first_paper + papers - 1 do
   local id, doc, upvotes, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   i = i + 4
@@ -315,7 +334,12 @@ class RedisStore:
         keys += [self.key("routed", str(self._routed.current(now))), self.key("routed", str(self._routed.fallen(now)))]
         args: list[Any] = [self._paper_ttl, int(now * 1000), len(papers), period, self._seen.fallen(now)]
         # Only where a threshold could let a paper in later is its routing worth keeping.
-        args += [self.key("paper", ""), self.key("seen", ""), self._routed.ttl if self._track and watched else 0]
+        args += [
+            self.key("paper", ""),
+            self.key("seen", ""),
+            self._routed.ttl if self._track and watched else 0,
+            self.key("vec", ""),
+        ]
         for paper in papers:
             mine = owed.get(paper.id, [])
             args += [paper.id, pack(paper.to_json()), paper.upvotes or 0, len(mine)]
@@ -352,24 +376,32 @@ class RedisStore:
         return [text(pid) for pid, _ in rows], cursor
 
     async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
-        """The stored vectors among ``paper_ids`` (in chunks of 1,000)."""
+        """The stored vectors among ``paper_ids`` (one round trip per 1,000)."""
         found: dict[str, bytes] = {}
         for start in range(0, len(paper_ids), 1000):
-            chunk = paper_ids[start : start + 1000]
-            async with self._errors("read paper vectors"):
-                blobs = await self._redis.mget([self.key("vec", pid) for pid in chunk])
-            found.update(
-                (pid, blob.encode() if isinstance(blob, str) else blob) for pid, blob in zip(chunk, blobs, strict=True) if blob
-            )
+            buckets: dict[int, list[str]] = {}
+            for pid in paper_ids[start : start + 1000]:
+                buckets.setdefault(vector_bucket(pid), []).append(pid)
+            async with self._errors("read paper vectors"), self._redis.pipeline(transaction=False) as pipe:
+                for bucket, ids in buckets.items():
+                    pipe.hmget(self.key("vec", str(bucket)), ids)
+                answers = await pipe.execute()
+            for ids, blobs in zip(buckets.values(), answers, strict=True):
+                found.update((pid, blob) for pid, blob in zip(ids, blobs, strict=True) if blob)
         return found
 
     async def keep_vectors(self, vectors: Mapping[str, bytes]) -> None:
-        """Store vectors beside their papers, expiring with the paper cache."""
+        """Store vectors beside their papers; each leaves with its paper (at the commit that drops it). A
+        bucket nobody writes for a cache period expires, so an abandoned deployment leaves nothing."""
         items = list(vectors.items())
         for start in range(0, len(items), 1000):
+            buckets: dict[int, dict[str, bytes]] = {}
+            for pid, blob in items[start : start + 1000]:
+                buckets.setdefault(vector_bucket(pid), {})[pid] = blob
             async with self._errors("store paper vectors"), self._redis.pipeline(transaction=False) as pipe:
-                for pid, blob in items[start : start + 1000]:
-                    pipe.set(self.key("vec", pid), blob, ex=max(1, int(self._paper_ttl)))
+                for bucket, fields in buckets.items():
+                    pipe.hset(self.key("vec", str(bucket)), mapping=fields)  # type: ignore[arg-type]
+                    pipe.expire(self.key("vec", str(bucket)), max(1, int(self._paper_ttl)))
                 await pipe.execute()
 
     async def index_snapshot(self) -> bytes | None:

@@ -12,7 +12,7 @@ from bot.model import Delivery, Destination, Following, PostRef, UserRef
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
-from bot.store.redis import RedisStore
+from bot.store.redis import RedisStore, vector_bucket
 from bot.store.subscriptions import RedisSubscriptions
 from tests.fakes import make_paper
 
@@ -154,10 +154,13 @@ async def test_a_pause_says_when_its_destination_falls_due(store: RedisStore, re
 async def test_vectors_are_kept_beside_their_papers_as_raw_bytes_and_expire_with_them(
     store: RedisStore, redis_client: redis.Redis
 ) -> None:
-    blob = bytes(range(256))  # every byte value survives the round trip
-    await store.keep_vectors({"2603.00001": blob, "2603.00002": blob[::-1]})
-    assert await store.vectors(["2603.00002", "2603.09999", "2603.00001"]) == {"2603.00001": blob, "2603.00002": blob[::-1]}
-    ttl = await redis_client.ttl(store.key("vec", "2603.00001"))
+    blob = bytes(range(64)) + bytes(range(192, 256))  # every kind of byte survives the round trip
+    many = {f"2603.{n:05d}": blob[n % 128 :] + blob[: n % 128] for n in range(2500)}  # more than a round trip's
+    await store.keep_vectors(many)
+    asked = ["2603.00002", "2603.09999", *many]
+    assert await store.vectors(asked) == many
+    assert len({vector_bucket(pid) for pid in many}) > 500  # spread over the buckets
+    ttl = await redis_client.ttl(store.key("vec", str(vector_bucket("2603.00001"))))
     assert 29 * 86400 < ttl <= 30 * 86400  # the paper cache period the store was made with
     assert await store.vectors([]) == {}
 

@@ -175,6 +175,7 @@ async def test_the_store_forgets_in_steps_and_never_too_early(redis_client: redi
     try:
         paper = make_paper("2611.00031")
         await store.commit([paper], [Delivery(A, paper.id)])
+        await store.keep_vectors({paper.id: bytes(64)})
         (entry,) = await store.take("w", claim_idle=60)
         await store.done(entry, PostRef(A, "m1"))
 
@@ -183,12 +184,14 @@ async def test_the_store_forgets_in_steps_and_never_too_early(redis_client: redi
         assert await store.earlier_posts(A, [paper.id]) == {paper.id: "m1"}
         assert await store.paper_for_post(PostRef(A, "m1")) == paper.id
         assert not await store.commit([paper], [Delivery(A, paper.id)])  # never queued twice
+        assert await store.vectors([paper.id]) == {paper.id: bytes(64)}
 
         clock.now += 14 * 86400  # past the cache period (and a week's bucket): post records go
         await store.commit([make_paper("2611.00032")], [])
         assert await store.earlier_posts(A, [paper.id]) == {}
         assert await store.paper_for_post(PostRef(A, "m1")) is None
         assert await store.paper(paper.id) is None  # the cache forgot it at the commit after its period
+        assert await store.vectors([paper.id]) == {}  # and its vector with it
         assert await store.unseen([paper.id]) == []  # but the seen-set still knows it
 
         clock.now = 1_800_000_000.0 + (SEEN_DAYS - 1) * 86400

@@ -86,21 +86,18 @@ class Feed:
             if gone and len(self._ids) > 2 * len(self._rows):
                 self._compact()
             missing = [paper_id for paper_id in live if paper_id not in self._rows]
-            for start in range(0, len(missing), 1000):
-                chunk = missing[start : start + 1000]
-                self._append(*await self._vectors_for(chunk))
+            self._append(*await self._vectors_for(missing))
             self._synced = version
             return len(missing)
 
     async def _vectors_for(self, paper_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
         import numpy as np
 
-        stored = await self._papers.vectors(paper_ids)
+        stored = await self._papers.vectors(paper_ids) if paper_ids else {}
         found = {pid: row for pid, blob in stored.items() if (row := unpacked(blob)) is not None}
         need = [pid for pid in paper_ids if pid not in found]
-        if need:
-            papers = await self._papers.papers(need)
-            made = await self.embed(papers)
+        for start in range(0, len(need), 1000):  # papers cached before vectors existed: made once, kept
+            made = await self.embed(await self._papers.papers(need[start : start + 1000]))
             found.update(made)
             await self._papers.keep_vectors({pid: packed(row) for pid, row in made.items()})
         ids = [pid for pid in paper_ids if pid in found]
@@ -237,13 +234,15 @@ class Feed:
             self._models.move_to_end(key)
             return self._models[key]
         liked = {p.id: await self.vector(p) for p in saved}
-        saved_ids = set(liked)
-        pool = [n for pid, n in self._rows.items() if pid not in saved_ids]
         rng = np.random.default_rng(int.from_bytes(hashlib.sha1(user.key.encode()).digest()[:4], "big"))
         negatives = np.zeros((0, DIMENSIONS), np.float32)
-        if pool and self._matrix is not None:
-            sample = rng.choice(np.array(pool, dtype=np.int64), size=min(NEGATIVES, len(pool)), replace=False)
-            negatives = unit(self._matrix[np.sort(sample)])
+        if self._matrix is not None and self._inverse is not None:
+            candidates = self._inverse[: len(self._ids)] > 0  # papers in the index
+            candidates[[self._rows[pid] for pid in liked if pid in self._rows]] = False  # not the saved ones
+            pool = np.flatnonzero(candidates)
+            if len(pool):
+                sample = rng.choice(pool, size=min(NEGATIVES, len(pool)), replace=False)
+                negatives = unit(self._matrix[np.sort(sample)])
         weights = await asyncio.to_thread(train_taste, np.vstack(list(liked.values())), negatives)
         self._models[key] = (weights, liked)
         while len(self._models) > MODELS:

@@ -15,7 +15,7 @@ Keys (``P`` is the prefix)::
     P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
     P edits:later           ZSET    edits waiting for their message's spacing to end → when
     P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
-    P vec:<n>               HASH    paper id → its vector (64 bytes, bot/vectors.py), in 2,048 buckets by a hash of
+    P vec:<n>               HASH    paper id → its vector (64 bytes, bot/vectors.py), in 2,039 buckets by a hash of
                                     the id (small hashes: Redis keeps them as compact listpacks, ~80 bytes a
                                     paper instead of ~230 for a key each); dropped with the paper
     P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
@@ -55,7 +55,7 @@ from bot.store.retention import SEEN_DAYS, Buckets, pack, unpack
 log = logging.getLogger(__name__)
 
 GROUP = "delivery"
-VECTOR_BUCKETS = 2048  # the commit script's too
+VECTOR_BUCKETS = 2039  # a prime: ids spread evenly (the commit script has it too)
 
 
 def vector_bucket(paper_id: str) -> int:
@@ -80,7 +80,7 @@ def vector_bucket(paper_id: str) -> int:
 # paper: id, doc,
 # upvotes, n, n × (destination, why, watched: 1 if it has an upvote threshold, so it is recorded).
 _COMMIT = """
-local VECTOR_BUCKETS = 2048
+local VECTOR_BUCKETS = 2039
 local ttl, now, papers = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local track = tonumber(ARGV[8])
 local first_paper = #KEYS - 2 - papers + 1
@@ -377,7 +377,7 @@ class RedisStore:
 
     async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
         """The stored vectors among ``paper_ids``: one HMGET per bucket, 256 buckets a round trip (all
-        2,048 in 8, however many papers)."""
+        2,039 in 8, however many papers)."""
         buckets: dict[int, list[str]] = {}
         for pid in paper_ids:
             buckets.setdefault(vector_bucket(pid), []).append(pid)

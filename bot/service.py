@@ -73,7 +73,7 @@ class App:
             poll = await polling
         finally:
             polling.cancel()  # only still running if delivery raised (Redis lost): do not leave it behind
-        if (poll.queued or poll.edits or poll.rising or poll.recaps) and self.role != "poller":
+        if (poll.queued or poll.edits or poll.rising or poll.recaps or poll.digests) and self.role != "poller":
             delivery = delivery.merged(await self.deliverer.deliver())
         report = CycleReport(poll, delivery)
         log.info("cycle finished", extra={"kv": report.summary()})

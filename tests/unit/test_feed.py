@@ -281,3 +281,30 @@ async def test_papers_that_leave_the_index_are_never_recommended_again() -> None
     assert after <= {p.id for p in rest[200:300]}
     assert len(after) == 10
     await world.aclose()
+
+
+async def test_one_cycle_delivers_a_digest_that_fell_due_during_its_poll() -> None:
+    """``paperbot run --once`` (cron-style): the digest queued by the poll goes out in the same run."""
+    from bot.channels import Channels
+    from bot.delivery import Deliverer
+    from bot.service import App
+    from tests.fakes import RecordingAdapter
+
+    world = World()
+    await indexed(world, PAPERS[:60])
+    reader = UserRef("console", "you")
+    due = (datetime.now(UTC) + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    await world.follows.keep(Following(reader, ("cat:cs.CV",), f"{due:%H:%M}", "UTC"))
+    adapter = RecordingAdapter("console")
+    channels = Channels((), world.subscriptions)
+    poller = Poller([], world.store, channels.router, coordination=world.coordination, digests=world.digests(lambda: due).queue)
+    deliverer = Deliverer(world.store, world.store, {"console": adapter}, "w", 60, coordination=world.coordination)
+    app = App(poller, deliverer, world.core, world.store, world.coordination, adapters={"console": adapter})
+    report = await app.cycle()
+    assert report.poll.digests == 1
+    assert report.delivery.delivered == 1
+    [(inbox, ids, _)] = adapter.digests
+    assert inbox == Destination("console", "@you")
+    assert ids
+    assert all("cs.CV" in CATEGORIES[i] for i in ids)
+    await world.aclose()

@@ -170,12 +170,18 @@ class CommandCore:
         else:
             work = getattr(self, f"_{command.name}")(command.argument, user, where)
         reply = await replying(work, HELP_HINT)
-        notice = await replying(self._notice(user))
-        return Reply(f"{notice.text}\n\n{reply.text}", reply.cards, file=reply.file) if notice.text else reply
+        notice = await self._notice(user)
+        return Reply(f"{notice}\n\n{reply.text}", reply.cards, file=reply.file) if notice else reply
 
-    async def _notice(self, user: UserRef) -> Reply:
-        """Why the reader's digest could not reach them, once (empty when nothing went wrong)."""
-        return Reply(await self._follows.take_notice(user) if self._follows is not None else "")
+    async def _notice(self, user: UserRef) -> str:
+        """Why the reader's digest could not reach them, once (empty when nothing went wrong, and when
+        the store cannot say: the command's own answer says so)."""
+        if self._follows is None:
+            return ""
+        try:
+            return await self._follows.take_notice(user)
+        except PaperbotError:
+            return ""
 
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""

@@ -65,7 +65,7 @@ class DirectDigests:
         self._outbox = outbox
         self._clock = clock
         self._size = size
-        self._queued: set[str] = set()  # occasions this process queued or found queued
+        self._done: dict[str, str] = {}  # reader → the last day this process settled (queued, or nothing to send)
 
     async def queue(self) -> int:
         """Queue every digest that fell due and was not queued yet; returns how many were queued."""
@@ -73,14 +73,14 @@ class DirectDigests:
         now = self._clock()
         for following in await self._follows.everyone():
             due = due_at(following, now)
-            occasion = f"{following.user.key}@{due.date().isoformat()}"
-            if occasion in self._queued:
+            day, reader = due.date().isoformat(), following.user.key
+            if self._done.get(reader) == day:
                 continue
-            self._queued.add(occasion)
             digest = await self._digest(following, due)
-            if digest is not None and await self._outbox.queue_recap(digest, due.date().isoformat(), KEEP_GUARD):
+            if digest is not None and await self._outbox.queue_recap(digest, day, KEEP_GUARD):
                 queued += 1
-                log.info("digest queued", extra={"kv": {"user": following.user.key, "papers": len(digest.recap)}})
+                log.info("digest queued", extra={"kv": {"user": reader, "papers": len(digest.recap)}})
+            self._done[reader] = day  # only once settled: a store error leaves it for the next poll
         return queued
 
     async def undeliverable(self, inbox: Destination, problem: str) -> None:
@@ -121,8 +121,8 @@ class DirectDigests:
                 return []
             return [(p.paper_id, f"like your saved: {p.because}") for p in picks]
         try:
-            parsed = parse_query(query)
-        except CommandError as exc:  # a follow that no longer parses (the grammar changed)
+            parsed = await self._feed.resolve(parse_query(query))
+        except CommandError as exc:  # no longer parses (the grammar changed), or like: a paper long gone
             log.warning("a follow was skipped", extra={"kv": {"user": following.user.key, "problem": str(exc)}})
             return []
         return [(pid, f"follows: {parsed.text}") for pid in self._index.among(parsed, day)[: self._size]]

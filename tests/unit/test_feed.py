@@ -308,3 +308,33 @@ async def test_one_cycle_delivers_a_digest_that_fell_due_during_its_poll() -> No
     assert ids
     assert all("cs.CV" in CATEGORIES[i] for i in ids)
     await world.aclose()
+
+
+async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
+    import redis.asyncio as redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    from bot.commands import OUTAGE, CommandCore
+    from bot.feed import Feed
+    from bot.search import PaperIndex
+    from bot.settings import DEFAULT_SAVE_EMOJI
+    from bot.store.coordination import RedisCoordination
+    from bot.store.follows import RedisFollows
+    from bot.store.library import RedisLibrary
+    from bot.store.redis import RedisStore
+    from bot.store.subscriptions import RedisSubscriptions
+    from tests.redis_servers import free_port
+
+    # Nobody listens there; no retries in the client (redis-py's own would take seconds a command).
+    client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, protocol=2, retry=Retry(NoBackoff(), 0))
+    store, library = RedisStore(client, "gone:"), RedisLibrary(client, "gone:")
+    index = PaperIndex(store, 86400)
+    core = CommandCore(
+        store, RedisSubscriptions(client, "gone:"), library, index, DEFAULT_SAVE_EMOJI,
+        coordination=RedisCoordination(client, "gone:"), feed=Feed(index, store, library, EMBEDDER),
+        follows=RedisFollows(client, "gone:"),
+    )  # fmt: skip
+    for text in ("saved", "foryou", "following", "follow saved", f"similar {PAPERS[0].id}", "reasoning"):
+        assert (await core.handle(text, ADA, HERE)).text == OUTAGE, text
+    await client.aclose()

@@ -118,8 +118,9 @@ class Feed:
             made = {p.id: self._fresh.pop(p.id) for p in papers if p.id in self._fresh}  # routed by like: already
             made.update(await self.embed([p for p in papers if p.id not in made]))
             await self._papers.keep_vectors({pid: packed(row) for pid, row in made.items()})
-        except PaperbotError as exc:
-            log.warning("could not store paper vectors; they are made when needed", extra={"kv": {"problem": str(exc)}})
+        except Exception as exc:  # the store, or the model itself: never the poll's concern
+            problem = str(exc) if isinstance(exc, PaperbotError) else f"{type(exc).__name__}: {exc}"
+            log.warning("could not store paper vectors; they are made when needed", extra={"kv": {"problem": problem[:300]}})
 
     def _append(self, ids: list[str], rows: np.ndarray) -> None:
         import numpy as np
@@ -270,6 +271,7 @@ class Feed:
         """``router`` with each ``like:`` subscription decided for ``papers`` (new, not yet committed);
         their vectors are kept for ``remember``. A term naming an unknown paper matches nothing."""
         values = router.likes
+        self._fresh.clear()  # what the last poll routed was committed (and stored) or taken by another process
         if not values or not papers:
             return router
         import numpy as np

@@ -338,3 +338,27 @@ async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
     for text in ("saved", "foryou", "following", "follow saved", f"similar {PAPERS[0].id}", "reasoning"):
         assert (await core.handle(text, ADA, HERE)).text == OUTAGE, text
     await client.aclose()
+
+
+async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later() -> None:
+    from bot.channels import Channels
+    from bot.feed import Feed
+
+    class BrokenEmbedder(Embedder):
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            raise RuntimeError("the model's weights are unreadable")
+
+    world = World()
+    await world.subscriptions.subscribe(HERE, "cat:cs OR cat:eess OR cat:stat")  # every paper of the day
+    broken = Feed(world.index, world.store, world.library, BrokenEmbedder())
+    poller = Poller(
+        [], world.store, Channels((), world.subscriptions).router, coordination=world.coordination, remember=broken.remember
+    )
+    report = PollReport()
+    await poller.ingest(PAPERS[:30], report)
+    assert report.new == 30  # committed and routed all the same
+    assert report.queued == 30
+    assert await world.store.vectors([p.id for p in PAPERS[:30]]) == {}
+    assert await world.feed.sync() == 30  # a working process makes them when it needs them
+    assert len(await world.store.vectors([p.id for p in PAPERS[:30]])) == 30
+    await world.aclose()

@@ -278,7 +278,13 @@ class Feed:
 
         stored = await self._papers.vectors([p.id for p in papers])
         rows = {pid: row for pid, blob in stored.items() if (row := unpacked(blob)) is not None}
-        made = await self.embed([p for p in papers if p.id not in rows])
+        try:
+            made = await self.embed([p for p in papers if p.id not in rows])
+        except Exception as exc:  # a broken model must not stop the poll: like: matches nothing this time
+            log.error(
+                "like: subscriptions skipped: the model failed", extra={"kv": {"problem": f"{type(exc).__name__}: {exc}"[:300]}}
+            )
+            return router.with_likes({})
         self._fresh.update(made)
         rows.update(made)
         ids = [p.id for p in papers]

@@ -362,3 +362,25 @@ async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later(
     assert await world.feed.sync() == 30  # a working process makes them when it needs them
     assert len(await world.store.vectors([p.id for p in PAPERS[:30]])) == 30
     await world.aclose()
+
+
+async def test_a_broken_model_skips_like_subscriptions_but_routes_the_rest() -> None:
+    from bot.channels import Channels
+    from bot.feed import Feed
+
+    class BrokenEmbedder(Embedder):
+        def embed(self, texts: Sequence[str]) -> np.ndarray:
+            raise RuntimeError("the model's weights are unreadable")
+
+    world = World()
+    await world.store.commit([ROBOTS[0]], [])
+    await world.subscriptions.subscribe(HERE, f"like:{ROBOTS[0].id}")
+    await world.subscriptions.subscribe(Destination("slack", "C2"), "cat:cs.RO")
+    broken = Feed(world.index, world.store, world.library, BrokenEmbedder())
+    channels = Channels((), world.subscriptions)
+    poller = Poller([], world.store, channels.router, coordination=world.coordination, likes=broken.route_likes)
+    report = PollReport()
+    await poller.ingest(ROBOTS[1:], report)
+    assert report.new == len(ROBOTS) - 1
+    assert {e["dest"] for e in await world.store.queued()} == {"slack:C2"}
+    await world.aclose()

@@ -1,6 +1,6 @@
 """Readers' daily direct-message digests: what they follow, from the papers first seen that day.
 
-Each reader picks an hour (``/papers follow … at 08:00``, default ``chat.dm_hour``) in their own
+Each reader picks an hour (``/papers follow … at 08:00``, default ``chat.dm_at``) in their own
 time zone (Slack says it; elsewhere UTC). When it falls due, the papers the index took in the 24
 hours before are matched against each follow (a query, or ``saved``: the reader's own model) and
 queued as one digest through the outbox, once per reader and day (a guard in the store names the

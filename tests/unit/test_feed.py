@@ -38,6 +38,13 @@ class CountingEmbedder(Embedder):
         return super().embed(texts)
 
 
+class BrokenEmbedder(Embedder):
+    """A model whose weights cannot be read."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise RuntimeError("the model's weights are unreadable")
+
+
 async def indexed(world: World, papers: Sequence[Paper] = PAPERS) -> None:
     await world.store.commit(list(papers), [])
     await world.feed.sync()
@@ -344,10 +351,6 @@ async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later(
     from bot.channels import Channels
     from bot.feed import Feed
 
-    class BrokenEmbedder(Embedder):
-        def embed(self, texts: Sequence[str]) -> np.ndarray:
-            raise RuntimeError("the model's weights are unreadable")
-
     world = World()
     await world.subscriptions.subscribe(HERE, "cat:cs OR cat:eess OR cat:stat")  # every paper of the day
     broken = Feed(world.index, world.store, world.library, BrokenEmbedder())
@@ -367,10 +370,6 @@ async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later(
 async def test_a_broken_model_skips_like_subscriptions_but_routes_the_rest() -> None:
     from bot.channels import Channels
     from bot.feed import Feed
-
-    class BrokenEmbedder(Embedder):
-        def embed(self, texts: Sequence[str]) -> np.ndarray:
-            raise RuntimeError("the model's weights are unreadable")
 
     world = World()
     await world.store.commit([ROBOTS[0]], [])

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import sys
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from bot.errors import CommandError, PaperbotError
@@ -257,15 +257,7 @@ class Feed:
         if not values:
             return query
         await self.sync()
-        members = {}
-        for value in values:
-            paper_id, threshold = Field("like", ":", value).target
-            paper = await self._papers.paper(paper_id) or await self._library.paper(paper_id)
-            if paper is None:
-                raise CommandError(f"like:{paper_id}: paperbot has not seen that paper in the last days")
-            scores = self._scores(await self.vector(paper))
-            members[value] = frozenset(self._ids[n] for n in (scores >= threshold).nonzero()[0]) - {paper_id}
-        return Query(query.text, with_likes(query.root, members))
+        return Query(query.text, with_likes(query.root, await self._members(values, self._scores, self._ids, strict=True)))
 
     async def route_likes(self, router: Router, papers: Sequence[Paper]) -> Router:
         """``router`` with each ``like:`` subscription decided for ``papers`` (new, not yet committed);
@@ -289,13 +281,23 @@ class Feed:
         rows.update(made)
         ids = [p.id for p in papers]
         matrix = unit(np.vstack([rows[pid] for pid in ids]))
+        return router.with_likes(await self._members(values, matrix.__matmul__, ids, strict=False))
+
+    async def _members(
+        self, values: Iterable[str], scores_of: Callable[[np.ndarray], np.ndarray], ids: Sequence[str], *, strict: bool
+    ) -> dict[str, frozenset[str]]:
+        """Each ``like:`` term's matches among ``ids`` (``scores_of`` a vector gives their cosines), the
+        liked paper itself left out. A paper paperbot never saw: a ``CommandError`` when ``strict``,
+        else no matches."""
         members: dict[str, frozenset[str]] = {}
         for value in values:
             paper_id, threshold = Field("like", ":", value).target
             paper = await self._papers.paper(paper_id) or await self._library.paper(paper_id)
             if paper is None:
+                if strict:
+                    raise CommandError(f"like:{paper_id}: paperbot has not seen that paper in the last days")
                 members[value] = frozenset()
                 continue
-            scores = matrix @ await self.vector(paper)
-            members[value] = frozenset(ids[n] for n in (scores >= threshold).nonzero()[0]) - {paper_id}
-        return router.with_likes(members)
+            scores = scores_of(await self.vector(paper))
+            members[value] = frozenset(ids[n] for n in (scores >= threshold).nonzero()[0].tolist()) - {paper_id}
+        return members

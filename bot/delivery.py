@@ -194,10 +194,10 @@ class Deliverer:
                 continue
             try:
                 # A reader's own digest shows every paper in one message; a channel's keeps its digest size.
-                top = len(cards) if destination.channel.startswith("@") else channel.digest_size
+                top = len(cards) if destination.person else channel.digest_size
                 posts = await adapter.post_digest(destination, cards, top, entry.delivery.title or RECAP_TITLE)
             except DeliveryError as exc:
-                if destination.channel.startswith("@") and (exc.permanent or exc.rejected):
+                if destination.person and (exc.permanent or exc.rejected):
                     # A person who cannot be messaged: their digest is a dead letter and they are told
                     # once, the next time they ask paperbot something; nothing is paused.
                     await self._outbox.bury(entry, f"could not send this direct message: {exc}")

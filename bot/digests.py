@@ -85,7 +85,7 @@ class DirectDigests:
 
     async def undeliverable(self, inbox: Destination, problem: str) -> None:
         """A digest could not reach ``inbox`` (a person's direct messages): tell them why, once."""
-        user = UserRef(inbox.platform, inbox.channel.removeprefix("@"))
+        user = UserRef(inbox.platform, inbox.person)
         await self._follows.notice(
             user,
             f"Your daily digest could not be sent to you by direct message ({problem}). "

@@ -160,6 +160,11 @@ class Destination:
         """The stable string used in store keys and logs, e.g. ``slack:C0123``."""
         return f"{self.platform}:{self.channel}"
 
+    @property
+    def person(self) -> str:
+        """For a person's direct messages (channel ``@<user id>``), that user id; else empty."""
+        return self.channel[1:] if self.channel.startswith("@") else ""
+
     @classmethod
     def parse(cls, key: str) -> Destination:
         """Inverse of ``key``."""

@@ -114,14 +114,14 @@ class DiscordOutbound:
     async def _deliver(self, destination: Destination, message: dict[str, Any], edit: int | None = None) -> int:
         where = f"Discord channel {destination.channel}"
         turn = f"discord:{destination.channel}"
-        person = destination.channel.removeprefix("@")  # "@<user id>": that person's direct messages
-        if not person.isdigit():
+        target = destination.person or destination.channel  # a person's direct messages, or a channel
+        if not target.isdigit():
             raise DeliveryError(f"{where}: a Discord channel or user id is a number", permanent=True)
         paced = self._pace.interval > 0
         if paced:
             await self._pace.take(turn)
         try:
-            channel_id = await self._inbox(person) if destination.channel.startswith("@") else int(person)
+            channel_id = await self._inbox(target) if destination.person else int(target)
             if edit is not None:
                 await self._edit(channel_id, edit, message)
                 return edit

@@ -152,9 +152,9 @@ class SlackOutbound:
     async def _channel(self, destination: Destination) -> str:
         """The channel to post in: ``@<user id>`` is that person's direct messages (``conversations.open``,
         scope ``im:write``), opened once per process."""
-        if not destination.channel.startswith("@"):
+        user = destination.person
+        if not user:
             return destination.channel
-        user = destination.channel[1:]
         if user not in self._inboxes:
             answer = await self._call("conversations.open", {"users": user})
             opened = answer.get("channel")

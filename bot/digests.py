@@ -71,12 +71,16 @@ class DirectDigests:
         """Queue every digest that fell due and was not queued yet; returns how many were queued."""
         queued = 0
         now = self._clock()
+        days: dict[datetime, set[str]] = {}  # readers due at the same moment share their day's papers
         for following in await self._follows.everyone():
             due = due_at(following, now)
             day, reader = due.date().isoformat(), following.user.key
             if self._done.get(reader) == day:
                 continue
-            digest = await self._digest(following, due)
+            if due not in days:
+                await self._feed.sync()  # the index and the vectors, current (cheap when nothing changed)
+                days[due] = set(self._index.added_between((due - timedelta(days=1)).timestamp(), due.timestamp()))
+            digest = await self._digest(following, due, days[due])
             if digest is not None and await self._outbox.queue_recap(digest, day, KEEP_GUARD):
                 queued += 1
                 log.info("digest queued", extra={"kv": {"user": reader, "papers": len(digest.recap)}})
@@ -93,12 +97,10 @@ class DirectDigests:
             "Messages tab), or /papers unfollow to stop it.",
         )
 
-    async def _digest(self, following: Following, due: datetime) -> Delivery | None:
-        """The reader's digest for the day ending at ``due``: the best papers first seen in those 24
-        hours, taken from each follow in turn (so one broad follow cannot crowd out the others), each
-        paper once; None when there is none."""
-        await self._feed.sync()
-        day = set(self._index.added_between((due - timedelta(days=1)).timestamp(), due.timestamp()))
+    async def _digest(self, following: Following, due: datetime, day: set[str]) -> Delivery | None:
+        """The reader's digest for the day ending at ``due``: the best of ``day`` (the papers first seen
+        in those 24 hours), taken from each follow in turn (so one broad follow cannot crowd out the
+        others), each paper once; None when there is none."""
         lists = [await self._matches(following, query, day) for query in following.queries]
         chosen: dict[str, str] = {}
         for rank in range(self._size):

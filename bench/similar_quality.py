@@ -148,16 +148,14 @@ def foryou_scores(
     name: str,
     rank_new: Callable[[list[int], list[int], list[int]], list[int]],
     tastes: list[tuple[list[int], list[int], set[int]]],
+    new: list[int],
 ) -> tuple[str, float, float, int]:
     ndcg = p5 = 0.0
     for saved, others, relevant in tastes:
-        ranked = rank_new(saved, others, sorted(NEW))
+        ranked = rank_new(saved, others, new)
         ndcg += ndcg_at_10(ranked, relevant)
         p5 += precision_at_5(ranked, relevant)
     return name, ndcg / len(tastes), p5 / len(tastes), len(tastes)
-
-
-NEW: set[int] = set()
 
 
 def main() -> None:
@@ -172,7 +170,6 @@ def main() -> None:
     order = list(range(len(papers)))
     rng.shuffle(order)
     history, new = set(order[: len(order) // 2]), set(order[len(order) // 2 :])
-    NEW.update(new)
     tastes: list[tuple[list[int], list[int], set[int]]] = []
     for cat, method in sorted({(c, m) for c, ms in zip(cats, methods, strict=True) for m in ms}):
         members = {i for i in range(len(papers)) if cats[i] == cat and method in methods[i]}
@@ -205,12 +202,12 @@ def main() -> None:
 
         return rank
 
-    rows.append(("foryou", *foryou_scores("random", by_scores(random_scores), tastes)))
-    rows.append(("foryou", *foryou_scores("keyword overlap (best saved)", by_scores(overlap), tastes)))
+    rows.append(("foryou", *foryou_scores("random", by_scores(random_scores), tastes, sorted(new))))
+    rows.append(("foryou", *foryou_scores("keyword overlap (best saved)", by_scores(overlap), tastes, sorted(new))))
     for name, matrix in representations.items():
-        rows.append(("foryou", *foryou_scores(f"{name}, linear model", by_model(matrix), tastes)))
+        rows.append(("foryou", *foryou_scores(f"{name}, linear model", by_model(matrix), tastes, sorted(new))))
     both = np.hstack([representations["tf-idf"], representations["wordllama 256-d"]]) / math.sqrt(2)
-    rows.append(("foryou", *foryou_scores("tf-idf + wordllama, linear model", by_model(both), tastes)))
+    rows.append(("foryou", *foryou_scores("tf-idf + wordllama, linear model", by_model(both), tastes, sorted(new))))
 
     print(f"quality set: {len(papers)} papers, {sum(1 for r in related if r)} with related papers, {len(tastes)} tastes")
     print(f"{'task':8} {'representation':38} {'nDCG@10':>8} {'P@5':>6} {'n':>5}")

@@ -39,7 +39,7 @@ from bot.store.coordination import RedisCoordination
 from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
-from bot.store.redis import RedisStore, redis_errors
+from bot.store.redis import Client, RedisStore, cluster_prefix, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
 from bot.vectors import Embedder
 
@@ -134,14 +134,18 @@ REDIS_CONNECTIONS = 64  # per process; more concurrent commands wait for a conne
 REDIS_WAIT = 10.0  # seconds a command waits for a free connection before it is a StoreError
 
 
-async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
-    """``REDIS_URL`` when set, else the embedded Redis in the data directory; checked with a PING. The
-    pool blocks when every connection is busy (a burst of commands queues; it does not fail)."""
-    options: dict[str, Any] = {"max_connections": REDIS_CONNECTIONS, "timeout": REDIS_WAIT, "protocol": 2, "socket_timeout": 10}
+async def open_redis(settings: Settings, stack: AsyncExitStack) -> tuple[Client, str]:
+    """The client and the key prefix to use on it: ``REDIS_URL`` when set, else the embedded Redis in the
+    data directory; checked with a PING. A URL naming any node of a Redis Cluster (``cluster_enabled:1``)
+    gets a cluster client, and the prefix a hash tag. The single-server pool blocks when every connection
+    is busy (a burst of commands queues; it does not fail)."""
+    options: dict[str, Any] = {"max_connections": REDIS_CONNECTIONS, "protocol": 2, "socket_timeout": 10}
+    prefix = settings.store.key_prefix
     pool: redis.BlockingConnectionPool
     if settings.store.redis_url:
+        url = settings.store.redis_url.reveal()
         try:
-            pool = redis.BlockingConnectionPool.from_url(settings.store.redis_url.reveal(), socket_connect_timeout=5, **options)
+            pool = redis.BlockingConnectionPool.from_url(url, socket_connect_timeout=5, timeout=REDIS_WAIT, **options)
         except ValueError:
             raise ConfigError(["REDIS_URL: not a valid redis:// or rediss:// or unix:// URL"]) from None
     else:
@@ -150,13 +154,24 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> redis.Redis:
         embedded = EmbeddedRedis(data_dir)
         stack.callback(embedded.close)
         pool = redis.BlockingConnectionPool(
-            connection_class=redis.UnixDomainSocketConnection, path=embedded.socket_path, **options
+            connection_class=redis.UnixDomainSocketConnection, path=embedded.socket_path, timeout=REDIS_WAIT, **options
         )
-    client = redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
-    stack.push_async_callback(client.aclose)
-    async with redis_errors(client, "answer PING"):
-        await client.ping()
-    return client
+    single = redis.Redis.from_pool(pool)  # the client owns the pool: closing it closes the connections
+    stack.push_async_callback(single.aclose)
+    async with redis_errors(single, "answer PING"):
+        await single.ping()
+        clustered = settings.store.redis_url and (await single.info("cluster")).get("cluster_enabled") in (1, "1")
+    if not clustered:
+        return single, prefix
+    await single.aclose()
+    cluster = redis.RedisCluster.from_url(url, socket_connect_timeout=5, **options)
+    stack.push_async_callback(cluster.aclose)
+    async with redis_errors(cluster, "describe its cluster"):
+        # Learn the slots before any concurrent use: commands racing the client's first discovery can be
+        # handed a connection that discovery is closing (redis-py 8.1).
+        await cluster.initialize()
+    log.info("Redis Cluster", extra={"kv": {"masters": len(cluster.get_primaries()), "prefix": cluster_prefix(prefix)}})
+    return cluster, cluster_prefix(prefix)
 
 
 @asynccontextmanager
@@ -184,9 +199,8 @@ async def open_app(
         if missing:
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
 
-        client = await open_redis(settings, stack)
+        client, prefix = await open_redis(settings, stack)
         ttl = settings.store.paper_ttl_days * 86400
-        prefix = settings.store.key_prefix
         redact = redactor(settings.secrets())
         track = settings.delivery.track_days * 86400
         spacing = settings.delivery.edit_spacing_minutes * 60

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as redis
 
 from bot.store.redis import RedisStore
-from tests.redis_servers import RedisProcess, embedded_binary, require_redis, system_binary
+from tests.redis_servers import RedisClusterProcesses, RedisProcess, embedded_binary, require_redis, system_binary
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -61,20 +61,55 @@ def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real three-master Redis Cluster: ``TEST_REDIS_CLUSTER_URL`` if one is running, else one made here
+    from Debian's redis-server (skipped without it, failed under REQUIRE_REDIS=1, like the server above)."""
+    if os.environ.get("TEST_REDIS_CLUSTER_URL"):
+        yield os.environ["TEST_REDIS_CLUSTER_URL"]
+        return
+    binary = system_binary()
+    if binary is None:
+        if require_redis():
+            pytest.fail("REQUIRE_REDIS=1 but redis-server is not available to make a Redis Cluster")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
+    cluster = RedisClusterProcesses(binary, tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's redis-server speaking only TLS, with a throwaway CA: a ``rediss://`` URL that trusts it."""
+    binary = system_binary()
+    if binary is None:
+        if require_redis():
+            pytest.fail("REQUIRE_REDIS=1 but redis-server is not available to serve TLS")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
+    server = RedisProcess(binary, tmp_path_factory.mktemp("redis-tls"), tls=True).start()
+    yield server.url
+    server.stop()
+
+
 def _client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, protocol=2)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("fakeredis", id="fakeredis"),
-        pytest.param("embedded", id="embedded-redis", marks=pytest.mark.redis),
-        pytest.param("system", id="redis-server", marks=pytest.mark.redis),
-    ]
-)
-async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
-    """A client on each backend in turn; fakeredis gets a private server per test."""
-    if request.param == "fakeredis":
+BACKENDS = [
+    pytest.param("fakeredis", id="fakeredis"),
+    pytest.param("embedded", id="embedded-redis", marks=pytest.mark.redis),
+    pytest.param("system", id="redis-server", marks=pytest.mark.redis),
+]
+
+
+async def backend_client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    """A client on the backend ``request.param`` names; fakeredis gets a private server per test."""
+    if request.param == "cluster":
+        client: Any = redis.RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"), protocol=2)
+        await client.initialize()  # as bot/app.py does: before any concurrent use
+    elif request.param == "tls":
+        client = _client(request.getfixturevalue("redis_tls_url"))
+    elif request.param == "fakeredis":
         client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
     elif request.param == "embedded":
         client = _client(request.getfixturevalue("embedded_redis").url)
@@ -84,10 +119,22 @@ async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Re
     await client.aclose()
 
 
+@pytest.fixture(params=BACKENDS)
+async def redis_client(request: pytest.FixtureRequest) -> AsyncIterator[redis.Redis]:
+    """A client on each backend in turn (the store contract suite adds a Redis Cluster: tests/contract)."""
+    async for client in backend_client(request):
+        yield client
+
+
+def unique_prefix() -> str:
+    """A unique key prefix with a hash tag, so one test's keys share a cluster slot (as paperbot's do)."""
+    return f"{{test:{uuid.uuid4().hex}}}:"
+
+
 @pytest.fixture
 async def store(redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
     """A RedisStore under a unique prefix (no FLUSHDB on a shared server), cleaned up afterwards."""
-    prefix = f"test:{uuid.uuid4().hex}:"
+    prefix = unique_prefix()
     store = RedisStore(redis_client, prefix=prefix)
     yield store
     keys = [key async for key in redis_client.scan_iter(match=prefix + "*")]

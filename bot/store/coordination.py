@@ -22,11 +22,9 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-import redis.asyncio as redis
-
 from bot.model import Destination
 from bot.pacing import TURN_POLL
-from bot.store.redis import redis_errors, text
+from bot.store.redis import Client, redis_errors, text
 
 # Renew or release a lock only if this owner still holds it (it may have expired and been taken).
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
@@ -67,7 +65,7 @@ return free_at
 class RedisCoordination:
     """Cross-process state on the same Redis and prefix as the store."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:", redact: Callable[[str], str] = str) -> None:
+    def __init__(self, client: Client, prefix: str = "paperbot:", redact: Callable[[str], str] = str) -> None:
         self._redact = redact  # reasons and errors may quote a request: no secret is ever stored
         self._redis = client
         self._prefix = prefix

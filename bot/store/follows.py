@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 
-import redis.asyncio as redis
-
 from bot.model import Following, UserRef
-from bot.store.redis import redis_errors, text
+from bot.store.redis import Client, redis_errors, text
 
 
 class RedisFollows:
     """The ``Follows`` port on the same Redis and prefix as the rest of the store."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+    def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
         self._redis = client
         self._prefix = prefix
 

@@ -16,10 +16,8 @@ import time
 from datetime import UTC, datetime
 from typing import cast
 
-import redis.asyncio as redis
-
 from bot.model import Paper, Saved, UserRef
-from bot.store.redis import redis_errors, text
+from bot.store.redis import Client, redis_errors, text
 from bot.store.retention import pack, unpack
 
 SEARCH_TTL = 3600
@@ -46,7 +44,7 @@ return 1
 class RedisLibrary:
     """Saved papers on the same Redis and prefix as the rest of the store."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+    def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
         self._redis = client
         self._prefix = prefix
         self._save = client.register_script(_SAVE)

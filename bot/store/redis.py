@@ -209,8 +209,22 @@ DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliver
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
 
 
-def describe(client: redis.Redis) -> str:
+Client = redis.Redis | redis.RedisCluster  # a single server (or Sentinel's master), or a Redis Cluster
+
+
+def cluster_prefix(prefix: str) -> str:
+    """The key prefix on a Redis Cluster: with a hash tag, so every key paperbot has lands in one slot and
+    any script or transaction may touch any of them together (``paperbot:`` → ``{paperbot}:``)."""
+    if "{" in prefix and "}" in prefix.split("{", 1)[1]:
+        return prefix  # the operator chose a tag (one per deployment sharing a cluster)
+    return "{" + (prefix.rstrip(":") or "paperbot") + "}:"
+
+
+def describe(client: Client) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
+    if isinstance(client, redis.RedisCluster):
+        node = client.get_default_node()
+        return f"cluster {node.host}:{node.port}" if node else "cluster"
     kwargs = client.connection_pool.connection_kwargs
     if kwargs.get("path"):
         return f"unix:{kwargs['path']}"
@@ -218,7 +232,7 @@ def describe(client: redis.Redis) -> str:
 
 
 @asynccontextmanager
-async def redis_errors(client: redis.Redis, what: str) -> AsyncIterator[None]:
+async def redis_errors(client: Client, what: str) -> AsyncIterator[None]:
     """Translate redis-py exceptions into ``StoreError`` naming the server (never its password)."""
     try:
         yield
@@ -239,7 +253,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         prefix: str = "paperbot:",
         paper_ttl: int = 30 * 86400,
         redact: Callable[[str], str] = str,

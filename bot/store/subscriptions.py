@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import time
 
-import redis.asyncio as redis
-
 from bot.model import Destination
-from bot.store.redis import redis_errors, text
+from bot.store.redis import Client, redis_errors, text
 
 
 class RedisSubscriptions:
     """Subscriptions on the same Redis and prefix as the rest of the store."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "paperbot:") -> None:
+    def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
         self._redis = client
         self._prefix = prefix
 

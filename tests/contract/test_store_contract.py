@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 import zlib
 
 import pytest
@@ -13,6 +12,7 @@ import redis.asyncio as redis
 from bot.model import Delivery, Destination, PostRef
 from bot.store.redis import RedisStore
 from bot.store.retention import SEEN_DAYS
+from tests.conftest import unique_prefix
 from tests.fakes import make_paper
 
 A, B = Destination("console", "a"), Destination("slack", "C0B")
@@ -129,12 +129,12 @@ async def test_an_idle_consumer_is_retired_but_one_with_pending_work_is_kept(
 
 
 async def test_stores_with_different_prefixes_never_see_each_others_keys(redis_client: redis.Redis) -> None:
-    one, two = RedisStore(redis_client, prefix="test:one:"), RedisStore(redis_client, prefix="test:two:")
+    one, two = RedisStore(redis_client, prefix="{test:one}:"), RedisStore(redis_client, prefix="{test:two}:")
     try:
         await one.commit([make_paper("2603.00001")], [])
         assert await two.unseen(["2603.00001"]) == ["2603.00001"]
     finally:
-        await redis_client.delete("test:one:seen", "test:one:paper:2603.00001", "test:one:outbox")
+        await redis_client.delete("{test:one}:seen", "{test:one}:paper:2603.00001", "{test:one}:outbox")
 
 
 async def test_cached_papers_expire(store: RedisStore, redis_client: redis.Redis) -> None:
@@ -156,7 +156,7 @@ class Clock:
 
 async def test_a_seen_set_from_before_periods_is_adopted_and_forgotten_in_time(redis_client: redis.Redis) -> None:
     clock = Clock(1_800_000_000.0)
-    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", clock=clock)
+    store = RedisStore(redis_client, prefix=unique_prefix(), clock=clock)
     try:
         await redis_client.sadd(store.key("seen"), *[f"2401.{n:05d}" for n in range(12_000)])  # an older store's
         await store.commit([make_paper("2611.00041")], [])
@@ -171,7 +171,7 @@ async def test_a_seen_set_from_before_periods_is_adopted_and_forgotten_in_time(r
 
 async def test_the_store_forgets_in_steps_and_never_too_early(redis_client: redis.Redis) -> None:
     clock = Clock(1_800_000_000.0)
-    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", paper_ttl=30 * 86400, clock=clock)
+    store = RedisStore(redis_client, prefix=unique_prefix(), paper_ttl=30 * 86400, clock=clock)
     try:
         paper = make_paper("2611.00031")
         await store.commit([paper], [Delivery(A, paper.id)])
@@ -273,7 +273,7 @@ async def test_waiting_for_work_wakes_when_something_is_queued(store: RedisStore
 
 
 async def test_the_recent_index_is_trimmed_at_commit_time(redis_client: redis.Redis) -> None:
-    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", paper_ttl=1)
+    store = RedisStore(redis_client, prefix=unique_prefix(), paper_ttl=1)
     await store.commit([make_paper("2611.00021")], [])
     await asyncio.sleep(1.1)
     await store.commit([make_paper("2611.00022")], [])  # nobody queried in between
@@ -307,7 +307,7 @@ async def test_papers_cached_by_earlier_versions_still_read(store: RedisStore, r
 
 async def test_a_paper_is_followed_for_the_tracking_window_then_forgotten(redis_client: redis.Redis) -> None:
     clock = [1_790_000_000.0]
-    store = RedisStore(redis_client, prefix=f"test:{uuid.uuid4().hex}:", clock=lambda: clock[0])
+    store = RedisStore(redis_client, prefix=unique_prefix(), clock=lambda: clock[0])
     old = make_paper("2611.00001", upvotes=3)
     await store.commit([old], [Delivery(A, old.id)], watched={A, B})  # A and B have upvote thresholds
     assert await store.first_seen([old.id]) == {old.id: 3}

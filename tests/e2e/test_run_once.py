@@ -139,6 +139,18 @@ def test_the_embedded_store_remembers_between_runs(tmp_path: Path, paperbot: Run
     assert (tmp_path / "data").is_dir()
 
 
+@pytest.mark.redis
+def test_a_rediss_url_keeps_papers_on_a_tls_only_redis(tmp_path: Path, redis_tls_url: str, paperbot: Run) -> None:
+    with StandIn(HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00013", "Mu")]})) as server:
+        env = base_env(tmp_path, HF_ENDPOINT=server.url, REDIS_URL=redis_tls_url)
+        first = paperbot(env, "run", "--once", "--json")
+        second = paperbot(env, "run", "--once", "--json")
+    assert first.returncode == 0, first.stderr
+    assert [p["id"] for p in json_lines(first.stdout)] == ["2611.00013"]
+    assert (second.returncode, second.stdout) == (0, "")  # remembered there
+    assert not (tmp_path / "data").exists()  # no embedded store was started beside it
+
+
 def test_bad_configuration_exits_2_listing_every_problem_before_connecting(tmp_path: Path, paperbot: Run) -> None:
     config = tmp_path / "paperbot.toml"
     config.write_text('[sources.huggingface]\nlookback_days = -1\n[[channels]]\nplatform = "irc"\nid = "x"\n')

@@ -9,7 +9,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -38,6 +38,15 @@ id = "CALL"
 
 @pytest.fixture
 def slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    yield from _slack_env(real_redis_url, tmp_path)
+
+
+@pytest.fixture
+def cluster_env(redis_cluster_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    yield from _slack_env(redis_cluster_url, tmp_path)
+
+
+def _slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     config = tmp_path / "paperbot.toml"
     config.write_text(CONFIG)
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00031", "Reasoning at Scale"), hf_item("2611.00032", "Protein Design")]})
@@ -55,6 +64,33 @@ def slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-d
 
 
 def test_run_once_posts_every_new_paper_once_to_each_matching_slack_channel(slack_env, paperbot: Run) -> None:  # type: ignore[no-untyped-def]
+    one_cycle_posts_each_paper_once(slack_env, paperbot)
+
+
+@pytest.mark.redis
+def test_the_same_cycle_runs_unchanged_on_a_three_master_redis_cluster(
+    cluster_env, redis_cluster_url: str, paperbot: Run
+) -> None:  # type: ignore[no-untyped-def]
+    env, _ = cluster_env
+    one_cycle_posts_each_paper_once(cluster_env, paperbot)
+    tag = "{" + env["PAPERBOT_KEY_PREFIX"].rstrip(":") + "}:"
+    port = urlsplit(redis_cluster_url).port
+    nodes = subprocess.run(["redis-cli", "-p", str(port), "cluster", "nodes"], capture_output=True, text=True).stdout
+    masters = [line.split()[1].split("@")[0] for line in nodes.splitlines() if "master" in line]
+    keys = []
+    for node in masters:
+        scan = ["redis-cli", "-h", node.split(":")[0], "-p", node.split(":")[1], "--scan", "--pattern", tag + "*"]
+        keys += subprocess.run(scan, capture_output=True, text=True).stdout.split()
+    assert len(masters) == 3
+    assert any(k.endswith(":outbox") for k in keys), keys  # the cycle's keys are there
+    assert any(":paper:" in k for k in keys), keys
+    keyslot = ["redis-cli", "-p", str(port), "cluster", "keyslot"]
+    slots = {subprocess.run([*keyslot, k], capture_output=True, text=True).stdout for k in keys}
+    assert len(slots) == 1  # one hash tag: every script and transaction may touch any of them together
+
+
+def one_cycle_posts_each_paper_once(slack_env, paperbot: Run) -> None:  # type: ignore[no-untyped-def]
+    """Two ``run --once`` cycles: each new paper posted once to each matching channel, the token never logged."""
     env, api = slack_env
     for _ in range(2):
         result = paperbot(env, "run", "--once")

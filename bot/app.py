@@ -25,10 +25,12 @@ from bot.delivery import Deliverer
 from bot.digests import DirectDigests
 from bot.errors import ConfigError, PaperbotError
 from bot.feed import Feed
+from bot.health import Status
 from bot.logs import redactor
+from bot.metrics import Metrics
 from bot.pacing import MinInterval
 from bot.poller import Poller
-from bot.ports import Adapter, Listener, SharedPace, Source
+from bot.ports import Adapter, Listener, SharedPace, Source, Watched
 from bot.search import PaperIndex
 from bot.service import App, Schedule
 from bot.settings import Settings
@@ -63,26 +65,37 @@ class Platforms:
 
 
 def build_platforms(settings: Settings, json_lines: bool = False) -> Platforms:
-    """The console, plus Slack and Discord when their tokens are set; an SDK is imported only when used."""
+    """The console, plus Slack and Discord when their tokens are set (an SDK is imported only when
+    used), plus the web port when ``PORT`` is set or Slack's HTTP mode needs it: it carries Slack's
+    routes then, and is that platform's listener."""
     from adapters.console import ConsoleAdapter
 
     built = Platforms({"console": ConsoleAdapter(sys.stdout, json_lines=json_lines)})
     slack = settings.slack
+    web = None
+    if settings.web.port or (slack.bot_token and slack.signing_secret and not slack.app_token):
+        from adapters.web import WebServer
+
+        web = WebServer(settings.web.port or settings.web.DEFAULT_PORT)
+        built.listeners["web"] = web
     if slack.bot_token:
         from adapters.slack.inbound import SlackInbound
         from adapters.slack.outbound import SlackOutbound, web_client
 
         client = web_client(slack.bot_token.reveal(), slack.api_url)
         built.adapters["slack"] = SlackOutbound(client)
-        if slack.app_token or slack.signing_secret:  # posting needs no inbound credential; listening does
-            built.listeners["slack"] = SlackInbound(
-                client,
-                app_token=slack.app_token.reveal() if slack.app_token else None,
-                signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
-                command=slack.command,
-                port=slack.port,
-                save_emoji=settings.chat.save_emoji.get("slack", "bookmark"),
-            )
+        inbound = SlackInbound(
+            client,
+            app_token=slack.app_token.reveal() if slack.app_token else None,
+            signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
+            command=slack.command,
+            save_emoji=settings.chat.save_emoji.get("slack", "bookmark"),
+        )
+        if slack.app_token:  # posting needs no inbound credential; listening does
+            built.listeners["slack"] = inbound
+        elif slack.signing_secret and web is not None:
+            web.mount(inbound.routes)
+            built.listeners["slack"] = built.listeners.pop("web")  # Slack reaches paperbot through it
     if settings.discord.token:
         from adapters.discord.client import new_client
         from adapters.discord.inbound import DiscordInbound
@@ -221,6 +234,7 @@ async def open_app(
         stack.push_async_callback(index.saved)  # runs first: a snapshot being written is finished
         feed = Feed(index, store, library, Embedder())
         follows = RedisFollows(client, prefix)
+        metrics = Metrics()
         digests = DirectDigests(follows, index, feed, store, lambda: datetime.now(UTC))
         commands = CommandCore(
             store,
@@ -236,6 +250,7 @@ async def open_app(
             feed=feed,
             follows=follows,
             dm_at=settings.chat.dm_at,
+            timed=metrics.answered,
         )
         budget = settings.schedule.poll_budget_seconds
         poller = Poller(
@@ -267,6 +282,12 @@ async def open_app(
         schedule = Schedule(
             settings.schedule.poll_interval_minutes, settings.schedule.jitter_seconds, settings.delivery.interval_seconds
         )
+        # A process that polls is unready when no poll (anyone's) finished for two intervals and a budget.
+        overdue = None if role == "worker" else 2 * 60 * schedule.poll_minutes + schedule.jitter_seconds + budget
+        status = Status(metrics, store, coordination, platforms.listeners, poll_overdue=overdue)
+        for listener in platforms.listeners.values():
+            if isinstance(listener, Watched):
+                listener.watch(status)
         yield App(
             poller,
             deliverer,
@@ -278,4 +299,5 @@ async def open_app(
             platforms.adapters,
             platforms.listeners,
             consumer,
+            metrics,
         )

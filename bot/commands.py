@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from bot.cards import to_card
@@ -141,7 +141,9 @@ class CommandCore:
         feed: Feed | None = None,
         follows: Follows | None = None,
         dm_at: str = "08:00",
+        timed: Callable[[str, str, float], None] | None = None,
     ) -> None:
+        self._timed = timed  # (platform, command, seconds) of each answered command (bot.metrics)
         self._feed = feed
         self._follows = follows
         self._dm_at = dm_at
@@ -165,12 +167,15 @@ class CommandCore:
         never read as another subcommand, so a search for "subscribe everything" is a search."""
         if command.name not in (*SUBCOMMANDS, "search"):
             return Reply(f"there is no /papers {command.name}{HELP_HINT}")
+        started = time.perf_counter()
         if command.name == "follow":
             work = self._follow(command.argument, user, where, command.at or None)
         else:
             work = getattr(self, f"_{command.name}")(command.argument, user, where)
         reply = await replying(work, HELP_HINT)
         notice = await self._notice(user)
+        if self._timed is not None:
+            self._timed(user.platform, command.name, time.perf_counter() - started)
         return Reply(f"{notice}\n\n{reply.text}", reply.cards, file=reply.file) if notice else reply
 
     async def _notice(self, user: UserRef) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ class DeliveryReport:
     failed: dict[str, str] = field(default_factory=dict)  # destination key → reason
     pending: int = 0
     dead: int = 0  # moved to the dead letters this pass
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)  # (platform, outcome) → how many
 
     def merged(self, later: DeliveryReport) -> DeliveryReport:
         """This pass and a ``later`` one as one report (what is still pending is the later count)."""
@@ -55,7 +57,21 @@ class DeliveryReport:
             {**self.failed, **later.failed},
             later.pending,
             self.dead + later.dead,
+            self.outcomes + later.outcomes,
         )
+
+    def add(self, platform: str, part: DeliveryReport) -> None:
+        """Take in one destination's part of a pass, counting its outcomes under ``platform``."""
+        self.delivered += part.delivered
+        self.edited += part.edited
+        self.already_delivered += part.already_delivered
+        self.skipped += part.skipped
+        self.failed.update(part.failed)
+        self.pending += part.pending
+        self.dead += part.dead
+        counts = {"posted": part.delivered, "edited": part.edited, "skipped": part.skipped + part.already_delivered}
+        counts |= {"failed": len(part.failed), "dead": part.dead}
+        self.outcomes.update({(platform, outcome): n for outcome, n in counts.items() if n})
 
 
 class Deliverer:
@@ -122,7 +138,10 @@ class Deliverer:
             by_destination: dict[Destination, list[OutboxEntry]] = {}
             for entry in entries:
                 by_destination.setdefault(entry.delivery.destination, []).append(entry)
-            await asyncio.gather(*(self._deliver_to(dest, queue, report) for dest, queue in by_destination.items()))
+            parts = {destination: DeliveryReport() for destination in by_destination}
+            await asyncio.gather(*(self._deliver_to(dest, queue, parts[dest]) for dest, queue in by_destination.items()))
+            for destination, part in parts.items():
+                report.add(destination.platform, part)
             if len(entries) < self._batch or report.failed:
                 break
         return report

@@ -173,6 +173,15 @@ class Destination:
 
 
 @dataclass(frozen=True, slots=True)
+class Backlog:
+    """The outbox at a glance: deliveries owed, the oldest one's age (seconds; 0 when none) and dead letters."""
+
+    depth: int
+    oldest_seconds: float
+    dead: int
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     """A configured destination with its routing and noise rules."""
 

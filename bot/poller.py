@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ class PollReport:
     recaps: int = 0  # weekly recaps queued
     digests: int = 0  # readers' direct-message digests queued
     skipped: bool = False  # another process held the poll lock
+    fetched_by: Counter[str] = field(default_factory=Counter)  # papers each source returned
+    new_by: Counter[str] = field(default_factory=Counter)  # first-seen papers each source reported
 
     def summary(self) -> dict[str, object]:
         """The fields of the one log line a poll writes."""
@@ -150,6 +153,7 @@ class Poller:
                 await self._coordination.record_health(source.name, False, problem[:500])
             else:
                 report.answered.append(source.name)
+                report.fetched_by[source.name] += len(result)
                 batches.append(result)
                 await self._coordination.record_health(source.name, True, "", len(result))
                 if not result and datetime.now(UTC).weekday() < 5:
@@ -208,6 +212,7 @@ class Poller:
         if first_poll:
             await self._outbox.begin()
         report.new += len(committed)
+        report.new_by.update(source for paper in fresh if paper.id in committed for source in paper.sources)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
         if self._remember is not None and committed:
             await self._remember([p for p in fresh if p.id in committed])

@@ -14,6 +14,7 @@ from datetime import date
 from typing import Any, Protocol, runtime_checkable
 
 from bot.model import (
+    Backlog,
     Card,
     Command,
     Delivery,
@@ -195,6 +196,10 @@ class Outbox(Protocol):
         """Every delivery still owed, oldest first, with ``id``, ``dest`` and ``paper``."""
         ...
 
+    async def backlog(self) -> Backlog:
+        """How many deliveries are owed, how old the oldest is, and how many are dead letters (one round trip)."""
+        ...
+
     async def last_posts(self) -> dict[str, str]:
         """When paperbot last posted to each destination (ISO times)."""
         ...
@@ -331,6 +336,10 @@ class Coordination(Protocol):
         """Release a lock if ``owner`` holds it."""
         ...
 
+    async def holder(self, name: str) -> str | None:
+        """Who holds the lock ``name`` now, or None."""
+        ...
+
     async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
         """Stop delivering to ``destination`` for a while; its papers stay queued."""
         ...
@@ -459,4 +468,25 @@ class ReplyViewer(Protocol):
 
     async def show_reply(self, reply: Reply) -> None:
         """Show ``reply``."""
+        ...
+
+
+class Probe(Protocol):
+    """What an operator's probes ask a process (``bot.health.Status``)."""
+
+    async def problems(self) -> list[str]:
+        """Why this process is not ready; empty when it is."""
+        ...
+
+    async def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text for a scrape, and its content type."""
+        ...
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A listener that reports on the process (the web port's ``/readyz`` and ``/metrics``)."""
+
+    def watch(self, probe: Probe) -> None:
+        """Answer from ``probe`` from now on."""
         ...

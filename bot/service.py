@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any
 
 from bot.delivery import Deliverer, DeliveryReport
 from bot.errors import ListenerError, PaperbotError, SourceError, StoreError
+from bot.metrics import Metrics
 from bot.pacing import backoff
 from bot.poller import Poller, PollReport
 from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
@@ -63,18 +65,19 @@ class App:
     adapters: Mapping[str, Adapter] = field(default_factory=dict)
     listeners: Mapping[str, Listener] = field(default_factory=dict)
     owner: str = "paperbot"  # this process, as locks and delivery consumers name it
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def cycle(self) -> CycleReport:
         """Poll (unless a worker) and deliver (unless a poller). What is already queued goes out while the
         poll runs, never after it; what the poll queued goes out when it ends; a failed poll delivers too."""
         polling = asyncio.create_task(self._poll())
         try:
-            delivery = await self.deliverer.deliver() if self.role != "poller" else DeliveryReport()
+            delivery = await self.deliver() if self.role != "poller" else DeliveryReport()
             poll = await polling
         finally:
             polling.cancel()  # only still running if delivery raised (Redis lost): do not leave it behind
         if (poll.queued or poll.edits or poll.rising or poll.recaps or poll.digests) and self.role != "poller":
-            delivery = delivery.merged(await self.deliverer.deliver())
+            delivery = delivery.merged(await self.deliver())
         report = CycleReport(poll, delivery)
         log.info("cycle finished", extra={"kv": report.summary()})
         return report
@@ -85,17 +88,26 @@ class App:
         log.info("poll finished", extra={"kv": report.summary() | {"queued": report.queued}})
         return report
 
+    async def deliver(self) -> DeliveryReport:
+        """One delivery pass, counted in the metrics."""
+        report = await self.deliverer.deliver()
+        self.metrics.delivered(report)
+        return report
+
     async def _poll(self) -> PollReport:
         if self.role == "worker":
             return PollReport(skipped=True)
+        started = time.perf_counter()
         try:
-            return await self.poller.poll()
+            report = await self.poller.poll()
         except StoreError:
             raise
         except Exception as exc:  # a bug in one poll must not stop delivery of what is queued
             problem = f"{type(exc).__name__}: {exc}"[:500]
             log.error("poll failed", extra={"kv": {"problem": problem}})
-            return PollReport(failed={"poll": problem})
+            report = PollReport(failed={"poll": problem})
+        self.metrics.polled(report, time.perf_counter() - started)
+        return report
 
 
 async def run_once(app: App) -> CycleReport:
@@ -118,7 +130,7 @@ async def deliver_forever(app: App) -> None:
         while True:
             try:
                 tip = tip or await app.outbox.wait_for_work("", 0)
-                report = await app.deliverer.deliver()
+                report = await app.deliver()
                 if report.delivered or report.edited or report.failed or report.dead:
                     kv = {"delivered": report.delivered, "edited": report.edited, "pending": report.pending, "dead": report.dead}
                     log.info("delivered", extra={"kv": kv | ({"failed": ",".join(report.failed)} if report.failed else {})})

@@ -37,6 +37,11 @@ class DiscordInbound:
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
 
+    @property
+    def connected(self) -> bool:
+        """The gateway session is up (what /readyz reports)."""
+        return self.client.is_ready() and not self.client.is_closed()
+
     def attach(self, commands: Commands) -> None:
         """Answer commands, buttons and reactions with ``commands`` from now on."""
         self.client.commands = commands

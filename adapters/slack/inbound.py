@@ -1,5 +1,5 @@
-"""Receiving from Slack: the bolt app, served over Socket Mode when an app token is set, else over
-HTTP at ``POST /slack/events`` with every request's signature checked."""
+"""Receiving from Slack: the bolt app, served over Socket Mode when an app token is set, else as
+routes on the web port (``POST /slack/events``, every request's signature checked)."""
 
 from __future__ import annotations
 
@@ -34,8 +34,6 @@ class SlackInbound:
         app_token: str | None = None,
         signing_secret: str | None = None,
         command: str = "/papers",
-        port: int = 3000,
-        host: str = "0.0.0.0",  # HTTP mode must be reachable by Slack
         ack_budget: float = 2.0,
         save_emoji: str = "bookmark",
     ) -> None:
@@ -44,8 +42,8 @@ class SlackInbound:
         self._app_token = app_token
         self._signing_secret = signing_secret or ""
         self._command = command
-        self._host, self._port = host, port
         self._ack_budget = ack_budget
+        self.connected = False  # Socket Mode's websocket is open (what /readyz reports)
 
     def build_app(self, commands: Commands, process_before_response: bool = False) -> AsyncApp:
         """The bolt app wired to ``commands``. Every value bolt would read from the environment is given."""
@@ -63,30 +61,28 @@ class SlackInbound:
         Handlers(commands, self._client, self._ack_budget, self._save_emoji).register(app, self._command)
         return app
 
-    async def run(self, commands: Commands) -> None:
-        """Serve Slack until cancelled: Socket Mode with an app token, else HTTP on the configured port."""
-        app = self.build_app(commands)
-        if self._app_token:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+    def routes(self, commands: Commands) -> list[web.RouteDef]:
+        """HTTP mode: ``POST /slack/events``, every request's signature checked (mounted on the web port)."""
+        return event_routes(self.build_app(commands), self._signing_secret)
 
-            await self._check_app_token()
-            handler = AsyncSocketModeHandler(app, self._app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
-            log.info("slack connected", extra={"kv": {"mode": "socket"}})
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
-                log.info("slack disconnected", extra={"kv": {"mode": "socket"}})
-            return
-        runner = web.AppRunner(http_app(app, self._signing_secret), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, self._host, self._port).start()
-        log.info("slack listening", extra={"kv": {"mode": "http", "port": self._port, "path": "/slack/events"}})
+    async def run(self, commands: Commands) -> None:
+        """Serve Slack over Socket Mode until cancelled (HTTP mode is ``routes``, on the web port)."""
+        if not self._app_token:
+            raise ListenerError("Slack Socket Mode needs SLACK_APP_TOKEN (HTTP mode is served on the web port)")
+        app = self.build_app(commands)
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        await self._check_app_token()
+        handler = AsyncSocketModeHandler(app, self._app_token)
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
+        self.connected = True
+        log.info("slack connected", extra={"kv": {"mode": "socket"}})
         try:
             await asyncio.Event().wait()
         finally:
-            await runner.cleanup()
+            self.connected = False
+            await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
+            log.info("slack disconnected", extra={"kv": {"mode": "socket"}})
 
     async def _check_app_token(self) -> None:
         """Ask Slack once whether the app token may open Socket Mode, so a wrong or revoked token is one
@@ -106,8 +102,8 @@ class SlackInbound:
             raise ListenerError(f"Slack is unreachable ({type(exc).__name__})") from None
 
 
-def http_app(app: AsyncApp, signing_secret: str) -> web.Application:
-    """The aiohttp application for HTTP mode: ``POST /slack/events`` (signed) and ``GET /healthz``.
+def event_routes(app: AsyncApp, signing_secret: str) -> list[web.RouteDef]:
+    """``POST /slack/events`` for HTTP mode, dispatched to the bolt ``app``.
 
     The timestamp and signature are checked on the raw bytes before anything parses the body, so
     unsigned junk (broken JSON, a JSON array, bytes that are not UTF-8, a timestamp that is not a
@@ -126,13 +122,7 @@ def http_app(app: AsyncApp, signing_secret: str) -> web.Application:
             return web.Response(status=400, text="the body is not UTF-8")
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
-    async def health(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    web_app = web.Application(client_max_size=1024 * 1024)
-    web_app.router.add_post("/slack/events", events)
-    web_app.router.add_get("/healthz", health)
-    return web_app
+    return [web.post("/slack/events", events)]
 
 
 class _IgnoreUnusedTokenWarning(logging.Filter):

@@ -110,10 +110,19 @@ class Slack:
 
     api_url: str
     command: str
-    port: int
     bot_token: Secret | None = None
     app_token: Secret | None = None
     signing_secret: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Web:
+    """``PORT``: the web port (health, metrics, Slack's HTTP mode); 0 = only when Slack's HTTP mode needs
+    it, then ``DEFAULT_PORT``."""
+
+    port: int
+
+    DEFAULT_PORT = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,7 @@ class Settings:
     slack: Slack
     discord: Discord
     chat: Chat
+    web: Web
     channels: tuple[Channel, ...]
     config_path: str = ""
 
@@ -198,7 +208,7 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("slack.api_url", "SLACK_API_URL", v.url, "https://slack.com/api/"),
     ("slack.command", None, v.command, "/papers"),
     ("discord.api_url", "DISCORD_API_URL", v.url, "https://discord.com/api/v10"),
-    ("slack.port", "PORT", v.number(int, 1, 65535), 3000),
+    ("web.port", "PORT", v.number(int, 0, 65535), 0),
     ("chat.page_size", None, v.number(int, 1, 20), 5),
     ("chat.save_emoji", None, v.emoji, DEFAULT_SAVE_EMOJI),
     ("chat.managers", None, v.managers, "managers"),
@@ -275,6 +285,7 @@ def settings_from(
         slack=Slack(**section("slack")),
         discord=Discord(**section("discord")),
         chat=Chat(**section("chat")),
+        web=Web(**section("web")),
         channels=channels,
         config_path=config_path,
     )

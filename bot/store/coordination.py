@@ -96,6 +96,12 @@ class RedisCoordination:
         async with self._errors("release a lock"):
             await self._release(keys=[self.key("lock", name)], args=[owner])
 
+    async def holder(self, name: str) -> str | None:
+        """Who holds the lock ``name`` now, or None."""
+        async with self._errors("read a lock"):
+            owner = await self._redis.get(self.key("lock", name))
+        return text(owner) if owner is not None else None
+
     async def pause(self, destination: Destination, reason: str, seconds: int) -> None:
         """Stop delivering to ``destination`` for ``seconds`` (after a permanent error); its papers stay queued."""
         until_ms = int(time.time() * 1000) + max(1, seconds) * 1000

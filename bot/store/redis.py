@@ -49,7 +49,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from bot.errors import StoreError
-from bot.model import Delivery, Destination, OutboxEntry, Paper, PostRef
+from bot.model import Backlog, Delivery, Destination, OutboxEntry, Paper, PostRef
 from bot.store.retention import SEEN_DAYS, Buckets, pack, unpack
 
 log = logging.getLogger(__name__)
@@ -719,6 +719,18 @@ class RedisStore:
         async with self._errors("list queued deliveries"):
             rows = await self._redis.xrange(self.key("outbox"))
         return _rows(rows)
+
+    async def backlog(self) -> Backlog:
+        """How many deliveries are owed, how old the oldest is, and how many are dead letters (one round trip)."""
+        async with self._errors("measure the outbox"), self._redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.key("outbox"))
+            pipe.xrange(self.key("outbox"), count=1)
+            pipe.xlen(self.key("dead"))
+            depth, oldest, dead = await pipe.execute()
+        age = 0.0
+        if oldest:
+            age = max(0.0, self._clock() - int(text(oldest[0][0]).split("-")[0]) / 1000)  # a stream id starts with its ms
+        return Backlog(int(depth), age, int(dead))
 
     async def last_posts(self) -> dict[str, str]:
         """When paperbot last posted to each destination."""

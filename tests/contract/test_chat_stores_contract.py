@@ -4,11 +4,12 @@ run against fakeredis, the embedded Redis binary and Debian's redis-server."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 import redis.asyncio as redis
 
-from bot.model import Delivery, Destination, Following, PostRef, UserRef
+from bot.model import Backlog, Delivery, Destination, Following, PostRef, UserRef
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
@@ -137,6 +138,29 @@ async def test_post_counts_per_day(store: RedisStore, redis_client: redis.Redis)
     assert await coordination.count_post(HERE, "2026-03-06", 3) == 4
     assert await coordination.count_post(HERE, "2026-03-07", 0) == 0
     assert 0 < await redis_client.ttl(store.key("posted", HERE.key, "2026-03-06")) <= 2 * 86400
+
+
+async def test_a_lock_says_who_holds_it_until_it_is_released(store: RedisStore, redis_client: redis.Redis) -> None:
+    coordination = RedisCoordination(redis_client, store.key())
+    assert await coordination.holder("listener:discord") is None
+    assert await coordination.lock("listener:discord", "host-1", 60)
+    assert await coordination.holder("listener:discord") == "host-1"
+    await coordination.unlock("listener:discord", "host-1")
+    assert await coordination.holder("listener:discord") is None
+
+
+async def test_the_backlog_counts_what_is_owed_its_age_and_the_dead_letters(store: RedisStore) -> None:
+    assert await store.backlog() == Backlog(0, 0.0, 0)
+    papers = [make_paper("2603.00001"), make_paper("2603.00002")]
+    await store.commit(papers, [Delivery(HERE, p.id) for p in papers])
+    await asyncio.sleep(0.05)
+    depth, age, dead = dataclasses.astuple(await store.backlog())
+    assert (depth, dead) == (2, 0)
+    assert 0.04 <= age < 5
+    first, _ = await store.take("w", claim_idle=60)
+    await store.bury(first, "the platform refused this message")
+    assert (await store.backlog()).depth == 1
+    assert (await store.backlog()).dead == 1
 
 
 async def test_a_pause_says_when_its_destination_falls_due(store: RedisStore, redis_client: redis.Redis) -> None:

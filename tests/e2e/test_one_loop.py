@@ -18,6 +18,7 @@ from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
 from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import SlackOutbound, web_client
+from adapters.web import WebServer
 from bot.app import Platforms, open_app
 from bot.model import UserRef
 from bot.service import serve
@@ -37,12 +38,11 @@ def chat_platforms(settings: Settings, slack_api_url: str, port: int, name: str)
     composition root builds them; and the Discord client, to watch its connection."""
     slack_client = web_client(f"xoxb-{name}", slack_api_url)
     discord_client = new_client(settings.discord.api_url)
+    web = WebServer(port, host="127.0.0.1")
+    web.mount(SlackInbound(slack_client, signing_secret=SECRET).routes)
     platforms = Platforms(
         {"slack": SlackOutbound(slack_client), "discord": DiscordOutbound(discord_client, f"discord-{name}")},
-        {
-            "slack": SlackInbound(slack_client, signing_secret=SECRET, port=port, host="127.0.0.1"),
-            "discord": DiscordInbound(discord_client, f"discord-{name}"),
-        },
+        {"slack": web, "discord": DiscordInbound(discord_client, f"discord-{name}")},
     )
     return platforms, discord_client
 

@@ -38,15 +38,16 @@ id = "CALL"
 
 @pytest.fixture
 def slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from _slack_env(real_redis_url, tmp_path)
+    yield from slack_world(real_redis_url, tmp_path)
 
 
 @pytest.fixture
 def cluster_env(redis_cluster_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
-    yield from _slack_env(redis_cluster_url, tmp_path)
+    yield from slack_world(redis_cluster_url, tmp_path)
 
 
-def _slack_env(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def slack_world(real_redis_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Stand-in HF (two papers) and Slack, and the environment for paperbot in HTTP mode on them."""
     config = tmp_path / "paperbot.toml"
     config.write_text(CONFIG)
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00031", "Reasoning at Scale"), hf_item("2611.00032", "Protein Design")]})

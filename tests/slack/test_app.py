@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from adapters.slack.inbound import SlackInbound, http_app
+from adapters.slack.inbound import SlackInbound, event_routes
 from adapters.slack.outbound import web_client
 from bot.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination, UserRef
@@ -150,7 +150,9 @@ async def test_twenty_malformed_unsigned_requests_get_400_or_401_and_no_tracebac
 ) -> None:
 
     app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(slack.world.core)
-    runner = web.AppRunner(http_app(app, SECRET), access_log=None)
+    web_app = web.Application()
+    web_app.router.add_routes(event_routes(app, SECRET))
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()

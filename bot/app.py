@@ -30,7 +30,7 @@ from bot.logs import redactor
 from bot.metrics import Metrics
 from bot.pacing import MinInterval
 from bot.poller import Poller
-from bot.ports import Adapter, Listener, SharedPace, Source, Watched
+from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
 from bot.search import PaperIndex
 from bot.service import App, Schedule
 from bot.settings import Settings
@@ -40,10 +40,12 @@ from bot.sources.huggingface import HuggingFaceSource
 from bot.store.coordination import RedisCoordination
 from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.follows import RedisFollows
+from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import Client, RedisStore, cluster_prefix, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
 from bot.vectors import Embedder
+from bot.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -64,36 +66,53 @@ class Platforms:
     listeners: dict[str, Listener] = field(default_factory=dict)
 
 
-def build_platforms(settings: Settings, json_lines: bool = False) -> Platforms:
-    """The console, plus Slack and Discord when their tokens are set (an SDK is imported only when
-    used), plus the web port when ``PORT`` is set or Slack's HTTP mode needs it: it carries Slack's
-    routes then, and is that platform's listener."""
+def build_platforms(settings: Settings, json_lines: bool = False, installations: Installations | None = None) -> Platforms:
+    """The console, plus Slack and Discord when configured (an SDK is imported only when used), plus the
+    web port when ``PORT`` is set or Slack's HTTP mode needs it: it carries Slack's routes then, and is
+    that platform's listener. With ``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET`` Slack serves every
+    workspace that installs it (``installations`` keeps them)."""
     from adapters.console import ConsoleAdapter
 
     built = Platforms({"console": ConsoleAdapter(sys.stdout, json_lines=json_lines)})
     slack = settings.slack
+    http_mode = bool(slack.signing_secret and not slack.app_token and (slack.bot_token or slack.workspaces))
     web = None
-    if settings.web.port or (slack.bot_token and slack.signing_secret and not slack.app_token):
+    if settings.web.port or http_mode:
         from adapters.web import WebServer
 
         web = WebServer(settings.web.port or settings.web.DEFAULT_PORT)
         built.listeners["web"] = web
-    if slack.bot_token:
+    if slack.bot_token or slack.workspaces:
         from adapters.slack.inbound import SlackInbound
         from adapters.slack.outbound import SlackOutbound, web_client
 
-        client = web_client(slack.bot_token.reveal(), slack.api_url)
-        built.adapters["slack"] = SlackOutbound(client)
+        client = web_client(slack.bot_token.reveal() if slack.bot_token else None, slack.api_url)
+        oauth, tokens = None, None
+        if slack.workspaces and slack.client_secret and installations is not None:
+            from adapters.slack.oauth import WorkspaceTokens, oauth_flow
+
+            secret = slack.client_secret.reveal()
+            oauth = oauth_flow(
+                installations,
+                client,
+                client_id=slack.client_id,
+                client_secret=secret,
+                command=slack.command,
+                redirect_uri=slack.redirect_uri or None,
+            )
+            tokens = WorkspaceTokens(installations, client, slack.client_id, secret)
+        built.adapters["slack"] = SlackOutbound(client, tokens=tokens)
         inbound = SlackInbound(
             client,
             app_token=slack.app_token.reveal() if slack.app_token else None,
             signing_secret=slack.signing_secret.reveal() if slack.signing_secret else None,
             command=slack.command,
             save_emoji=settings.chat.save_emoji.get("slack", "bookmark"),
+            oauth=oauth,
         )
         if slack.app_token:  # posting needs no inbound credential; listening does
             built.listeners["slack"] = inbound
-        elif slack.signing_secret and web is not None:
+        elif http_mode and web is not None:
             web.mount(inbound.routes)
             built.listeners["slack"] = built.listeners.pop("web")  # Slack reaches paperbot through it
     if settings.discord.token:
@@ -203,7 +222,9 @@ async def open_app(
         http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None, transport)
         stack.push_async_callback(http.aclose)
         sources = build_sources(settings, http)
-        platforms = platforms or build_platforms(settings, json_lines)
+        client, prefix = await open_redis(settings, stack)
+        installations = RedisInstallations(client, prefix)
+        platforms = platforms or build_platforms(settings, json_lines, installations)
         for adapter in platforms.adapters.values():
             aclose = getattr(adapter, "aclose", None)
             if callable(aclose):
@@ -212,7 +233,6 @@ async def open_app(
         if missing:
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
 
-        client, prefix = await open_redis(settings, stack)
         ttl = settings.store.paper_ttl_days * 86400
         redact = redactor(settings.secrets())
         track = settings.delivery.track_days * 86400
@@ -251,6 +271,7 @@ async def open_app(
             follows=follows,
             dm_at=settings.chat.dm_at,
             timed=metrics.answered,
+            workspaces=Workspaces(installations, subscriptions, store, follows) if settings.slack.workspaces else None,
         )
         budget = settings.schedule.poll_budget_seconds
         poller = Poller(
@@ -284,7 +305,8 @@ async def open_app(
         )
         # A process that polls is unready when no poll (anyone's) finished for two intervals and a budget.
         overdue = None if role == "worker" else 2 * 60 * schedule.poll_minutes + schedule.jitter_seconds + budget
-        status = Status(metrics, store, coordination, platforms.listeners, poll_overdue=overdue)
+        count = installations.count if settings.slack.workspaces else None
+        status = Status(metrics, store, coordination, platforms.listeners, poll_overdue=overdue, installations=count)
         for listener in platforms.listeners.values():
             if isinstance(listener, Watched):
                 listener.watch(status)

@@ -24,6 +24,7 @@ from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
 from bot.query import parse_query
 from bot.search import PaperIndex
 from bot.topics import Query
+from bot.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,9 @@ class CommandCore:
         follows: Follows | None = None,
         dm_at: str = "08:00",
         timed: Callable[[str, str, float], None] | None = None,
+        workspaces: Workspaces | None = None,
     ) -> None:
+        self._workspaces = workspaces
         self._timed = timed  # (platform, command, seconds) of each answered command (bot.metrics)
         self._feed = feed
         self._follows = follows
@@ -187,6 +190,11 @@ class CommandCore:
             return await self._follows.take_notice(user)
         except PaperbotError:
             return ""
+
+    async def uninstalled(self, platform: str, workspace: str) -> None:
+        """The app was removed from ``workspace``: forget everything of it (multi-workspace mode only)."""
+        if self._workspaces is not None and workspace:
+            await self._workspaces.forget(platform, workspace)
 
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""

@@ -150,15 +150,18 @@ def _max(a: int | None, b: int | None) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """A room to post in: a platform and that platform's channel id."""
+    """A room to post in: a platform and that platform's channel id; ``workspace`` names the Slack
+    workspace whose installation posts there (multi-workspace mode; empty with one ``SLACK_BOT_TOKEN``)."""
 
     platform: str
     channel: str
+    workspace: str = ""
 
     @property
     def key(self) -> str:
-        """The stable string used in store keys and logs, e.g. ``slack:C0123``."""
-        return f"{self.platform}:{self.channel}"
+        """The stable string used in store keys and logs, e.g. ``slack:C0123`` or ``slack:T042/C0123``."""
+        where = f"{self.workspace}/{self.channel}" if self.workspace else self.channel
+        return f"{self.platform}:{where}"
 
     @property
     def person(self) -> str:
@@ -169,7 +172,8 @@ class Destination:
     def parse(cls, key: str) -> Destination:
         """Inverse of ``key``."""
         platform, _, channel = key.partition(":")
-        return cls(platform, channel)
+        workspace, slash, rest = channel.partition("/")
+        return cls(platform, rest, workspace) if slash and platform == "slack" else cls(platform, channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,7 @@ class UserRef:
     user_id: str
     manager: bool = field(default=False, compare=False)
     timezone: str = field(default="", compare=False)  # IANA name, where the platform says it (Slack users.info)
+    workspace: str = field(default="", compare=False)  # the Slack workspace they wrote from (multi-workspace mode)
 
     @property
     def key(self) -> str:
@@ -276,7 +281,7 @@ class Following:
     @property
     def inbox(self) -> Destination:
         """Where the digest goes: the reader's direct messages."""
-        return Destination(self.user.platform, "@" + self.user.user_id)
+        return Destination(self.user.platform, "@" + self.user.user_id, self.user.workspace)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,11 @@ class Outbox(Protocol):
         """Every delivery still owed, oldest first, with ``id``, ``dest`` and ``paper``."""
         ...
 
+    async def drop(self, prefix: str) -> int:
+        """Remove every queued delivery whose destination key starts with ``prefix`` (a workspace that
+        uninstalled the app: ``slack:T042/``); returns how many."""
+        ...
+
     async def backlog(self) -> Backlog:
         """How many deliveries are owed, how old the oldest is, and how many are dead letters (one round trip)."""
         ...
@@ -262,6 +267,10 @@ class Subscriptions(Protocol):
 
     async def everything(self) -> dict[Destination, list[str]]:
         """Every destination's queries."""
+        ...
+
+    async def forget(self, destination: Destination) -> int:
+        """Drop every subscription of ``destination`` (its workspace uninstalled the app); returns how many."""
         ...
 
     async def seed(self, destination: Destination, queries: list[str]) -> list[str]:
@@ -421,6 +430,10 @@ class Commands(Protocol):
         """``user``'s saved papers, newest first (for the Slack App Home)."""
         ...
 
+    async def uninstalled(self, platform: str, workspace: str) -> None:
+        """The app was removed from ``workspace``: forget its installation, subscriptions, follows and queue."""
+        ...
+
     async def once(self, event_id: str) -> bool:
         """True the first time a platform delivers ``event_id``; its retries get False."""
         ...
@@ -489,4 +502,32 @@ class Watched(Protocol):
 
     def watch(self, probe: Probe) -> None:
         """Answer from ``probe`` from now on."""
+        ...
+
+
+class Installations(Protocol):
+    """The app's installations in chat workspaces (Slack OAuth) and the one-time states of installs."""
+
+    async def save(self, workspace: str, document: dict[str, Any]) -> None:
+        """Keep ``document`` as ``workspace``'s installation."""
+        ...
+
+    async def find(self, workspace: str) -> dict[str, Any] | None:
+        """``workspace``'s installation, or None."""
+        ...
+
+    async def delete(self, workspace: str) -> bool:
+        """Forget ``workspace``'s installation; False if there was none."""
+        ...
+
+    async def count(self) -> int:
+        """How many workspaces have the app installed."""
+        ...
+
+    async def issue(self, state: str, seconds: int) -> None:
+        """Remember an install in progress for ``seconds``."""
+        ...
+
+    async def consume(self, state: str) -> bool:
+        """True once for an issued, unexpired state; False ever after."""
         ...

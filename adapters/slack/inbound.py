@@ -10,10 +10,12 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.oauth import oauth_routes
 from adapters.slack.translate import Handlers
 from bot.errors import ListenerError
 from bot.ports import Commands
@@ -25,7 +27,8 @@ APP_TOKEN_REFUSED = {"invalid_auth", "not_authed", "not_allowed_token_type", "to
 
 
 class SlackInbound:
-    """The ``Listener`` port for one Slack workspace."""
+    """The ``Listener`` port for Slack: one workspace, or (with ``oauth``) every workspace that installs
+    the app through ``/slack/install``."""
 
     def __init__(
         self,
@@ -36,7 +39,9 @@ class SlackInbound:
         command: str = "/papers",
         ack_budget: float = 2.0,
         save_emoji: str = "bookmark",
+        oauth: AsyncOAuthFlow | None = None,
     ) -> None:
+        self._oauth = oauth
         self._save_emoji = save_emoji
         self._client = client
         self._app_token = app_token
@@ -50,20 +55,24 @@ class SlackInbound:
         bolt_log = logging.getLogger("adapters.slack.bolt")
         bolt_log.addFilter(_IgnoreUnusedTokenWarning())
         app = AsyncApp(
-            client=self._client,  # carries the bot token and SLACK_API_URL
+            client=self._client,  # carries SLACK_API_URL, and the bot token with one workspace
             token=None,
             signing_secret=self._signing_secret,
+            oauth_flow=self._oauth,  # each request is authorized with its workspace's installation
             process_before_response=process_before_response,
             request_verification_enabled=True,
             ignoring_self_events_enabled=True,
             logger=bolt_log,
         )
-        Handlers(commands, self._client, self._ack_budget, self._save_emoji).register(app, self._command)
+        handlers = Handlers(commands, self._ack_budget, self._save_emoji, workspaces=self._oauth is not None)
+        handlers.register(app, self._command)
         return app
 
     def routes(self, commands: Commands) -> list[web.RouteDef]:
-        """HTTP mode: ``POST /slack/events``, every request's signature checked (mounted on the web port)."""
-        return event_routes(self.build_app(commands), self._signing_secret)
+        """HTTP mode: ``POST /slack/events``, every request's signature checked, and with ``oauth`` the
+        install pages (mounted on the web port)."""
+        routes = event_routes(self.build_app(commands), self._signing_secret)
+        return routes + (oauth_routes(self._oauth) if self._oauth is not None else [])
 
     async def run(self, commands: Commands) -> None:
         """Serve Slack over Socket Mode until cancelled (HTTP mode is ``routes``, on the web port)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -65,13 +65,15 @@ _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery st
 BACKOFF_FIRST, BACKOFF_LAST = 1.0, 30.0
 
 
-def web_client(token: str, api_url: str) -> AsyncWebClient:
-    """The Web API client every Slack call goes through (``api_url`` is ``SLACK_API_URL``)."""
+def web_client(token: str | None, api_url: str) -> AsyncWebClient:
+    """The Web API client every Slack call goes through (``api_url`` is ``SLACK_API_URL``); with no
+    token (multi-workspace mode) each call names its workspace's."""
     return AsyncWebClient(token=token, base_url=api_url, timeout=15)
 
 
 class SlackOutbound:
-    """The ``Adapter`` port for one Slack workspace."""
+    """The ``Adapter`` port for Slack: one workspace (the client's token), or, with ``tokens``, every
+    workspace that installed the app (a destination's ``workspace`` picks the token)."""
 
     platform = "slack"
 
@@ -82,19 +84,21 @@ class SlackOutbound:
         channel_interval: float = 1.0,
         retries: int = 4,
         sleep: Sleep = asyncio.sleep,
+        tokens: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.client = client
+        self._tokens = tokens
         self._pace = ChannelPace(channel_interval, owner=f"slack-{uuid.uuid4().hex[:12]}", sleep=sleep)
         self._retries = retries
         self._sleep = sleep
-        self._inboxes: dict[str, str] = {}  # user id → their direct-message channel
+        self._inboxes: dict[tuple[str, str], str] = {}  # (workspace, user id) → their direct-message channel
 
     async def post(self, destination: Destination, card: Card) -> PostRef:
         """One message per paper; returns its ``ts`` once Slack accepted it. The message carries the
         paper's id as message metadata, so ``find_post`` can recognise it later."""
         metadata = {"event_type": METADATA_EVENT, "event_payload": {"paper": card.paper_id}}
         channel = await self._channel(destination)
-        answer = await self._post(channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
+        answer = await self._post(destination, channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
         return PostRef(destination, str(answer["ts"]))
 
     async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
@@ -103,7 +107,7 @@ class SlackOutbound:
         Slack will not say (then the card is posted again: a duplicate rather than a loss)."""
         payload = {"channel": destination.channel, "limit": HISTORY_LOOKBACK, "include_all_metadata": True}
         try:
-            answer = await self._call("conversations.history", payload)
+            answer = await self._call("conversations.history", payload, destination.workspace)
         except DeliveryError as exc:
             log.info("could not check whether a card was posted; posting it", extra={"kv": {"problem": str(exc)}})
             return None
@@ -126,7 +130,7 @@ class SlackOutbound:
             "blocks": card_blocks(card),
             "metadata": metadata,
         }
-        await self._call("chat.update", payload, paced=f"slack:{channel}")
+        await self._call("chat.update", payload, post.destination.workspace, paced=f"slack:{channel}")
 
     async def post_digest(self, destination: Destination, cards: Sequence[Card], top: int, title: str = "") -> list[PostRef]:
         """A parent message with the best ``top`` papers (each with Save), the others as thread replies.
@@ -137,12 +141,12 @@ class SlackOutbound:
         """
         heading = title or f"{len(cards)} new papers"
         channel = await self._channel(destination)
-        parent = await self._post(channel, text=heading, blocks=digest_blocks(cards, top, title))
+        parent = await self._post(destination, channel, text=heading, blocks=digest_blocks(cards, top, title))
         thread = str(parent["ts"])
         posts = [PostRef(destination, f"{thread}#{n}") for n in range(min(top, len(cards)))]
         for card in cards[top:]:
             try:
-                reply = await self._post(channel, text=fallback(card), blocks=card_blocks(card), thread_ts=thread)
+                reply = await self._post(destination, channel, text=fallback(card), blocks=card_blocks(card), thread_ts=thread)
             except DeliveryError as exc:
                 log.warning("digest thread cut short", extra={"kv": {"destination": destination.key, "problem": str(exc)}})
                 break
@@ -155,27 +159,39 @@ class SlackOutbound:
         user = destination.person
         if not user:
             return destination.channel
-        if user not in self._inboxes:
-            answer = await self._call("conversations.open", {"users": user})
+        inbox = (destination.workspace, user)
+        if inbox not in self._inboxes:
+            answer = await self._call("conversations.open", {"users": user}, destination.workspace)
             opened = answer.get("channel")
             if not isinstance(opened, dict) or not opened.get("id"):
                 raise DeliveryError(f"Slack conversations.open for {user}: no channel in the answer")
-            self._inboxes[user] = str(opened["id"])
-        return self._inboxes[user]
+            self._inboxes[inbox] = str(opened["id"])
+        return self._inboxes[inbox]
 
     def share_pace(self, turns: Turns) -> None:
         """Take each channel's posting turns from the store, so every worker shares its one message a second."""
         self._pace.turns = turns
 
-    async def _post(self, channel: str, **message: Any) -> dict[str, Any]:
+    async def _post(self, destination: Destination, channel: str, **message: Any) -> dict[str, Any]:
         # Never link_names, never parse: mentions stay text; no previews of the links we add.
         payload = {"channel": channel, "unfurl_links": False, "unfurl_media": False, **message}
-        return await self._call("chat.postMessage", payload, paced=f"slack:{channel}")
+        return await self._call("chat.postMessage", payload, destination.workspace, paced=f"slack:{channel}")
 
-    async def _call(self, method: str, payload: dict[str, Any], paced: str | None = None) -> dict[str, Any]:
-        """One Web API call with retries. With ``paced`` (a channel's key) every attempt, retries
-        included, takes that channel's turn: one post in flight, the next a second after its answer."""
+    async def _token(self, workspace: str) -> dict[str, str]:
+        """The ``token`` argument for a call in ``workspace`` (none: the client's own token)."""
+        if not workspace or self._tokens is None:
+            return {}
+        token = await self._tokens(workspace)
+        if token is None:
+            raise DeliveryError(f"Slack workspace {workspace}: paperbot is not installed there (any more)", permanent=True)
+        return {"token": token}
+
+    async def _call(self, method: str, payload: dict[str, Any], workspace: str = "", paced: str | None = None) -> dict[str, Any]:
+        """One Web API call with retries, with ``workspace``'s token. With ``paced`` (a channel's key) every
+        attempt, retries included, takes that channel's turn: one post in flight, the next a second after
+        its answer."""
         where = f"Slack {method} to {payload.get('channel', '?')}"
+        payload = payload | await self._token(workspace)
         problem = "no attempt"
         turn = paced if paced is not None and self._pace.interval > 0 else None
         for attempt in range(self._retries + 1):

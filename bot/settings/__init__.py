@@ -113,6 +113,14 @@ class Slack:
     bot_token: Secret | None = None
     app_token: Secret | None = None
     signing_secret: Secret | None = None
+    client_id: str = ""  # with client_secret: multi-workspace mode (OAuth installs)
+    client_secret: Secret | None = None
+    redirect_uri: str = ""  # the OAuth redirect URL, when the app has several (else Slack uses its one)
+
+    @property
+    def workspaces(self) -> bool:
+        """Multi-workspace mode: any workspace installs the app through ``/slack/install``."""
+        return bool(self.client_id and self.client_secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +177,7 @@ class Settings:
             self.slack.bot_token,
             self.slack.app_token,
             self.slack.signing_secret,
+            self.slack.client_secret,
             self.discord.token,
         )
         found = [s.reveal() for s in values if s]
@@ -207,6 +216,8 @@ _FIELDS: list[tuple[str, str | None, Callable[[Any], Any], Any]] = [
     ("delivery.edit_spacing_minutes", "PAPERBOT_EDIT_SPACING", v.number(float, 0, 1440), 60.0),
     ("slack.api_url", "SLACK_API_URL", v.url, "https://slack.com/api/"),
     ("slack.command", None, v.command, "/papers"),
+    ("slack.client_id", "SLACK_CLIENT_ID", v.text, ""),
+    ("slack.redirect_uri", "SLACK_REDIRECT_URI", v.text, ""),
     ("discord.api_url", "DISCORD_API_URL", v.url, "https://discord.com/api/v10"),
     ("web.port", "PORT", v.number(int, 0, 65535), 0),
     ("chat.page_size", None, v.number(int, 1, 20), 5),
@@ -221,6 +232,7 @@ _SECRETS = {
     "slack.bot_token": "SLACK_BOT_TOKEN",
     "slack.app_token": "SLACK_APP_TOKEN",
     "slack.signing_secret": "SLACK_SIGNING_SECRET",
+    "slack.client_secret": "SLACK_CLIENT_SECRET",
     "discord.token": "DISCORD_TOKEN",
 }
 SECRET_ENV = tuple(_SECRETS.values())

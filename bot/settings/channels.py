@@ -29,11 +29,14 @@ def check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], p
         c.destination.channel for c in channels if c.destination.platform == "discord" and not c.destination.channel.isdigit()
     ]
     problems.extend(f"channels: discord channel id {i!r} must be a number (Copy Channel ID)" for i in bad_ids)
-    if environ.get("SLACK_CLIENT_ID") and environ.get("SLACK_CLIENT_SECRET"):
-        problems.append(
-            "SLACK_CLIENT_ID/SLACK_CLIENT_SECRET: unset them; they switch slack-bolt to its multi-workspace OAuth flow, "
-            "and paperbot is installed in one workspace with SLACK_BOT_TOKEN"
-        )
+    oauth = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if environ.get(name)]
+    if len(oauth) == 1:
+        both = "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (Basic Information → App Credentials)"
+        problems.append(f"{oauth[0]}: multi-workspace mode needs both {both}")
+    if len(oauth) == 2 and not environ.get("SLACK_SIGNING_SECRET"):
+        problems.append("SLACK_SIGNING_SECRET: required in multi-workspace mode (installs and events arrive over HTTP)")
+    if len(oauth) == 2 and environ.get("SLACK_APP_TOKEN"):
+        problems.append("SLACK_APP_TOKEN: unset it in multi-workspace mode, which runs in HTTP mode (Socket Mode off)")
     for name, prefix in (("SLACK_BOT_TOKEN", "xoxb-"), ("SLACK_APP_TOKEN", "xapp-")):
         if environ.get(name) and not environ[name].startswith(prefix):
             problems.append(f"{name}: expected a token starting with {prefix!r}")

@@ -35,6 +35,8 @@ class RedisFollows:
         async with redis_errors(self._redis, "store follows"):
             if following.queries:
                 doc = {"at": following.at, "timezone": following.timezone, "follows": list(following.queries)}
+                if following.user.workspace:
+                    doc["workspace"] = following.user.workspace  # their digest goes with that workspace's token
                 await self._redis.hset(self._key("follows"), following.user.key, json.dumps(doc))
             else:
                 await self._redis.hdel(self._key("follows"), following.user.key)
@@ -66,4 +68,6 @@ def _user(key: str) -> UserRef:
 
 def _parse(user: UserRef, raw: bytes | str) -> Following:
     doc = json.loads(raw)
+    if doc.get("workspace"):
+        user = UserRef(user.platform, user.user_id, user.manager, user.timezone, str(doc["workspace"]))
     return Following(user, tuple(doc.get("follows", ())), doc.get("at", "08:00"), doc.get("timezone", "UTC"))

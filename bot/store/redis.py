@@ -206,6 +206,7 @@ return 0
 
 ORPHAN_IDLE_MS = 1000
 DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliveries` lists them
+DROP_BATCH = 1000  # outbox entries read at a time when a workspace's deliveries are dropped
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
 
 
@@ -719,6 +720,25 @@ class RedisStore:
         async with self._errors("list queued deliveries"):
             rows = await self._redis.xrange(self.key("outbox"))
         return _rows(rows)
+
+    async def drop(self, prefix: str) -> int:
+        """Remove every queued delivery whose destination key starts with ``prefix``; returns how many."""
+        dropped, start = 0, "-"
+        while True:
+            async with self._errors("drop queued deliveries"):
+                rows = _rows(await self._redis.xrange(self.key("outbox"), min=start, count=DROP_BATCH))
+                gone = [row["id"] for row in rows if row.get("dest", "").startswith(prefix)]
+                if gone:
+                    async with self._redis.pipeline(transaction=True) as pipe:
+                        pipe.xack(self.key("outbox"), GROUP, *gone)
+                        pipe.xdel(self.key("outbox"), *gone)
+                        pipe.hdel(self.key("attempts"), *gone)
+                        pipe.hdel(self.key("posting"), *gone)
+                        await pipe.execute()
+            dropped += len(gone)
+            if len(rows) < DROP_BATCH:
+                return dropped
+            start = "(" + rows[-1]["id"]
 
     async def backlog(self) -> Backlog:
         """How many deliveries are owed, how old the oldest is, and how many are dead letters (one round trip)."""

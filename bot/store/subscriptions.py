@@ -53,6 +53,15 @@ class RedisSubscriptions:
                 answers = await pipe.execute()
         return {Destination.parse(key): [text(q) for q in queries] for key, queries in zip(keys, answers, strict=True)}
 
+    async def forget(self, destination: Destination) -> int:
+        """Drop every subscription of ``destination``; returns how many."""
+        async with redis_errors(self._redis, "remove subscriptions"), self._redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self._key("subs", destination.key))
+            pipe.delete(self._key("subs", destination.key), self._key("seeded", destination.key))
+            pipe.srem(self._key("subscribed"), destination.key)
+            dropped, _, _ = await pipe.execute()
+        return int(dropped)
+
     async def seed(self, destination: Destination, queries: list[str]) -> list[str]:
         """Subscribe to each configured query the first time it is configured; returns those added.
         A query seeded before and unsubscribed from chat since is not brought back."""

@@ -1,0 +1,209 @@
+"""Slack's multi-workspace mode (``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET``): bolt's OAuth v2 flow,
+with slack_sdk's installation and state store interfaces over paperbot's ``Installations`` port (Redis,
+no SQL database), our own install/success/failure pages, and the bot token of each workspace for
+posting, rotated before it expires when the app has token rotation on."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.oauth.async_callback_options import AsyncCallbackOptions, AsyncFailureArgs, AsyncSuccessArgs
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store import Bot, Installation
+from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.pages import failure_page, install_page, success_page
+from bot.ports import Installations
+
+log = logging.getLogger(__name__)
+
+# What paperbot asks a workspace for: post (and update its cards), its slash command, read reactions,
+# check channel history for a card a dead process posted, DMs for exports and digests, users.info for
+# admins and time zones, files for exports.
+SCOPES = (
+    "chat:write",
+    "commands",
+    "reactions:read",
+    "channels:history",
+    "groups:history",
+    "im:write",
+    "users:read",
+    "files:write",
+)
+STATE_SECONDS = 600  # an install link works for ten minutes, once
+ROTATE_MINUTES = 120  # rotating tokens are renewed when they expire within this
+
+
+def workspace_of(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False) -> str:
+    """The key of an installation: its workspace (team) id, or its organisation's for an org-wide install."""
+    return str((enterprise_id if is_enterprise_install else team_id) or team_id or enterprise_id or "")
+
+
+class InstallationStore(AsyncInstallationStore):
+    """slack_sdk's installation store interface over the ``Installations`` port (one per workspace)."""
+
+    def __init__(self, installations: Installations) -> None:
+        self._installations = installations
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    async def async_save(self, installation: Installation) -> None:
+        where = workspace_of(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
+        await self._installations.save(where, installation.to_dict_for_copying())
+
+    async def async_save_bot(self, bot: Bot) -> None:
+        # Only token rotation saves a bot alone: keep the installation, with the bot's new tokens in it.
+        where = workspace_of(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
+        found = await self._installations.find(where)
+        if found is not None:
+            fields = ("bot_token", "bot_refresh_token", "bot_token_expires_at")
+            await self._installations.save(where, found | {f: getattr(bot, f) for f in fields})
+
+    async def async_find_installation(
+        self,
+        *,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None = None,
+        is_enterprise_install: bool | None = False,
+    ) -> Installation | None:
+        found = await self._installations.find(workspace_of(enterprise_id, team_id, is_enterprise_install))
+        return Installation(**found) if found else None
+
+    async def async_find_bot(
+        self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
+    ) -> Bot | None:
+        installation = await self.async_find_installation(
+            enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
+        )
+        return installation.to_bot() if installation is not None and installation.bot_token else None
+
+    async def async_delete_installation(
+        self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
+    ) -> None:
+        if user_id is None:  # a user's own token going leaves the workspace's installation alone
+            await self._installations.delete(workspace_of(enterprise_id, team_id))
+
+    async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
+        await self._installations.delete(workspace_of(enterprise_id, team_id))
+
+
+class StateStore(AsyncOAuthStateStore):
+    """One-time install states in the store: a state is accepted once, within ``STATE_SECONDS``."""
+
+    def __init__(self, installations: Installations) -> None:
+        self._installations = installations
+
+    @property
+    def logger(self) -> logging.Logger:
+        return log
+
+    async def async_issue(self, *args: Any, **kwargs: Any) -> str:
+        state = secrets.token_urlsafe(24)
+        await self._installations.issue(state, STATE_SECONDS)
+        return state
+
+    async def async_consume(self, state: str) -> bool:
+        return bool(state) and await self._installations.consume(state)
+
+
+class InstallFlow(AsyncOAuthFlow):
+    """bolt's OAuth flow with paperbot's install page."""
+
+    command = "/papers"
+
+    async def build_install_page_html(self, url: str, request: AsyncBoltRequest) -> str:
+        return install_page(url, self.command)
+
+
+def oauth_flow(
+    installations: Installations,
+    client: AsyncWebClient,
+    *,
+    client_id: str,
+    client_secret: str,
+    command: str,
+    redirect_uri: str | None = None,
+) -> InstallFlow:
+    """The OAuth flow for ``/slack/install`` and ``/slack/oauth_redirect`` (``client`` carries
+    ``SLACK_API_URL``: ``oauth.v2.access`` and ``auth.test`` go there)."""
+
+    async def succeeded(args: AsyncSuccessArgs) -> BoltResponse:
+        installation = args.installation
+        log.info("installed", extra={"kv": {"workspace": workspace_of(installation.enterprise_id, installation.team_id)}})
+        page = success_page(installation.team_name or "", command)
+        return BoltResponse(status=200, body=page, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    async def failed(args: AsyncFailureArgs) -> BoltResponse:
+        log.info("install failed", extra={"kv": {"reason": args.reason}})
+        page = failure_page(args.reason)
+        return BoltResponse(status=args.suggested_status_code, body=page, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    settings = AsyncOAuthSettings(
+        client_id=client_id,
+        client_secret=client_secret,
+        scopes=list(SCOPES),
+        redirect_uri=redirect_uri,
+        installation_store=InstallationStore(installations),
+        state_store=StateStore(installations),
+        state_expiration_seconds=STATE_SECONDS,
+        callback_options=AsyncCallbackOptions(success=succeeded, failure=failed),
+        token_rotation_expiration_minutes=ROTATE_MINUTES,
+        logger=log,
+    )
+    flow = InstallFlow(client=client, settings=settings, logger=log)
+    flow.command = command
+    return flow
+
+
+def oauth_routes(flow: AsyncOAuthFlow) -> list[web.RouteDef]:
+    """``GET /slack/install`` and ``GET /slack/oauth_redirect`` on the web port."""
+
+    async def install(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+
+    async def redirect(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+    settings = flow.settings
+    return [web.get(settings.install_path, install), web.get(settings.redirect_uri_path, redirect)]
+
+
+class WorkspaceTokens:
+    """Each workspace's bot token for posting outside a request (the delivery loop), renewed through
+    ``oauth.v2.access`` when the app rotates tokens and this one expires within ``ROTATE_MINUTES``."""
+
+    def __init__(self, installations: Installations, client: AsyncWebClient, client_id: str, client_secret: str) -> None:
+        self._store = InstallationStore(installations)
+        self._rotator = AsyncTokenRotator(client_id=client_id, client_secret=client_secret, client=client)
+
+    async def __call__(self, workspace: str) -> str | None:
+        """The bot token for ``workspace``; None when it has no installation (any more)."""
+        try:
+            installation = await self._store.async_find_installation(enterprise_id=None, team_id=workspace)
+            if installation is None or not installation.bot_token:
+                return None
+            if installation.bot_refresh_token:
+                rotated = await self._rotator.perform_token_rotation(
+                    installation=installation, minutes_before_expiration=ROTATE_MINUTES
+                )
+                if rotated is not None:
+                    await self._store.async_save(rotated)
+                    installation = rotated
+        except SlackApiError as exc:
+            log.warning("could not renew a workspace's token", extra={"kv": {"workspace": workspace, "problem": str(exc)[:200]}})
+            return None
+        return installation.bot_token

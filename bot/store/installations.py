@@ -1,0 +1,63 @@
+"""Installations of the app in chat workspaces (Slack's OAuth), and the one-time states of installs in
+progress. The documents are the platform adapter's (opaque here); tokens in them are stored as given,
+so Redis holds them like any managed secret store would (protect it: ``rediss://``, a password).
+
+Keys (``P`` is the prefix)::
+
+    P installs          HASH    workspace key → the installation document (JSON), the latest one
+    P oauth:<state>     STRING  an install in progress; deleted as the redirect uses it (once), else expires
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.store.redis import Client, redis_errors, text
+
+
+class RedisInstallations:
+    """The ``Installations`` port on the same Redis and prefix as the rest of the store."""
+
+    def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
+        self._redis = client
+        self._prefix = prefix
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    async def save(self, workspace: str, document: dict[str, Any]) -> None:
+        """Keep ``document`` as ``workspace``'s installation (replacing an older one)."""
+        async with redis_errors(self._redis, "save an installation"):
+            await self._redis.hset(self._key("installs"), workspace, json.dumps(document))
+
+    async def find(self, workspace: str) -> dict[str, Any] | None:
+        """``workspace``'s installation, or None."""
+        async with redis_errors(self._redis, "read an installation"):
+            raw = await self._redis.hget(self._key("installs"), workspace)
+        return json.loads(raw) if raw else None
+
+    async def delete(self, workspace: str) -> bool:
+        """Forget ``workspace``'s installation; False if there was none."""
+        async with redis_errors(self._redis, "delete an installation"):
+            return bool(await self._redis.hdel(self._key("installs"), workspace))
+
+    async def count(self) -> int:
+        """How many workspaces have the app installed."""
+        async with redis_errors(self._redis, "count installations"):
+            return int(await self._redis.hlen(self._key("installs")))
+
+    async def workspaces(self) -> list[str]:
+        """Every workspace with an installation."""
+        async with redis_errors(self._redis, "list installations"):
+            return sorted(text(k) for k in await self._redis.hkeys(self._key("installs")))
+
+    async def issue(self, state: str, seconds: int) -> None:
+        """Remember an install in progress for ``seconds``."""
+        async with redis_errors(self._redis, "remember an install in progress"):
+            await self._redis.set(self._key("oauth", state), "1", ex=seconds)
+
+    async def consume(self, state: str) -> bool:
+        """True once for a state that was issued and has not expired; False ever after (a replay)."""
+        async with redis_errors(self._redis, "check an install in progress"):
+            return bool(await self._redis.getdel(self._key("oauth", state)))

@@ -1,0 +1,52 @@
+"""Workspaces that install and uninstall the app (Slack's multi-workspace mode): when one removes
+paperbot, everything of it goes — the installation (its tokens), its channels' subscriptions, its
+people's follows and whatever was still queued for it — and nothing of any other workspace."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bot.model import Destination, Following
+from bot.ports import Follows, Installations, Outbox, Subscriptions
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Forgotten:
+    """What went with a workspace."""
+
+    installation: bool
+    subscriptions: int
+    follows: int
+    queued: int
+
+
+class Workspaces:
+    """Forgets a workspace's state across the stores."""
+
+    def __init__(self, installations: Installations, subscriptions: Subscriptions, outbox: Outbox, follows: Follows) -> None:
+        self._installations = installations
+        self._subscriptions = subscriptions
+        self._outbox = outbox
+        self._follows = follows
+
+    async def forget(self, platform: str, workspace: str) -> Forgotten:
+        """Remove everything of ``workspace`` (idempotent: Slack may send both app_uninstalled and tokens_revoked)."""
+        everything = await self._subscriptions.everything()
+        subscriptions = 0
+        for destination in everything:
+            if destination.platform == platform and destination.workspace == workspace:
+                subscriptions += await self._subscriptions.forget(destination)
+        follows = 0
+        for following in await self._follows.everyone():
+            if following.user.platform == platform and following.user.workspace == workspace:
+                await self._follows.keep(Following(following.user))  # no queries left: forgotten
+                follows += 1
+        queued = await self._outbox.drop(Destination(platform, "", workspace).key)
+        installation = await self._installations.delete(workspace)
+        forgotten = Forgotten(installation, subscriptions, follows, queued)
+        kv = {"platform": platform, "workspace": workspace, "subscriptions": subscriptions, "follows": follows, "queued": queued}
+        log.info("workspace removed the app; its state is gone", extra={"kv": kv})
+        return forgotten

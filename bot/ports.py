@@ -198,7 +198,7 @@ class Outbox(Protocol):
 
     async def drop(self, prefix: str) -> int:
         """Remove every queued delivery whose destination key starts with ``prefix`` (a workspace that
-        uninstalled the app: ``slack:T042/``); returns how many."""
+        uninstalled the app: ``slack:T042/``), returning how many, and every record kept for them."""
         ...
 
     async def backlog(self) -> Backlog:

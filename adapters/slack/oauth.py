@@ -24,6 +24,7 @@ from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.pages import failure_page, install_page, success_page
+from bot.errors import PaperbotError
 from bot.ports import Installations
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class InstallationStore(AsyncInstallationStore):
 
     async def async_save(self, installation: Installation) -> None:
         where = workspace_of(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
-        await self._installations.save(where, installation.to_dict_for_copying())
+        await self._installations.save(where, dict(vars(installation)))  # as slack_sdk's own stores keep it
 
     async def async_save_bot(self, bot: Bot) -> None:
         # Only token rotation saves a bot alone: keep the installation, with the bot's new tokens in it.
@@ -173,10 +174,18 @@ def oauth_routes(flow: AsyncOAuthFlow) -> list[web.RouteDef]:
     """``GET /slack/install`` and ``GET /slack/oauth_redirect`` on the web port."""
 
     async def install(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+        try:
+            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+        except PaperbotError as exc:  # the store is away: say so, no traceback
+            log.warning("install page failed", extra={"kv": {"problem": str(exc)}})
+            return web.Response(status=503, text=failure_page("storage_error"), content_type="text/html")
 
     async def redirect(request: web.Request) -> web.Response:
-        return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+        try:
+            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+        except PaperbotError as exc:
+            log.warning("install failed", extra={"kv": {"problem": str(exc)}})
+            return web.Response(status=503, text=failure_page("storage_error"), content_type="text/html")
 
     settings = flow.settings
     return [web.get(settings.install_path, install), web.get(settings.redirect_uri_path, redirect)]

@@ -206,6 +206,8 @@ return 0
 
 ORPHAN_IDLE_MS = 1000
 DEAD_KEPT = 10_000  # dead letters kept (the oldest go first); `paperbot deliveries` lists them
+# Key families with a destination in their name (this store's and RedisCoordination's), for ``drop``.
+PER_DESTINATION = ("posts", "edited", "recapped", "posted", "paused", "failures")
 DROP_BATCH = 1000  # outbox entries read at a time when a workspace's deliveries are dropped
 BLOCK_SLICE = 5.0  # seconds one blocking read may wait (the client's socket timeout is 10 s)
 
@@ -722,7 +724,19 @@ class RedisStore:
         return _rows(rows)
 
     async def drop(self, prefix: str) -> int:
-        """Remove every queued delivery whose destination key starts with ``prefix``; returns how many."""
+        """Remove every queued delivery whose destination key starts with ``prefix`` (returns how many), and
+        everything else kept for those destinations: what was posted there, edits and recaps, daily
+        counts, pauses and failure counts (``PER_DESTINATION``), and when paperbot last posted there."""
+        async with self._errors("drop a destination's records"):
+            keys = [k for family in PER_DESTINATION async for k in self._redis.scan_iter(match=self.key(family, prefix) + "*")]
+            for chunk in range(0, len(keys), 500):
+                await self._redis.delete(*keys[chunk : chunk + 500])
+            last = [f for f in await self._redis.hkeys(self.key("lastpost")) if text(f).startswith(prefix)]
+            if last:
+                await self._redis.hdel(self.key("lastpost"), *last)
+        return await self._drop_queued(prefix)
+
+    async def _drop_queued(self, prefix: str) -> int:
         dropped, start = 0, "-"
         while True:
             async with self._errors("drop queued deliveries"):

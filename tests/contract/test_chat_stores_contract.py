@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from bot.model import Backlog, Delivery, Destination, Following, PostRef, UserRef
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
+from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore, vector_bucket
 from bot.store.subscriptions import RedisSubscriptions
@@ -213,3 +214,47 @@ async def test_a_notice_is_read_once(store: RedisStore, redis_client: redis.Redi
     await follows.notice(ADA, "could not send you a direct message")
     assert await follows.take_notice(ADA) == "could not send you a direct message"
     assert await follows.take_notice(ADA) == ""
+
+
+async def test_installations_are_per_workspace_and_states_are_accepted_once(store: RedisStore, redis_client: redis.Redis) -> None:
+    installations = RedisInstallations(redis_client, store.key())
+    assert (await installations.find("T1"), await installations.count()) == (None, 0)
+    await installations.save("T1", {"team_id": "T1", "bot_token": "xoxb-1"})
+    await installations.save("T2", {"team_id": "T2", "bot_token": "xoxb-2"})
+    await installations.save("T1", {"team_id": "T1", "bot_token": "xoxb-1b"})  # a reinstall replaces
+    assert await installations.find("T1") == {"team_id": "T1", "bot_token": "xoxb-1b"}
+    assert (await installations.count(), await installations.workspaces()) == (2, ["T1", "T2"])
+    assert await installations.delete("T1")
+    assert not await installations.delete("T1")
+    assert await installations.workspaces() == ["T2"]
+    await installations.issue("s1", 60)
+    await installations.issue("s2", 1)
+    assert await installations.consume("s1")
+    assert not await installations.consume("s1")  # a replay
+    assert not await installations.consume("forged")
+    await asyncio.sleep(1.1)
+    assert not await installations.consume("s2")  # expired
+
+
+async def test_a_workspace_s_subscriptions_and_queue_go_and_no_other_s(store: RedisStore, redis_client: redis.Redis) -> None:
+    subscriptions = RedisSubscriptions(redis_client, store.key())
+    gone, kept = Destination("slack", "C1", "T1"), Destination("slack", "C1", "T2")
+    assert Destination.parse(gone.key) == gone
+    assert gone.key == "slack:T1/C1"
+    for where in (gone, kept, HERE):
+        await subscriptions.subscribe(where, "robots")
+    await subscriptions.subscribe(gone, "diffusion")
+    papers = [make_paper(f"2603.{n:05d}") for n in range(3)]
+    dm = Destination("slack", "@UADA", "T1")
+    await store.commit(papers, [Delivery(d, p.id) for p in papers for d in (gone, kept, dm)])
+    assert await subscriptions.forget(gone) == 2
+    assert await subscriptions.forget(gone) == 0
+    assert set(await subscriptions.everything()) == {kept, HERE}
+    posted = next(e for e in await store.take("w", claim_idle=60, count=100) if e.delivery.destination == gone)
+    await store.done(posted, PostRef(gone, "1700000000.000100"))
+    assert await store.delivered(gone, posted.delivery.paper_id) == "1700000000.000100"
+    assert await store.drop("slack:T1/") == 5  # the channel's and the person's still queued
+    assert await store.delivered(gone, posted.delivery.paper_id) is None  # its records went too
+    left = await store.take("w", claim_idle=60, count=100)
+    assert {e.delivery.destination for e in left} == {kept}
+    assert await store.drop("slack:T1/") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -65,9 +66,17 @@ class SlackStandIn:
     uploads: list[dict[str, Any]] = field(default_factory=list)  # completed file uploads
     app_tokens: set[str] = field(default_factory=set)  # app-level tokens apps.connections.open accepts
     socket_url: str = ""  # the websocket URL it hands out (a SocketModeStandIn's)
+    # Multi-workspace: bot token → its workspace. When set, every Web API call must carry one of them
+    # (else invalid_auth, as Slack answers) and is recorded in `teams` with the workspace it acted in.
+    workspaces: dict[str, str] = field(default_factory=dict)
+    teams: list[tuple[str, str, str]] = field(default_factory=list)  # (method, workspace, channel or user)
+    installs: dict[str, tuple[str, str]] = field(default_factory=dict)  # OAuth code → (team id, name); once each
+    app_credentials: tuple[str, str] = ("", "")  # oauth.v2.access checks the client id and secret
+    rotating: bool = False  # tokens expire (12 h) and come with refresh tokens
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self.refresh: dict[str, str] = {}  # refresh token → workspace
         self._files: dict[str, dict[str, Any]] = {}
         self._last_post: dict[str, float] = {}
         self._ts = 1_700_000_000
@@ -136,6 +145,15 @@ class SlackStandIn:
                 return queue.popleft()
             if path.startswith("/hooks/"):
                 return 200, {}, {"ok": True}
+            if method == "oauth.v2.access":
+                return self._oauth_access(payload, token)
+            if self.workspaces and method != "apps.connections.open":
+                team = self.workspaces.get(token)
+                if team is None:
+                    return 200, {}, {"ok": False, "error": "invalid_auth"}
+                self.teams.append((method, team, str(payload.get("channel") or payload.get("user") or "")))
+                if method == "auth.test":
+                    return 200, {}, {"ok": True, "user_id": f"UBOT{team}", "bot_id": f"B{team}", "team_id": team}
             answer = {
                 "users.info": self._user,
                 "auth.test": lambda p, t: (200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}),
@@ -149,6 +167,34 @@ class SlackStandIn:
                 "files.completeUploadExternal": lambda p, t: self._complete_upload(p),
             }.get(method)
             return answer(payload, token) if answer else (200, {}, {"ok": True})
+
+    def _oauth_access(self, payload: dict[str, Any], basic: str) -> tuple[int, dict[str, str], dict[str, Any]]:
+        # The app authenticates with its client id and secret (HTTP Basic); a code works once.
+        client_id, secret = self.app_credentials
+        if basic != "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode():
+            return 200, {}, {"ok": False, "error": "invalid_client_id"}
+        if payload.get("grant_type") == "refresh_token":
+            team = self.refresh.pop(str(payload.get("refresh_token", "")), "")
+            if not team:
+                return 200, {}, {"ok": False, "error": "invalid_refresh_token"}
+            return 200, {}, self.grant(team, "", rotated=True)
+        found = self.installs.pop(str(payload.get("code", "")), None)
+        if found is None:
+            return 200, {}, {"ok": False, "error": "invalid_code"}
+        return 200, {}, self.grant(*found)
+
+    def grant(self, team: str, name: str, rotated: bool = False) -> dict[str, Any]:
+        self._ts += 1
+        token = f"xoxb-{team}-{self._ts}"
+        self.workspaces[token] = team
+        grant = {"ok": True, "access_token": token, "token_type": "bot", "scope": "chat:write,commands", "app_id": "A1"}
+        grant |= {"bot_user_id": f"UBOT{team}", "team": {"id": team, "name": name}, "enterprise": None}
+        grant |= {"is_enterprise_install": False, "authed_user": {"id": f"UINSTALL{team}"}}
+        if self.rotating:
+            refresh = f"xoxe-{team}-{self._ts}"
+            self.refresh[refresh] = team
+            grant |= {"refresh_token": refresh, "expires_in": 43200}
+        return grant
 
     def _user(self, payload: dict[str, Any], token: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         user = payload.get("user", "")

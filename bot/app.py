@@ -271,7 +271,7 @@ async def open_app(
             follows=follows,
             dm_at=settings.chat.dm_at,
             timed=metrics.answered,
-            workspaces=Workspaces(installations, subscriptions, store, follows) if settings.slack.workspaces else None,
+            workspaces=Workspaces(installations, subscriptions, store, follows),
         )
         budget = settings.schedule.poll_budget_seconds
         poller = Poller(

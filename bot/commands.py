@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bot.cards import to_card
@@ -191,10 +191,11 @@ class CommandCore:
         except PaperbotError:
             return ""
 
-    async def uninstalled(self, platform: str, workspace: str) -> None:
-        """The app was removed from ``workspace``: forget everything of it (multi-workspace mode only)."""
+    async def uninstalled(self, platform: str, workspace: str, channels: Sequence[str] = ()) -> None:
+        """The app was removed from ``workspace`` (a Slack workspace, a Discord server with its
+        ``channels``): forget everything of it."""
         if self._workspaces is not None and workspace:
-            await self._workspaces.forget(platform, workspace)
+            await self._workspaces.forget(platform, workspace, channels)
 
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""

@@ -196,9 +196,9 @@ class Outbox(Protocol):
         """Every delivery still owed, oldest first, with ``id``, ``dest`` and ``paper``."""
         ...
 
-    async def drop(self, prefix: str) -> int:
-        """Remove every queued delivery whose destination key starts with ``prefix`` (a workspace that
-        uninstalled the app: ``slack:T042/``), returning how many, and every record kept for them."""
+    async def drop(self, destinations: Collection[str]) -> int:
+        """Remove every queued delivery to ``destinations`` (exact destination keys, or a workspace's
+        prefix such as ``slack:T042/``), returning how many, and every record kept for them."""
         ...
 
     async def backlog(self) -> Backlog:
@@ -430,8 +430,9 @@ class Commands(Protocol):
         """``user``'s saved papers, newest first (for the Slack App Home)."""
         ...
 
-    async def uninstalled(self, platform: str, workspace: str) -> None:
-        """The app was removed from ``workspace``: forget its installation, subscriptions, follows and queue."""
+    async def uninstalled(self, platform: str, workspace: str, channels: Sequence[str] = ()) -> None:
+        """The app was removed from ``workspace`` (whose ``channels`` are listed where destinations do not
+        carry their workspace): forget its installation, subscriptions, follows and queue."""
         ...
 
     async def once(self, event_id: str) -> bool:

@@ -1,10 +1,12 @@
-"""Workspaces that install and uninstall the app (Slack's multi-workspace mode): when one removes
-paperbot, everything of it goes — the installation (its tokens), its channels' subscriptions, its
-people's follows and whatever was still queued for it — and nothing of any other workspace."""
+"""Workspaces that install and uninstall the app (a Slack workspace in multi-workspace mode, a Discord
+server): when one removes paperbot, everything of it goes — the installation (its tokens), its
+channels' subscriptions, its people's follows and whatever was still queued for it — and nothing of
+any other workspace."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.model import Destination, Following
@@ -32,19 +34,22 @@ class Workspaces:
         self._outbox = outbox
         self._follows = follows
 
-    async def forget(self, platform: str, workspace: str) -> Forgotten:
-        """Remove everything of ``workspace`` (idempotent: Slack may send both app_uninstalled and tokens_revoked)."""
+    async def forget(self, platform: str, workspace: str, channels: Collection[str] = ()) -> Forgotten:
+        """Remove everything of ``workspace`` (idempotent: Slack may send both app_uninstalled and
+        tokens_revoked). ``channels``: its channels, for a platform whose destinations do not carry their
+        workspace (a Discord server's channel ids)."""
         everything = await self._subscriptions.everything()
         subscriptions = 0
         for destination in everything:
-            if destination.platform == platform and destination.workspace == workspace:
+            if destination.platform == platform and (destination.workspace == workspace or destination.channel in channels):
                 subscriptions += await self._subscriptions.forget(destination)
         follows = 0
         for following in await self._follows.everyone():
             if following.user.platform == platform and following.user.workspace == workspace:
                 await self._follows.keep(Following(following.user))  # no queries left: forgotten
                 follows += 1
-        queued = await self._outbox.drop(Destination(platform, "", workspace).key)
+        keys = [Destination(platform, channel).key for channel in channels]
+        queued = await self._outbox.drop(keys + ([Destination(platform, "", workspace).key] if not channels else []))
         installation = await self._installations.delete(workspace)
         forgotten = Forgotten(installation, subscriptions, follows, queued)
         kv = {"platform": platform, "workspace": workspace, "subscriptions": subscriptions, "follows": follows, "queued": queued}

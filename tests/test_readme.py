@@ -30,3 +30,16 @@ def test_the_procfile_runs_the_service_in_every_documented_deployment() -> None:
     assert "web: paperbot run" in lines  # Slack's HTTP mode: only `web` gets $PORT traffic
     assert "poller: paperbot run --role poller" in lines
     assert "deliverer: paperbot run --role worker" in lines
+
+
+def test_the_slack_manifests_ask_for_the_scopes_paperbot_asks_for_at_install() -> None:
+    from adapters.slack.oauth import SCOPES
+
+    for name in ("slack-manifest.yaml", "slack-manifest-public.yaml"):
+        text = (ROOT / "config" / name).read_text(encoding="utf-8")
+        bot = text.split("    bot:", 1)[1].split("settings:", 1)[0]
+        assert set(re.findall(r"^\s+- ([a-z:.]+)", bot, re.M)) == set(SCOPES), name
+    public = (ROOT / "config" / "slack-manifest-public.yaml").read_text(encoding="utf-8")
+    assert "- app_uninstalled" in public
+    assert "- tokens_revoked" in public
+    assert "/slack/oauth_redirect" in public

@@ -15,9 +15,11 @@ from bot.search import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
+from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
+from bot.workspaces import Workspaces
 from tests.fakes import EMBEDDER
 
 
@@ -44,6 +46,7 @@ class World:
             managers=managers,
             feed=self.feed,
             follows=self.follows,
+            workspaces=Workspaces(RedisInstallations(self.client, prefix), self.subscriptions, self.store, self.follows),
         )
 
     def digests(self, clock: Callable[[], datetime]) -> DirectDigests:

@@ -36,6 +36,7 @@ class DiscordInbound:
         client.add_dynamic_items(SaveButton)
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
+        client.event(self.translator.on_guild_remove)
 
     @property
     def connected(self) -> bool:

@@ -105,6 +105,13 @@ class Translator:
         post = PostRef(Destination("discord", str(payload.channel_id)), str(payload.message_id))
         await commands.react(Reaction(post, UserRef("discord", str(payload.user_id)), str(payload.emoji), added))
 
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot was removed from a server (kicked, or the server deleted): forget its channels'
+        subscriptions and queued deliveries, as a Slack workspace's uninstall does."""
+        commands = self._client.commands
+        if commands is not None:
+            await commands.uninstalled("discord", str(guild.id), [str(channel.id) for channel in guild.channels])
+
     async def _send_reply(self, interaction: discord.Interaction[Any], reply: Reply) -> None:
         embeds = batches([embed_for(card, budget=900) for card in reply.cards]) or [[]]
         if reply.file is not None:  # an export: a file, whole, never cut

@@ -723,25 +723,37 @@ class RedisStore:
             rows = await self._redis.xrange(self.key("outbox"))
         return _rows(rows)
 
-    async def drop(self, prefix: str) -> int:
-        """Remove every queued delivery whose destination key starts with ``prefix`` (returns how many), and
-        everything else kept for those destinations: what was posted there, edits and recaps, daily
-        counts, pauses and failure counts (``PER_DESTINATION``), and when paperbot last posted there."""
+    async def drop(self, destinations: Collection[str]) -> int:
+        """Remove every queued delivery to ``destinations`` (exact destination keys, or a workspace's
+        prefix such as ``slack:T042/``), returning how many, and everything else kept for them: what was
+        posted there, edits and recaps, daily counts, pauses and failure counts (``PER_DESTINATION``),
+        and when paperbot last posted there."""
+        wanted = list(destinations)
+
+        def ours(rest: str) -> bool:  # a destination key, or one followed by ":<more>" (a key's suffix)
+            return any(rest.startswith(d) if d.endswith("/") else rest == d or rest.startswith(d + ":") for d in wanted)
+
         async with self._errors("drop a destination's records"):
-            keys = [k for family in PER_DESTINATION async for k in self._redis.scan_iter(match=self.key(family, prefix) + "*")]
+            keys = []
+            for family in PER_DESTINATION:
+                start = self.key(family, "")
+                for platform in {d.partition(":")[0] for d in wanted}:
+                    async for key in self._redis.scan_iter(match=f"{start}{platform}:*", count=1000):
+                        if ours(text(key)[len(start) :]):
+                            keys.append(key)
             for chunk in range(0, len(keys), 500):
                 await self._redis.delete(*keys[chunk : chunk + 500])
-            last = [f for f in await self._redis.hkeys(self.key("lastpost")) if text(f).startswith(prefix)]
+            last = [f for f in await self._redis.hkeys(self.key("lastpost")) if ours(text(f))]
             if last:
                 await self._redis.hdel(self.key("lastpost"), *last)
-        return await self._drop_queued(prefix)
+        return await self._drop_queued(ours)
 
-    async def _drop_queued(self, prefix: str) -> int:
+    async def _drop_queued(self, ours: Callable[[str], bool]) -> int:
         dropped, start = 0, "-"
         while True:
             async with self._errors("drop queued deliveries"):
                 rows = _rows(await self._redis.xrange(self.key("outbox"), min=start, count=DROP_BATCH))
-                gone = [row["id"] for row in rows if row.get("dest", "").startswith(prefix)]
+                gone = [row["id"] for row in rows if ours(row.get("dest", ""))]
                 if gone:
                     async with self._redis.pipeline(transaction=True) as pipe:
                         pipe.xack(self.key("outbox"), GROUP, *gone)

@@ -253,8 +253,8 @@ async def test_a_workspace_s_subscriptions_and_queue_go_and_no_other_s(store: Re
     posted = next(e for e in await store.take("w", claim_idle=60, count=100) if e.delivery.destination == gone)
     await store.done(posted, PostRef(gone, "1700000000.000100"))
     assert await store.delivered(gone, posted.delivery.paper_id) == "1700000000.000100"
-    assert await store.drop("slack:T1/") == 5  # the channel's and the person's still queued
+    assert await store.drop(["slack:T1/"]) == 5  # the channel's and the person's still queued
     assert await store.delivered(gone, posted.delivery.paper_id) is None  # its records went too
     left = await store.take("w", claim_idle=60, count=100)
     assert {e.delivery.destination for e in left} == {kept}
-    assert await store.drop("slack:T1/") == 0
+    assert await store.drop(["slack:T1/"]) == 0

@@ -3,9 +3,11 @@ reactions, buttons, refusals; and the renderer's limits."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import re
+import time
 from types import SimpleNamespace
 
 import bibtexparser
@@ -19,7 +21,7 @@ from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Delivery, Destination, PostRef, UserRef
 from tests.discord.conftest import ADA, MANAGE_CHANNELS, DiscordHarness
-from tests.discord.standin import BOT_ID, CHANNEL
+from tests.discord.standin import BOT_ID, CHANNEL, GUILD
 from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers
 from tests.world import World
@@ -346,3 +348,24 @@ async def test_an_edit_patches_the_same_message_and_an_unknown_one_is_gone(disco
     with pytest.raises(DeliveryError) as gone:
         await discord_bot.adapter.edit(PostRef(HERE, "1249000000000999999"), to_card(updated))
     assert gone.value.gone
+
+
+async def test_a_server_that_removes_the_bot_loses_its_subscriptions_and_queue_and_no_other(discord_bot: DiscordHarness) -> None:
+    elsewhere = Destination("discord", "1249000000000000777")  # a channel of another server
+    world = discord_bot.world
+    for where in (HERE, elsewhere):
+        await world.subscriptions.subscribe(where, "robots")
+    paper = make_paper("2611.00001")
+    await world.store.commit([paper], [Delivery(HERE, paper.id), Delivery(elsewhere, paper.id)])
+    discord_bot.discord.dispatch("GUILD_DELETE", {"id": str(GUILD)})  # kicked: no "unavailable"
+    await until_async(lambda: world.subscriptions.everything(), lambda found: HERE not in found)
+    assert await world.subscriptions.everything() == {elsewhere: ["robots"]}
+    assert [e.delivery.destination for e in await world.store.take("w", claim_idle=60)] == [elsewhere]
+
+
+async def until_async(read, holds, seconds: float = 15) -> None:  # type: ignore[no-untyped-def]
+    """Until what ``read`` returns ``holds`` (the event is handled on the client's own time)."""
+    deadline = time.monotonic() + seconds
+    while not holds(await read()):
+        assert time.monotonic() < deadline, "waited in vain"
+        await asyncio.sleep(0.02)

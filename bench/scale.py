@@ -42,6 +42,7 @@ from adapters.slack.oauth import InstallationStore
 from bench.corpus import Corpus
 from bot.channels import Channels
 from bot.model import Destination
+from bot.sealing import Seal
 from bot.store.installations import RedisInstallations
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
@@ -50,6 +51,7 @@ from tests.redis_servers import RedisProcess, embedded_binary, free_port
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "scale:"
 ANSWER_SECONDS, PACE = 0.05, 1.0
+CLIENT_SECRET = "bench-client-secret"
 
 
 class PacedSlack:
@@ -120,7 +122,7 @@ def narrow_topic(corpus: Corpus) -> str:
 
 async def prepare(client: redis.Redis, args: argparse.Namespace, corpus: Corpus) -> tuple[dict[str, str], int]:
     """Installations and subscriptions in Redis; returns the tokens and the installations' bytes."""
-    installations = RedisInstallations(client, PREFIX)
+    installations = RedisInstallations(client, PREFIX, Seal(CLIENT_SECRET))  # sealed, as paperbot keeps them
     store = InstallationStore(installations)
     tokens = {}
     for n in range(args.workspaces):
@@ -173,7 +175,7 @@ def drain(url: str, api: PacedSlack, workers: int, expected: int, data: Path) ->
         "PAPERBOT_ARXIV_CATEGORIES": "cs.CL",  # never polled: the workers only deliver
         "SLACK_API_URL": api.url,
         "SLACK_CLIENT_ID": "1111.2222",
-        "SLACK_CLIENT_SECRET": "bench-client-secret",
+        "SLACK_CLIENT_SECRET": CLIENT_SECRET,
         "SLACK_SIGNING_SECRET": "bench-signing-secret",
     }
     command = [sys.executable, "-m", "bot", "run", "--role", "worker"]

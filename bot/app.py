@@ -31,6 +31,7 @@ from bot.metrics import Metrics
 from bot.pacing import MinInterval
 from bot.poller import Poller
 from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
+from bot.sealing import Seal
 from bot.search import PaperIndex
 from bot.service import App, Schedule
 from bot.settings import Settings
@@ -223,7 +224,12 @@ async def open_app(
         stack.push_async_callback(http.aclose)
         sources = build_sources(settings, http)
         client, prefix = await open_redis(settings, stack)
-        installations = RedisInstallations(client, prefix)
+        slack = settings.slack
+        seal = None
+        if slack.workspaces and slack.client_secret:  # workspaces' tokens are sealed with a key from the environment
+            previous = slack.client_secret_previous.reveal() if slack.client_secret_previous else ""
+            seal = Seal(slack.client_secret.reveal(), previous)
+        installations = RedisInstallations(client, prefix, seal)
         platforms = platforms or build_platforms(settings, json_lines, installations)
         for adapter in platforms.adapters.values():
             aclose = getattr(adapter, "aclose", None)

@@ -115,6 +115,7 @@ class Slack:
     signing_secret: Secret | None = None
     client_id: str = ""  # with client_secret: multi-workspace mode (OAuth installs)
     client_secret: Secret | None = None
+    client_secret_previous: Secret | None = None  # after regenerating the secret: opens what the old one sealed
     redirect_uri: str = ""  # the OAuth redirect URL, when the app has several (else Slack uses its one)
 
     @property
@@ -178,6 +179,7 @@ class Settings:
             self.slack.app_token,
             self.slack.signing_secret,
             self.slack.client_secret,
+            self.slack.client_secret_previous,
             self.discord.token,
         )
         found = [s.reveal() for s in values if s]
@@ -233,6 +235,7 @@ _SECRETS = {
     "slack.app_token": "SLACK_APP_TOKEN",
     "slack.signing_secret": "SLACK_SIGNING_SECRET",
     "slack.client_secret": "SLACK_CLIENT_SECRET",
+    "slack.client_secret_previous": "SLACK_CLIENT_SECRET_PREVIOUS",
     "discord.token": "DISCORD_TOKEN",
 }
 SECRET_ENV = tuple(_SECRETS.values())

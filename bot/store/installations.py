@@ -1,6 +1,6 @@
 """Installations of the app in chat workspaces (Slack's OAuth), and the one-time states of installs in
-progress. The documents are the platform adapter's (opaque here); tokens in them are stored as given,
-so Redis holds them like any managed secret store would (protect it: ``rediss://``, a password).
+progress. The documents are the platform adapter's (opaque here); with a ``Seal`` (always, in
+multi-workspace mode) each is stored sealed, so no token is readable in Redis (``bot/sealing.py``).
 
 Keys (``P`` is the prefix)::
 
@@ -11,31 +11,42 @@ Keys (``P`` is the prefix)::
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
+from bot.sealing import Seal
 from bot.store.redis import Client, redis_errors, text
 
 
 class RedisInstallations:
     """The ``Installations`` port on the same Redis and prefix as the rest of the store."""
 
-    def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
+    def __init__(self, client: Client, prefix: str = "paperbot:", seal: Seal | None = None) -> None:
         self._redis = client
         self._prefix = prefix
+        self._seal = seal
 
     def _key(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)
 
     async def save(self, workspace: str, document: dict[str, Any]) -> None:
         """Keep ``document`` as ``workspace``'s installation (replacing an older one)."""
+        plain = json.dumps(document).encode()
         async with redis_errors(self._redis, "save an installation"):
-            await self._redis.hset(self._key("installs"), workspace, json.dumps(document))
+            await self._redis.hset(self._key("installs"), workspace, self._seal.seal(plain) if self._seal else plain)
 
     async def find(self, workspace: str) -> dict[str, Any] | None:
-        """``workspace``'s installation, or None."""
+        """``workspace``'s installation, or None; one sealed with the previous secret is sealed again."""
         async with redis_errors(self._redis, "read an installation"):
             raw = await self._redis.hget(self._key("installs"), workspace)
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        if self._seal is None:
+            return cast(dict[str, Any], json.loads(raw))
+        plain, current = self._seal.open(raw if isinstance(raw, bytes) else raw.encode(), f"the installation of {workspace}")
+        if not current:
+            async with redis_errors(self._redis, "seal an installation again"):
+                await self._redis.hset(self._key("installs"), workspace, self._seal.seal(plain))
+        return cast(dict[str, Any], json.loads(plain))
 
     async def delete(self, workspace: str) -> bool:
         """Forget ``workspace``'s installation; False if there was none."""

@@ -9,7 +9,9 @@ import dataclasses
 import pytest
 import redis.asyncio as redis
 
+from bot.errors import StoreError
 from bot.model import Backlog, Delivery, Destination, Following, PostRef, UserRef
+from bot.sealing import Seal
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
@@ -258,3 +260,22 @@ async def test_a_workspace_s_subscriptions_and_queue_go_and_no_other_s(store: Re
     left = await store.take("w", claim_idle=60, count=100)
     assert {e.delivery.destination for e in left} == {kept}
     assert await store.drop(["slack:T1/"]) == 0
+
+
+async def test_sealed_installations_show_no_token_and_open_only_with_their_secret(
+    store: RedisStore, redis_client: redis.Redis
+) -> None:
+    sealed = RedisInstallations(redis_client, store.key(), Seal("client-secret-1"))
+    await sealed.save("T1", {"team_id": "T1", "bot_token": "xoxb-very-secret"})
+    raw = await redis_client.hget(store.key("installs"), "T1")
+    assert b"xoxb" not in raw
+    assert b"T1" not in raw  # nothing of it readable
+    assert await sealed.find("T1") == {"team_id": "T1", "bot_token": "xoxb-very-secret"}
+    with pytest.raises(StoreError, match="SLACK_CLIENT_SECRET_PREVIOUS"):
+        await RedisInstallations(redis_client, store.key(), Seal("client-secret-2")).find("T1")
+    rotated = RedisInstallations(redis_client, store.key(), Seal("client-secret-2", "client-secret-1"))
+    assert (await rotated.find("T1") or {})["bot_token"] == "xoxb-very-secret"  # and sealed again, with the new secret
+    assert (await RedisInstallations(redis_client, store.key(), Seal("client-secret-2")).find("T1") or {})["team_id"] == "T1"
+    await redis_client.hset(store.key("installs"), "T1", raw[:-3] + b"abc")  # altered
+    with pytest.raises(StoreError, match="altered"):
+        await sealed.find("T1")

@@ -43,7 +43,7 @@ from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
-from bot.store.redis import Client, RedisStore, cluster_prefix, redis_errors
+from bot.store.redis import Client, RedisStore, cluster_prefix, is_cluster, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
 from bot.vectors import Embedder
 from bot.workspaces import Workspaces
@@ -193,8 +193,7 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> tuple[Client,
     stack.push_async_callback(single.aclose)
     async with redis_errors(single, "answer PING"):
         await single.ping()
-        clustered = settings.store.redis_url and (await single.info("cluster")).get("cluster_enabled") in (1, "1")
-    if not clustered:
+    if not settings.store.redis_url or not await is_cluster(single):
         return single, prefix
     await single.aclose()
     cluster = redis.RedisCluster.from_url(url, socket_connect_timeout=5, **options)

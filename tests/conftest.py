@@ -40,23 +40,26 @@ def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisPr
     server.stop()
 
 
+def redis_server(purpose: str) -> str:
+    """Debian's redis-server binary; skipped without it, except under REQUIRE_REDIS=1 (CI), where it fails."""
+    binary = system_binary()
+    if binary is None:
+        if require_redis():
+            pytest.fail(f"REQUIRE_REDIS=1 but no redis-server binary is available to {purpose}")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
+    return binary
+
+
 @pytest.fixture(scope="session")
 def system_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's redis-server: ``TEST_REDIS_URL`` if CI started one, else one started here from PATH.
 
     Skipped on a machine without redis-server, except under REQUIRE_REDIS=1 (CI), where it fails.
     """
-    import os
-
     if os.environ.get("TEST_REDIS_URL"):
         yield os.environ["TEST_REDIS_URL"]
         return
-    binary = system_binary()
-    if binary is None:
-        if require_redis():
-            pytest.fail("REQUIRE_REDIS=1 but neither TEST_REDIS_URL nor a redis-server binary is available")
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
-    server = RedisProcess(binary, tmp_path_factory.mktemp("system-redis")).start()
+    server = RedisProcess(redis_server("run the store tests"), tmp_path_factory.mktemp("system-redis")).start()
     yield server.url
     server.stop()
 
@@ -68,12 +71,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     if os.environ.get("TEST_REDIS_CLUSTER_URL"):
         yield os.environ["TEST_REDIS_CLUSTER_URL"]
         return
-    binary = system_binary()
-    if binary is None:
-        if require_redis():
-            pytest.fail("REQUIRE_REDIS=1 but redis-server is not available to make a Redis Cluster")
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
-    cluster = RedisClusterProcesses(binary, tmp_path_factory.mktemp("redis-cluster")).start()
+    cluster = RedisClusterProcesses(redis_server("make a Redis Cluster"), tmp_path_factory.mktemp("redis-cluster")).start()
     yield cluster.url
     cluster.stop()
 
@@ -81,12 +79,7 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 @pytest.fixture(scope="session")
 def redis_tls_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Debian's redis-server speaking only TLS, with a throwaway CA: a ``rediss://`` URL that trusts it."""
-    binary = system_binary()
-    if binary is None:
-        if require_redis():
-            pytest.fail("REQUIRE_REDIS=1 but redis-server is not available to serve TLS")
-        pytest.skip("redis-server is not installed (apt-get install redis-server); CI runs these")
-    server = RedisProcess(binary, tmp_path_factory.mktemp("redis-tls"), tls=True).start()
+    server = RedisProcess(redis_server("serve TLS"), tmp_path_factory.mktemp("redis-tls"), tls=True).start()
     yield server.url
     server.stop()
 

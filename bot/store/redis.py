@@ -223,6 +223,15 @@ def cluster_prefix(prefix: str) -> str:
     return "{" + (prefix.rstrip(":") or "paperbot") + "}:"
 
 
+async def is_cluster(client: redis.Redis) -> bool:
+    """Whether the server ``client`` reached is a Redis Cluster node (``cluster_enabled:1``); a server
+    that will not say (some managed services restrict INFO) is taken for a single server."""
+    try:
+        return (await client.info("cluster")).get("cluster_enabled") in (1, "1")
+    except RedisError:
+        return False
+
+
 def describe(client: Client) -> str:
     """Where ``client`` connects, without credentials, for error messages."""
     if isinstance(client, redis.RedisCluster):

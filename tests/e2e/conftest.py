@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,21 @@ def paperbot() -> Run:
 
 def json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+@contextmanager
+def serving(env: dict[str, str], *args: str, secrets: tuple[str, ...] = ()) -> Iterator[subprocess.Popen[str]]:
+    """``paperbot run`` (plus ``args``) for the block; then SIGTERM, and it must exit 0 with no traceback
+    and none of ``secrets`` in its stderr (printed, so a failing test shows it)."""
+    command = [sys.executable, "-m", "bot", "run", *args]
+    service = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield service
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, stderr = service.communicate(timeout=20)
+        print(stderr[-3000:])
+    assert service.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    for secret in secrets:
+        assert secret not in stderr

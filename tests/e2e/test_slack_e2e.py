@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +13,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.e2e.conftest import ROOT, Run, env_with_slack
+from tests.e2e.conftest import Run, env_with_slack, serving
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import free_port
 from tests.slack.conftest import new_trigger
@@ -133,45 +131,37 @@ def test_http_mode_answers_signed_commands_and_reactions(slack_env, paperbot: Ru
     assert paperbot(env, "run", "--once").returncode == 0  # the papers are posted, so reactions can find them
     ts = next(m["ts"] for m in api.accepted if m["channel"] == "CALL")
     port = env["PORT"]
-    command = [sys.executable, "-m", "bot", "run"]
-    with subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as service:
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            answer = signed_post(port, slash("reasoning"), "application/x-www-form-urlencoded")
-            assert answer.status_code == 200
-            assert answer.json()["response_type"] == "ephemeral"
-            assert answer.json()["text"] == "1 paper matches “reasoning” (showing 1–1)"
-            assert signed_post(port, slash("help"), "application/x-www-form-urlencoded", age=400).status_code == 401
-            event = {
-                "type": "event_callback",
-                "team_id": "T1",
-                "api_app_id": "A1",
-                "event_id": "EvE2E1",
-                "event_time": 1,
-                "event": {
-                    "type": "reaction_added",
-                    "user": "UADA",
-                    "reaction": "bookmark",
-                    "item": {"type": "message", "channel": "CALL", "ts": ts},
-                    "event_ts": "1.2",
-                },
-            }
-            assert signed_post(port, json.dumps(event), "application/json").status_code == 200
-            deadline = time.monotonic() + 10
-            saved = ""
-            while "Reasoning at Scale" not in saved and time.monotonic() < deadline:
-                saved = signed_post(port, slash("saved"), "application/x-www-form-urlencoded").json()["text"]
+    with serving(env, secrets=(SECRET,)):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
                 time.sleep(0.1)
-            assert "1. Reasoning at Scale — 2611.00031" in saved
-        finally:
-            service.send_signal(signal.SIGTERM)
-            _, stderr = service.communicate(timeout=20)
-    assert service.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    assert SECRET not in stderr
+        answer = signed_post(port, slash("reasoning"), "application/x-www-form-urlencoded")
+        assert answer.status_code == 200
+        assert answer.json()["response_type"] == "ephemeral"
+        assert answer.json()["text"] == "1 paper matches “reasoning” (showing 1–1)"
+        assert signed_post(port, slash("help"), "application/x-www-form-urlencoded", age=400).status_code == 401
+        event = {
+            "type": "event_callback",
+            "team_id": "T1",
+            "api_app_id": "A1",
+            "event_id": "EvE2E1",
+            "event_time": 1,
+            "event": {
+                "type": "reaction_added",
+                "user": "UADA",
+                "reaction": "bookmark",
+                "item": {"type": "message", "channel": "CALL", "ts": ts},
+                "event_ts": "1.2",
+            },
+        }
+        assert signed_post(port, json.dumps(event), "application/json").status_code == 200
+        deadline = time.monotonic() + 10
+        saved = ""
+        while "Reasoning at Scale" not in saved and time.monotonic() < deadline:
+            saved = signed_post(port, slash("saved"), "application/x-www-form-urlencoded").json()["text"]
+            time.sleep(0.1)
+        assert "1. Reasoning at Scale — 2611.00031" in saved

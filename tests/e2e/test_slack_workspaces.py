@@ -9,9 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -22,7 +19,7 @@ import redis
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.oauth import SCOPES
-from tests.e2e.conftest import ROOT, Run, base_env
+from tests.e2e.conftest import Run, base_env, serving
 from tests.e2e.test_health import sample, wait_for
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import free_port
@@ -91,15 +88,7 @@ def test_two_workspaces_install_use_their_own_tokens_and_one_uninstall_removes_o
         )
         base = f"http://127.0.0.1:{port}"
         # The service answers Slack and polls; `run --once` processes deliver (so a queue can wait for them).
-        service = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--role", "poller"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with serving(env, "--role", "poller", secrets=(CLIENT_SECRET, SECRET, "xoxb-T1", "xoxb-T2")):
             wait_for(lambda: httpx.get(f"{base}/readyz", timeout=5).status_code == 200)
 
             # Two workspaces install; a replayed and a forged state are refused.
@@ -145,14 +134,6 @@ def test_two_workspaces_install_use_their_own_tokens_and_one_uninstall_removes_o
             assert sorted(posts) == [("T1", "C1"), ("T2", "C2"), ("T2", "C2")]
             still = signed(port, command("subscribe diffusion", "T2", "U2", "C2"))
             assert still.json()["text"].startswith("Subscribed")
-        finally:
-            service.send_signal(signal.SIGTERM)
-            _, stderr = service.communicate(timeout=20)
-            print(stderr[-3000:])  # shown when the test fails
-    assert service.returncode == 0, stderr
-    assert "Traceback" not in stderr
-    for secret in (CLIENT_SECRET, SECRET, "xoxb-T1", "xoxb-T2"):
-        assert secret not in stderr
     store = redis.Redis.from_url(real_redis_url)
     prefix = env["PAPERBOT_KEY_PREFIX"]
     keys = {k.decode() for k in store.scan_iter(match=prefix + "*")}

@@ -3,20 +3,24 @@ and each workspace's token for posting, rotated through the stand-in's oauth.v2.
 
 from __future__ import annotations
 
+import json
 import time
 
 import fakeredis
 import pytest
 from slack_sdk.oauth.installation_store import Installation
 
-from adapters.slack.oauth import InstallationStore, StateStore, WorkspaceTokens
+from adapters.slack.inbound import SlackInbound
+from adapters.slack.oauth import InstallationStore, StateStore, WorkspaceTokens, oauth_flow
 from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Destination
 from bot.store.installations import RedisInstallations
 from tests.fakes import make_paper
+from tests.slack.conftest import SECRET, signed
 from tests.slack.standin import SlackStandIn
+from tests.world import World
 
 CLIENT = ("1111.2222", "client-secret")
 
@@ -89,3 +93,35 @@ async def test_a_token_about_to_expire_is_rotated_and_kept_and_posts_use_it() ->
         with pytest.raises(DeliveryError, match="not installed") as refused:
             await outbound.post(Destination("slack", "C1", "T9"), card)
         assert refused.value.permanent
+
+
+async def revoked(world: World, api: SlackStandIn, tokens: dict[str, list[str]]) -> None:
+    """A signed tokens_revoked event for T1 through the real bolt app in multi-workspace mode."""
+    client = web_client(None, api.api_url)
+    flow = oauth_flow(
+        RedisInstallations(world.client, "c:"), client, client_id=CLIENT[0], client_secret=CLIENT[1], command="/papers"
+    )
+    app = SlackInbound(client, signing_secret=SECRET, oauth=flow).build_app(world.core, process_before_response=True)
+    body = {"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": f"Ev{len(tokens)}{sorted(tokens)}"}
+    body |= {"event_time": int(time.time()), "event": {"type": "tokens_revoked", "tokens": tokens}}
+    answer = await app.async_dispatch(signed(json.dumps(body), "application/json"))
+    assert answer.status == 200
+
+
+async def test_a_revoked_bot_token_forgets_the_workspace_and_a_user_token_alone_does_not() -> None:
+    world = World()
+    with SlackStandIn(app_credentials=CLIENT) as api:
+        api.workspaces["xoxb-T1"] = "T1"
+        installations = RedisInstallations(world.client, "c:")
+        await InstallationStore(installations).async_save(
+            Installation(app_id="A1", team_id="T1", bot_token="xoxb-T1", bot_id="B1", bot_user_id="UB1", user_id="U1")
+        )
+        here, other = Destination("slack", "C1", "T1"), Destination("slack", "C1", "T2")
+        for where in (here, other):
+            await world.subscriptions.subscribe(where, "robots")
+        await revoked(world, api, {"oauth": ["U1"]})  # a person's own token: paperbot uses none
+        assert set(await world.subscriptions.everything()) == {here, other}
+        await revoked(world, api, {"bot": ["UB1"]})
+        assert set(await world.subscriptions.everything()) == {other}
+        assert await installations.find("T1") is None
+    await world.aclose()

@@ -139,7 +139,7 @@ def test_two_workspaces_install_use_their_own_tokens_and_one_uninstall_removes_o
     keys = {k.decode() for k in store.scan_iter(match=prefix + "*")}
     assert [k for k in keys if "T1" in k] == []
     assert store.hkeys(prefix + "installs") == [b"T2"]
-    assert b"xoxb" not in b"".join(store.hvals(prefix + "installs"))  # sealed: no token readable in Redis
+    assert b"bot_token" not in b"".join(store.hvals(prefix + "installs"))  # sealed: nothing readable in Redis
     assert store.smembers(prefix + "subscribed") == {b"slack:T2/C2"}
     assert all(b"T1/" not in fields[b"dest"] for _, fields in store.xrange(prefix + "outbox"))
     store.close()

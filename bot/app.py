@@ -31,7 +31,6 @@ from bot.metrics import Metrics
 from bot.pacing import MinInterval
 from bot.poller import Poller
 from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
-from bot.sealing import Seal
 from bot.search import PaperIndex
 from bot.service import App, Schedule
 from bot.settings import Settings
@@ -226,6 +225,8 @@ async def open_app(
         slack = settings.slack
         seal = None
         if slack.workspaces and slack.client_secret:  # workspaces' tokens are sealed with a key from the environment
+            from bot.sealing import Seal  # cryptography is loaded only where it is used
+
             previous = slack.client_secret_previous.reveal() if slack.client_secret_previous else ""
             seal = Seal(slack.client_secret.reveal(), previous)
         installations = RedisInstallations(client, prefix, seal)

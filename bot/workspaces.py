@@ -48,8 +48,9 @@ class Workspaces:
             if following.user.platform == platform and following.user.workspace == workspace:
                 await self._follows.keep(Following(following.user))  # no queries left: forgotten
                 follows += 1
-        keys = [Destination(platform, channel).key for channel in channels]
-        queued = await self._outbox.drop(keys + ([Destination(platform, "", workspace).key] if not channels else []))
+        # Slack's destinations carry their workspace (a key prefix); a Discord server names its channels.
+        where = [Destination(platform, channel).key for channel in channels] or [Destination(platform, "", workspace).key]
+        queued = await self._outbox.drop(where)
         installation = await self._installations.delete(workspace)
         forgotten = Forgotten(installation, subscriptions, follows, queued)
         kv = {"platform": platform, "workspace": workspace, "subscriptions": subscriptions, "follows": follows, "queued": queued}

@@ -11,10 +11,12 @@ Keys (``P`` is the prefix)::
 from __future__ import annotations
 
 import json
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from bot.sealing import Seal
 from bot.store.redis import Client, redis_errors, text
+
+if TYPE_CHECKING:
+    from bot.sealing import Seal
 
 
 class RedisInstallations:

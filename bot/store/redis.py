@@ -744,12 +744,11 @@ class RedisStore:
 
         async with self._errors("drop a destination's records"):
             keys = []
-            for family in PER_DESTINATION:
-                start = self.key(family, "")
-                for platform in {d.partition(":")[0] for d in wanted}:
-                    async for key in self._redis.scan_iter(match=f"{start}{platform}:*", count=1000):
-                        if ours(text(key)[len(start) :]):
-                            keys.append(key)
+            for platform in {d.partition(":")[0] for d in wanted}:  # one pass over the keys a platform
+                async for key in self._redis.scan_iter(match=f"{self.key('*')}:{platform}:*", count=1000):
+                    family, _, rest = text(key)[len(self._prefix) :].partition(":")
+                    if family in PER_DESTINATION and ours(rest):
+                        keys.append(key)
             for chunk in range(0, len(keys), 500):
                 await self._redis.delete(*keys[chunk : chunk + 500])
             last = [f for f in await self._redis.hkeys(self.key("lastpost")) if ours(text(f))]

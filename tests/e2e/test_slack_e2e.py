@@ -101,24 +101,26 @@ def one_cycle_posts_each_paper_once(slack_env, paperbot: Run) -> None:  # type: 
     assert "xoxb-e2e-token" not in result.stderr
 
 
-def signed_post(port: str, body: str, content_type: str, age: float = 0) -> httpx.Response:
+def signed_post(port: str, body: str, content_type: str, age: float = 0, secret: str = SECRET) -> httpx.Response:
+    """``body`` to paperbot's /slack/events, signed as Slack signs it (``age`` seconds ago)."""
     timestamp = str(int(time.time() - age))
     headers = {
         "Content-Type": content_type,
         "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body),
+        "X-Slack-Signature": SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body),
     }
     return httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=10)
 
 
-def slash(text: str, user: str = "UADA", channel: str = "CALL") -> str:
+def slash(text: str, user: str = "UADA", channel: str = "CALL", team: str = "T1") -> str:
+    """A ``/papers`` slash command's form body."""
     return urlencode(
         {
             "command": "/papers",
             "text": text,
             "user_id": user,
             "channel_id": channel,
-            "team_id": "T1",
+            "team_id": team,
             "response_url": "http://127.0.0.1:9/hooks/unused",
             "trigger_id": new_trigger(),  # every real request has its own; a replay repeats one
             "api_app_id": "A1",

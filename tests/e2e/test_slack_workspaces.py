@@ -11,19 +11,18 @@ import json
 import re
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import redis
-from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.oauth import SCOPES
 from tests.e2e.conftest import Run, base_env, serving
 from tests.e2e.test_health import sample, wait_for
 from tests.e2e.test_run_once import DAYS, hf_item
+from tests.e2e.test_slack_e2e import signed_post, slash
 from tests.redis_servers import free_port
-from tests.slack.conftest import new_trigger
 from tests.slack.standin import SlackStandIn
 from tests.standins import HuggingFaceStandIn, StandIn
 
@@ -31,21 +30,6 @@ pytestmark = pytest.mark.e2e
 SECRET = "workspaces-signing-secret"
 CLIENT_ID, CLIENT_SECRET = "1111.2222", "client-secret-for-tests"
 FORM = "application/x-www-form-urlencoded"
-
-
-def signed(port: str, body: str, content_type: str = FORM) -> httpx.Response:
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": content_type,
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": SignatureVerifier(SECRET).generate_signature(timestamp=timestamp, body=body),
-    }
-    return httpx.post(f"http://127.0.0.1:{port}/slack/events", content=body, headers=headers, timeout=10)
-
-
-def command(text: str, team: str, user: str, channel: str) -> str:
-    fields = {"command": "/papers", "text": text, "user_id": user, "channel_id": channel, "team_id": team}
-    return urlencode(fields | {"trigger_id": new_trigger(), "api_app_id": "A1", "response_url": "http://127.0.0.1:9/hooks/x"})
 
 
 def start_install(base: str) -> tuple[str, str]:
@@ -110,7 +94,7 @@ def test_two_workspaces_install_use_their_own_tokens_and_one_uninstall_removes_o
 
             # A command from each workspace is answered with that workspace's token.
             for team, user, channel in (("T1", "U1", "C1"), ("T2", "U2", "C2")):
-                answer = signed(port, command("subscribe reasoning", team, user, channel))
+                answer = signed_post(port, slash("subscribe reasoning", user, channel, team), FORM, secret=SECRET)
                 assert answer.status_code == 200
                 assert answer.json()["text"].startswith("Subscribed"), answer.json()
             assert ("users.info", "T1", "U1") in api.teams
@@ -127,12 +111,12 @@ def test_two_workspaces_install_use_their_own_tokens_and_one_uninstall_removes_o
             assert paperbot(env, "run", "--once", "--role", "poller").returncode == 0
             event = {"type": "event_callback", "team_id": "T1", "api_app_id": "A1", "event_id": "EvUninstall1"}
             event |= {"event_time": int(time.time()), "event": {"type": "app_uninstalled"}}
-            assert signed(port, json.dumps(event), "application/json").status_code == 200
+            assert signed_post(port, json.dumps(event), "application/json", secret=SECRET).status_code == 200
             wait_for(lambda: sample(httpx.get(f"{base}/metrics").text, "paperbot_installations") == 1)
             assert paperbot(env, "run", "--once").returncode == 0
             posts = [(team, channel) for method, team, channel in api.teams if method == "chat.postMessage"]
             assert sorted(posts) == [("T1", "C1"), ("T2", "C2"), ("T2", "C2")]
-            still = signed(port, command("subscribe diffusion", "T2", "U2", "C2"))
+            still = signed_post(port, slash("subscribe diffusion", "U2", "C2", "T2"), FORM, secret=SECRET)
             assert still.json()["text"].startswith("Subscribed")
     store = redis.Redis.from_url(real_redis_url)
     prefix = env["PAPERBOT_KEY_PREFIX"]

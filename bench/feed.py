@@ -29,18 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import Corpus
 from bench.query import percentile, rss_mb
 from bench.scratch import scratch_redis
-from bot.commands import CommandCore
-from bot.feed import Feed
+from bot.chat.commands import CommandCore
+from bot.chat.feed import Feed
+from bot.chat.vectors import Embedder
 from bot.model import Destination, UserRef
-from bot.search import PaperIndex
+from bot.query.index import PaperIndex
+from bot.query.matcher import Doc
 from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
-from bot.topics import Doc
-from bot.vectors import Embedder
 from tests.fakes import listing
 
 PREFIX = "benchf:"

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
 from bench.query import cached_core, percentile
-from bot.commands import CommandCore
+from bot.chat.commands import CommandCore
 from bot.model import Destination, UserRef
 
 

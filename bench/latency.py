@@ -1,7 +1,7 @@
 """Detection to post: how long a paper waits between being queued and being posted.
 
 100 papers over 5 channels, queued in 10 batches half a second apart (as polls commit them), on a
-real Redis. Event-driven = the service's delivery loop (``bot.service.deliver_forever``): a blocking
+real Redis. Event-driven = the service's delivery loop (``bot.service.runner.deliver_forever``): a blocking
 read on the outbox wakes it. Cycle-based = what a ``--role worker`` did until 2026-11-29: a delivery
 pass every ``delivery.interval_seconds`` (then 60 s; in the default ``all`` role it was once per
 poll, every 30 minutes, so this baseline is the kindest one). The terminal adapter posts without
@@ -26,9 +26,9 @@ import redis.asyncio as redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.query import percentile
-from bot.delivery import Deliverer
+from bot.flow.delivery import Deliverer
 from bot.model import Card, Delivery, Destination, PostRef
-from bot.service import App, Schedule, deliver_forever
+from bot.service.runner import App, Schedule, deliver_forever
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from tests.fakes import make_paper

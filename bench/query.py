@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
 from bench.scratch import scratch_redis
-from bot.commands import CommandCore
+from bot.chat.commands import CommandCore
 from bot.model import Destination, UserRef
-from bot.search import PaperIndex
+from bot.query.index import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
 from bot.model import Delivery, Destination, Paper
-from bot.routing import Route, Router, compile_route
-from bot.topics import Doc
+from bot.query.matcher import Doc
+from bot.query.routing import Route, Router, compile_route
 
 
 def naive(routes: list[Route], papers: list[Paper]) -> list[Delivery]:

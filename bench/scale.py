@@ -40,11 +40,11 @@ from slack_sdk.oauth.installation_store import Installation
 
 from adapters.slack.oauth import InstallationStore
 from bench.corpus import Corpus
-from bot.channels import Channels
+from bot.flow.channels import Channels
 from bot.model import Destination
-from bot.sealing import Seal
 from bot.store.installations import RedisInstallations
 from bot.store.redis import RedisStore
+from bot.store.sealing import Seal
 from bot.store.subscriptions import RedisSubscriptions
 from tests.redis_servers import RedisProcess, embedded_binary, free_port
 

@@ -35,8 +35,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.topics import words
-from bot.vectors import Embedder, train_taste, unit
+from bot.chat.vectors import Embedder, train_taste, unit
+from bot.query.matcher import words
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "arxiv_listing_2026-01-24.json.gz"
 METHODS = (

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
-from bot.delivery import Deliverer
+from bot.flow.delivery import Deliverer
 from bot.model import Delivery, Destination
 from tests.fakes import make_paper
 from tests.slack.standin import SlackStandIn

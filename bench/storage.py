@@ -35,10 +35,10 @@ import redis.asyncio as redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
+from bot.chat.vectors import STORED
 from bot.model import Delivery, Destination, PostRef, UserRef
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
-from bot.vectors import STORED
 from tests.redis_servers import RedisProcess, embedded_binary
 
 PREFIX = "bench:"
@@ -86,7 +86,7 @@ async def simulate(args: argparse.Namespace, client: redis.Redis) -> list[tuple[
         papers = [dataclasses.replace(t, id=f"{day:05d}.{n:05d}", published=published) for n, t in enumerate(templates)]
         owed = [Delivery(c, p.id) for p in papers for c in channels if rng.random() < args.share]
         await store.commit(papers, owed)
-        await store.keep_vectors({p.id: rng.randbytes(STORED) for p in papers})  # as the poller does (bot/feed.py)
+        await store.keep_vectors({p.id: rng.randbytes(STORED) for p in papers})  # as the poller does (bot/chat/feed.py)
         await settle(store, day)
         for user in rng.sample(users, 27):  # ~10,000 saves a year across 50 people
             paper = rng.choice(papers)

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
 from bench.scratch import scratch_redis
+from bot.flow.poller import Poller, PollReport
 from bot.model import Destination, Paper
-from bot.poller import Poller, PollReport
-from bot.routing import Router, compile_route
+from bot.query.routing import Router, compile_route
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from bot.store.retention import pack, unpack

@@ -19,20 +19,22 @@ from typing import Any
 import httpx
 import redis.asyncio as redis
 
-from bot.channels import Channels
-from bot.commands import CommandCore
-from bot.delivery import Deliverer
-from bot.digests import DirectDigests
+from bot.chat.commands import CommandCore
+from bot.chat.digests import DirectDigests
+from bot.chat.feed import Feed
+from bot.chat.vectors import Embedder
+from bot.chat.workspaces import Workspaces
 from bot.errors import ConfigError, PaperbotError
-from bot.feed import Feed
-from bot.health import Status
+from bot.flow.channels import Channels
+from bot.flow.delivery import Deliverer
+from bot.flow.poller import Poller
 from bot.logs import redactor
-from bot.metrics import Metrics
 from bot.pacing import MinInterval
-from bot.poller import Poller
 from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
-from bot.search import PaperIndex
-from bot.service import App, Schedule
+from bot.query.index import PaperIndex
+from bot.service.health import Status
+from bot.service.metrics import Metrics
+from bot.service.runner import App, Schedule
 from bot.settings import Settings
 from bot.sources.arxiv import ArxivSource
 from bot.sources.http import RetryingGetter, make_client
@@ -44,8 +46,6 @@ from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import Client, RedisStore, cluster_prefix, is_cluster, redis_errors
 from bot.store.subscriptions import RedisSubscriptions
-from bot.vectors import Embedder
-from bot.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ async def open_app(
         slack = settings.slack
         seal = None
         if slack.workspaces and slack.client_secret:  # workspaces' tokens are sealed with a key from the environment
-            from bot.sealing import Seal  # cryptography is loaded only where it is used
+            from bot.store.sealing import Seal  # cryptography is loaded only where it is used
 
             previous = slack.client_secret_previous.reveal() if slack.client_secret_previous else ""
             seal = Seal(slack.client_secret.reveal(), previous)

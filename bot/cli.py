@@ -14,13 +14,14 @@ from collections.abc import Sequence
 
 from rich.console import Console
 
-from bot import __version__, logs, operations
+from bot import __version__, logs
 from bot.app import open_app, sync_discord
 from bot.errors import ConfigError, PaperbotError, StoreError
 from bot.model import Destination, UserRef
 from bot.pacing import backoff
 from bot.ports import ReplyViewer
-from bot.service import ROLES, App, run_once, serve
+from bot.service import operations
+from bot.service.runner import ROLES, App, run_once, serve
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("bot.app")

@@ -234,7 +234,7 @@ class Papers(Protocol):
         ...
 
     async def vectors(self, paper_ids: Sequence[str]) -> dict[str, bytes]:
-        """The stored vectors (``bot.vectors``: 128 bytes each) of those of ``paper_ids`` that have one."""
+        """The stored vectors (``bot.chat.vectors``: 128 bytes each) of those of ``paper_ids`` that have one."""
         ...
 
     async def keep_vectors(self, vectors: Mapping[str, bytes]) -> None:
@@ -486,7 +486,7 @@ class ReplyViewer(Protocol):
 
 
 class Probe(Protocol):
-    """What an operator's probes ask a process (``bot.health.Status``)."""
+    """What an operator's probes ask a process (``bot.service.health.Status``)."""
 
     async def problems(self) -> list[str]:
         """Why this process is not ready; empty when it is."""

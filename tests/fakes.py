@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from bot.chat.vectors import Embedder
 from bot.errors import DeliveryError, SourceError
 from bot.model import Card, Destination, Links, Paper, PostRef
-from bot.vectors import Embedder
 
 EMBEDDER = Embedder()  # the real model, loaded once for the whole test run (~0.6 s)
 

@@ -7,11 +7,12 @@ from datetime import datetime
 
 import fakeredis
 
-from bot.commands import CommandCore
-from bot.digests import DirectDigests
-from bot.feed import Feed
+from bot.chat.commands import CommandCore
+from bot.chat.digests import DirectDigests
+from bot.chat.feed import Feed
+from bot.chat.workspaces import Workspaces
 from bot.model import Destination, UserRef
-from bot.search import PaperIndex
+from bot.query.index import PaperIndex
 from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
@@ -19,7 +20,6 @@ from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
-from bot.workspaces import Workspaces
 from tests.fakes import EMBEDDER
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import CommandError
+from bot.flow.recap import parse_when
 from bot.model import PLATFORMS, Channel, Destination
-from bot.query import parse_query
-from bot.recap import parse_when
+from bot.query.parser import parse_query
 from bot.settings.values import boolean, number, words
 
 MODES = ("each", "digest")

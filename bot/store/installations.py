@@ -1,6 +1,6 @@
 """Installations of the app in chat workspaces (Slack's OAuth), and the one-time states of installs in
 progress. The documents are the platform adapter's (opaque here); with a ``Seal`` (always, in
-multi-workspace mode) each is stored sealed, so no token is readable in Redis (``bot/sealing.py``).
+multi-workspace mode) each is stored sealed, so no token is readable in Redis (``bot/store/sealing.py``).
 
 Keys (``P`` is the prefix)::
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from bot.store.redis import Client, redis_errors, text
 
 if TYPE_CHECKING:
-    from bot.sealing import Seal
+    from bot.store.sealing import Seal
 
 
 class RedisInstallations:

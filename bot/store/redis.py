@@ -15,10 +15,10 @@ Keys (``P`` is the prefix)::
     P edited:<dest>:<msg>   STRING  an edit of that message was made within the spacing (expires then)
     P edits:later           ZSET    edits waiting for their message's spacing to end → when
     P recapped:<dest>:<t>   STRING  the weekly recap due at t was queued (expires after 8 days)
-    P vec:<n>               HASH    paper id → its vector (64 bytes, bot/vectors.py), in 2,039 buckets by a hash of
+    P vec:<n>               HASH    paper id → its vector (64 bytes, bot/chat/vectors.py), in 2,039 buckets by a hash of
                                     the id (small hashes: Redis keeps them as compact listpacks, ~80 bytes a
                                     paper instead of ~230 for a key each); dropped with the paper
-    P index:snapshot        STRING  the query index's snapshot (bot/doctable.py), expiring with the cache
+    P index:snapshot        STRING  the query index's snapshot (bot/query/table.py), expiring with the cache
     P posts:<dest>:<n>      HASH    what was settled there in week n, kept as long as the paper cache:
                                     "p:<paper id>" → message id (or "skipped:<why>"), "m:<message id>" → paper id
                                     (reactions find their paper here)

@@ -11,12 +11,12 @@ import redis.asyncio as redis
 
 from bot.errors import StoreError
 from bot.model import Backlog, Delivery, Destination, Following, PostRef, UserRef
-from bot.sealing import Seal
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore, vector_bucket
+from bot.store.sealing import Seal
 from bot.store.subscriptions import RedisSubscriptions
 from tests.fakes import make_paper
 

@@ -19,7 +19,7 @@ import pytest
 from adapters.discord.client import DISCORD_API, new_client
 from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
-from bot.delivery import Deliverer
+from bot.flow.delivery import Deliverer
 from bot.model import UserRef
 from tests.conftest import fixture_text
 from tests.discord.standin import APP_ID, CHANNEL, GUILD, DiscordStandIn, until

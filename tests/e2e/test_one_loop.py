@@ -21,7 +21,7 @@ from adapters.slack.outbound import SlackOutbound, web_client
 from adapters.web import WebServer
 from bot.app import Platforms, open_app
 from bot.model import UserRef
-from bot.service import serve
+from bot.service.runner import serve
 from bot.settings import Settings, settings_from
 from tests.conftest import fixture_text
 from tests.discord.standin import CHANNEL, DiscordStandIn
@@ -121,11 +121,11 @@ async def test_slack_and_discord_run_together_in_one_loop(embedded_redis: RedisP
 async def test_a_failing_chat_listener_is_retried_and_delivery_goes_on(
     embedded_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import bot.service
+    import bot.service.runner
     from adapters.console import ConsoleAdapter
     from bot.ports import Commands
 
-    monkeypatch.setattr(bot.service, "LISTENER_RETRY_FIRST", 0.01)  # shortened for the test (default 5 s, doubling)
+    monkeypatch.setattr(bot.service.runner, "LISTENER_RETRY_FIRST", 0.01)  # shortened for the test (default 5 s, doubling)
     started: list[float] = []
 
     class Flaky:
@@ -158,9 +158,9 @@ async def test_a_failing_chat_listener_is_retried_and_delivery_goes_on(
 async def test_discord_refusing_the_token_or_going_away_leaves_slack_running_and_recovers_on_its_own(
     embedded_redis: RedisProcess, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import bot.service
+    import bot.service.runner
 
-    monkeypatch.setattr(bot.service, "LISTENER_RETRY_FIRST", 0.2)  # shortened for the test (default 5 s, doubling)
+    monkeypatch.setattr(bot.service.runner, "LISTENER_RETRY_FIRST", 0.2)  # shortened for the test (default 5 s, doubling)
     hf = HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00071", "Slack goes on")]})
     port = free_port()
     with StandIn(hf) as hf_server, SlackStandIn() as api, DiscordStandIn() as discord_api:

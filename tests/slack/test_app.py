@@ -15,7 +15,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 from adapters.slack.inbound import SlackInbound, event_routes
 from adapters.slack.outbound import web_client
-from bot.delivery import Deliverer
+from bot.flow.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination, UserRef
 from tests.fakes import make_paper
 from tests.redis_servers import free_port

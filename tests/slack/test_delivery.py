@@ -12,8 +12,8 @@ import pytest
 
 from adapters.slack.outbound import SlackOutbound, web_client
 from bot.cards import to_card
-from bot.delivery import Deliverer
 from bot.errors import DeliveryError
+from bot.flow.delivery import Deliverer
 from bot.model import Channel, Delivery, Destination
 from tests.fakes import make_paper
 from tests.hostile.papers import hostile_papers

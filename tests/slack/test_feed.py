@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.delivery import Deliverer, DeliveryReport
+from bot.flow.delivery import Deliverer, DeliveryReport
 from bot.model import Delivery, Destination, UserRef
 from tests.fakes import listing
 from tests.slack.conftest import SlackHarness, event_body, signed, slash_body

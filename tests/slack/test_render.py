@@ -11,7 +11,7 @@ from slack_sdk.models.blocks import Block
 
 from adapters.slack.render import card_blocks, digest_blocks, escape, fallback, file_blocks, fit, home_view, reply_blocks
 from bot.cards import to_card
-from bot.export import to_bibtex, to_markdown
+from bot.chat.export import to_bibtex, to_markdown
 from bot.model import Attachment, Card, Reply
 from bot.store.library import Saved
 from tests.fakes import make_paper

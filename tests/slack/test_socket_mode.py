@@ -17,7 +17,7 @@ from adapters.slack.inbound import SlackInbound
 from adapters.slack.outbound import web_client
 from bot.errors import ListenerError
 from bot.model import UserRef
-from bot.service import supervise
+from bot.service.runner import supervise
 from tests.conftest import fixture_text
 from tests.slack.conftest import SlackHarness, slash_body
 from tests.slack.socket_standin import SocketModeStandIn

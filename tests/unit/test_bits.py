@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from array import array
 
-from bot.bits import BitCache, Membership, from_numbers, from_sorted, members
+from bot.query.bits import BitCache, Membership, from_numbers, from_sorted, members
 
 
 def test_bit_sets_hold_exactly_their_numbers() -> None:

@@ -6,8 +6,8 @@ import dataclasses
 import random
 from datetime import UTC, datetime
 
-from bot.doctable import DocTable
-from bot.topics import Doc
+from bot.query.matcher import Doc
+from bot.query.table import DocTable
 from tests.fakes import make_paper
 from tests.unit.test_topics import random_paper
 

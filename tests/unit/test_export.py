@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import bibtexparser
 
-from bot.export import to_bibtex, to_markdown
+from bot.chat.export import to_bibtex, to_markdown
 from tests.fakes import make_paper
 
 HOSTILE = make_paper(

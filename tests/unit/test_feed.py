@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from bot.digests import due_at
+from bot.chat.digests import due_at
+from bot.chat.vectors import Embedder
+from bot.flow.poller import Poller, PollReport
 from bot.model import Destination, Following, Paper, UserRef
-from bot.poller import Poller, PollReport
-from bot.vectors import Embedder
 from tests.fakes import EMBEDDER, StaticSource, listing
 from tests.world import World
 
@@ -106,7 +106,7 @@ async def test_similar_works_for_a_saved_paper_that_left_the_cache() -> None:
 async def test_vectors_are_made_once_when_papers_are_first_seen_and_reused_by_every_process() -> None:
     world = World()
     poller_embedder, other_embedder = CountingEmbedder(), CountingEmbedder()
-    from bot.feed import Feed
+    from bot.chat.feed import Feed
 
     writer = Feed(world.index, world.store, world.library, poller_embedder)
     poller = Poller(
@@ -130,7 +130,7 @@ async def test_vectors_are_made_once_when_papers_are_first_seen_and_reused_by_ev
 
 
 async def _no_routes():  # type: ignore[no-untyped-def]
-    from bot.routing import Router
+    from bot.query.routing import Router
 
     return Router({})
 
@@ -206,8 +206,8 @@ async def test_digests_are_queued_once_a_day_taking_each_follow_in_turn_and_sayi
 
 def test_like_terms_parse_with_a_threshold_and_say_what_is_wrong() -> None:
     from bot.errors import CommandError
-    from bot.query import parse_query
-    from bot.topics import fields_of
+    from bot.query.matcher import fields_of
+    from bot.query.parser import parse_query
 
     term, category = fields_of(parse_query("like:arXiv:2601.15077v2~0.7 cat:cs.RO").root)
     assert category.name == "cat"
@@ -242,8 +242,8 @@ async def test_like_in_a_search_combines_with_the_other_operators() -> None:
 
 
 async def test_a_like_subscription_routes_only_the_new_papers_that_close() -> None:
-    from bot.channels import Channels
-    from bot.feed import Feed
+    from bot.chat.feed import Feed
+    from bot.flow.channels import Channels
 
     world = World()
     robot = ROBOTS[0]
@@ -268,8 +268,8 @@ async def test_a_like_subscription_routes_only_the_new_papers_that_close() -> No
 
 
 async def test_papers_that_leave_the_index_are_never_recommended_again() -> None:
-    from bot.feed import Feed
-    from bot.search import PaperIndex
+    from bot.chat.feed import Feed
+    from bot.query.index import PaperIndex
 
     world = World()
     now = [1_800_000_000.0]
@@ -292,9 +292,9 @@ async def test_papers_that_leave_the_index_are_never_recommended_again() -> None
 
 async def test_one_cycle_delivers_a_digest_that_fell_due_during_its_poll() -> None:
     """``paperbot run --once`` (cron-style): the digest queued by the poll goes out in the same run."""
-    from bot.channels import Channels
-    from bot.delivery import Deliverer
-    from bot.service import App
+    from bot.flow.channels import Channels
+    from bot.flow.delivery import Deliverer
+    from bot.service.runner import App
     from tests.fakes import RecordingAdapter
 
     world = World()
@@ -322,9 +322,9 @@ async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from bot.commands import OUTAGE, CommandCore
-    from bot.feed import Feed
-    from bot.search import PaperIndex
+    from bot.chat.commands import OUTAGE, CommandCore
+    from bot.chat.feed import Feed
+    from bot.query.index import PaperIndex
     from bot.settings import DEFAULT_SAVE_EMOJI
     from bot.store.coordination import RedisCoordination
     from bot.store.follows import RedisFollows
@@ -348,8 +348,8 @@ async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
 
 
 async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later() -> None:
-    from bot.channels import Channels
-    from bot.feed import Feed
+    from bot.chat.feed import Feed
+    from bot.flow.channels import Channels
 
     world = World()
     await world.subscriptions.subscribe(HERE, "cat:cs OR cat:eess OR cat:stat")  # every paper of the day
@@ -368,8 +368,8 @@ async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later(
 
 
 async def test_a_broken_model_skips_like_subscriptions_but_routes_the_rest() -> None:
-    from bot.channels import Channels
-    from bot.feed import Feed
+    from bot.chat.feed import Feed
+    from bot.flow.channels import Channels
 
     world = World()
     await world.store.commit([ROBOTS[0]], [])

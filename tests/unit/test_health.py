@@ -1,4 +1,4 @@
-"""Readiness (``bot.health.Status``) and the metrics it renders, on fakeredis with a fake clock."""
+"""Readiness (``bot.service.health.Status``) and the metrics it renders, on fakeredis with a fake clock."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import fakeredis
 import pytest
 
-from bot.health import Status
-from bot.metrics import Metrics
 from bot.model import Delivery, Destination
+from bot.service.health import Status
+from bot.service.metrics import Metrics
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from tests.fakes import make_paper

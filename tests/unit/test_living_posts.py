@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as redis
 
-from bot.changes import new_leaders, news
 from bot.errors import DeliveryError
+from bot.flow.changes import new_leaders, news
+from bot.flow.recap import last_due, parse_when
 from bot.model import Channel, Destination, Links
-from bot.query import parse_query
-from bot.recap import last_due, parse_when
-from bot.search import PaperIndex
+from bot.query.index import PaperIndex
+from bot.query.parser import parse_query
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from tests.fakes import StaticSource, make_paper
@@ -114,7 +114,7 @@ async def test_a_failed_edit_is_retried_and_a_deleted_message_drops_its_edit(
     assert report.edited == 0
     await coordination.unpause(ALL)
     bot.adapter.edit_failures = [DeliveryError("message_not_found", gone=True)]
-    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+    with caplog.at_level(logging.INFO, logger="bot.flow.delivery"):
         report = await bot.deliverer.deliver()
     assert (report.edited, report.skipped, report.delivered) == (1, 1, 0)  # one retried and made, one dropped
     assert [r.getMessage() for r in caplog.records if "deleted" in r.getMessage()] == ["card to update was deleted; edit dropped"]

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import fakeredis
 import pytest
 
-from bot.delivery import MAX_ATTEMPTS, Deliverer
 from bot.errors import DeliveryError
+from bot.flow.delivery import MAX_ATTEMPTS, Deliverer
+from bot.flow.poller import Poller
 from bot.model import Channel, Destination
-from bot.poller import Poller
-from bot.routing import Router, compile_route
+from bot.query.routing import Router, compile_route
 from bot.store.coordination import RedisCoordination
 from bot.store.redis import RedisStore
 from tests.fakes import RecordingAdapter, StaticSource, make_paper
@@ -236,7 +236,7 @@ class SlowSource(StaticSource):
 async def test_transient_failures_become_a_dead_letter_after_enough_attempts(
     store: RedisStore, coordination: RedisCoordination
 ) -> None:
-    from bot.delivery import MAX_ATTEMPTS
+    from bot.flow.delivery import MAX_ATTEMPTS
 
     bot = Bot(store, coordination, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
     bot.adapter.refuse("ml", DeliveryError("HTTP 503 after 5 attempts"))
@@ -309,7 +309,7 @@ async def test_transient_failures_back_off_exponentially_for_every_worker(
 
 
 async def test_passes_waited_out_while_backing_off_are_not_attempts(store: RedisStore, coordination: RedisCoordination) -> None:
-    from bot.delivery import MAX_ATTEMPTS
+    from bot.flow.delivery import MAX_ATTEMPTS
 
     bot = Bot(store, coordination, [StaticSource("s", [make_paper("2603.00001")])], [Channel(ML)])
     deliverer = Deliverer(store, store, {"console": bot.adapter}, "w1", claim_idle=300, backoff=30, coordination=bot.coordination)

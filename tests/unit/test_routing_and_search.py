@@ -10,11 +10,11 @@ import fakeredis
 import pytest
 
 from bot.model import Delivery, Destination
-from bot.query import parse_query
-from bot.routing import Route, Router, compile_route
-from bot.search import INLINE, PaperIndex
+from bot.query.index import INLINE, PaperIndex
+from bot.query.matcher import Doc, Query, rank
+from bot.query.parser import parse_query
+from bot.query.routing import Route, Router, compile_route
 from bot.store.redis import RedisStore
-from bot.topics import Doc, Query, rank
 from tests.fakes import make_paper
 from tests.unit.test_topics import random_paper, random_query
 

@@ -9,8 +9,8 @@ import pytest
 
 from bot.errors import CommandError
 from bot.model import Links
-from bot.query import parse_query
-from bot.topics import Doc, words
+from bot.query.matcher import Doc, words
+from bot.query.parser import parse_query
 from tests.fakes import make_paper
 
 PAPER = make_paper(

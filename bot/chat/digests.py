@@ -14,12 +14,12 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.chat.feed import Feed
 from bot.errors import CommandError
-from bot.feed import Feed
 from bot.model import Delivery, Destination, Following, UserRef
 from bot.ports import Follows, Outbox
-from bot.query import parse_query
-from bot.search import PaperIndex
+from bot.query.index import PaperIndex
+from bot.query.parser import parse_query
 
 log = logging.getLogger(__name__)
 

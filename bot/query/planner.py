@@ -1,6 +1,6 @@
 """Evaluating one query over the index's table: which papers match, how well, and the best page.
 
-Matches are bit sets (``bot.bits``): words, categories, authors and ``code:``/``upvotes`` columns are
+Matches are bit sets (``bot.query.bits``): words, categories, authors and ``code:``/``upvotes`` columns are
 cached sets, so AND, OR and NOT cost microseconds even when a word is in every paper. Only phrases
 and CJK names need a look at the papers' words, and only at the papers the sets left.
 
@@ -18,9 +18,9 @@ import heapq
 from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import NamedTuple
 
-from bot.bits import BitCache, Membership, from_numbers, members
-from bot.doctable import DocTable, Needle
-from bot.topics import AllOf, AnyOf, Field, Node, Not, Words, compare, standing, unspaced
+from bot.query.bits import BitCache, Membership, from_numbers, members
+from bot.query.matcher import AllOf, AnyOf, Field, Node, Not, Words, compare, standing, unspaced
+from bot.query.table import DocTable, Needle
 
 # Cost units of ~40 ns (bench/hostile_queries.py): building a posting's bit set costs a unit per
 # POSTINGS numbers (numpy: ~10 ns a number, measured at 200,000; cached after the first use);

@@ -1,4 +1,4 @@
-"""Topic matching: words, prepared papers (``Doc``), query nodes and ranking. ``bot.query`` parses."""
+"""Topic matching: words, prepared papers (``Doc``), query nodes and ranking. ``bot.query.parser`` parses."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ class Field:
     """``cat:``, ``author:``, ``org:``, ``code:``, ``like:`` or ``upvotes`` with a comparison.
 
     ``like:<arXiv id>~<threshold>`` matches papers whose vector is that close to the paper's (cosine);
-    it is decided outside the query (``bot.feed``), which fills ``members`` with the ids it matches.
+    it is decided outside the query (``bot.chat.feed``), which fills ``members`` with the ids it matches.
     """
 
     name: str

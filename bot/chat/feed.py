@@ -16,13 +16,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
+from bot.chat.vectors import DIMENSIONS, Embedder, packed, text_of, train_taste, unit, unpacked
 from bot.errors import CommandError, PaperbotError
 from bot.model import Paper, UserRef
 from bot.ports import Library, Papers
-from bot.routing import Router
-from bot.search import PaperIndex
-from bot.topics import Field, Query, fields_of, with_likes
-from bot.vectors import DIMENSIONS, Embedder, packed, text_of, train_taste, unit, unpacked
+from bot.query.index import PaperIndex
+from bot.query.matcher import Field, Query, fields_of, with_likes
+from bot.query.routing import Router
 
 if TYPE_CHECKING:
     import numpy as np

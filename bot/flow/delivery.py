@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 
 from bot.cards import to_card
 from bot.errors import DeliveryError
+from bot.flow.recap import TITLE as RECAP_TITLE
 from bot.model import Channel, Delivery, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
 from bot.ports import Adapter, Coordination, Editor, Outbox, Papers, PostFinder
-from bot.recap import TITLE as RECAP_TITLE
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 ``/papers <query>`` must answer within Slack's 3 seconds from what paperbot already has, never
 from a slow source. The index keeps each cached paper's words as numbers and postings from each
-index key to paper numbers (``bot.doctable``), evaluates a query on sets of paper numbers
-(``bot.plan``), and reads only the page of results from Redis.
+index key to paper numbers (``bot.query.table``), evaluates a query on sets of paper numbers
+(``bot.query.planner``), and reads only the page of results from Redis.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from bot.doctable import Capture, DocTable
 from bot.errors import CommandError, PaperbotError
 from bot.model import Paper
-from bot.plan import DIRECT, PER_MATCH, VERIFY_ALL, Found, Plan, Views, estimate
 from bot.ports import Papers
-from bot.topics import Doc, Query, Words, rank
+from bot.query.matcher import Doc, Query, Words, rank
+from bot.query.planner import DIRECT, PER_MATCH, VERIFY_ALL, Found, Plan, Views, estimate
+from bot.query.table import Capture, DocTable
 
-# Cost units of ~40 ns (bot.plan; measured with bench/hostile_queries.py on this project's 2-core machines).
+# Cost units of ~40 ns (bot.query.planner; measured with bench/hostile_queries.py on this project's 2-core machines).
 INLINE = 1_000_000  # up to ~40 ms: answered on the event loop, no thread hand-off
 # Up to ~150 ms: answered in the heavy-search lane. Above it, refused: a thread that holds the GIL in
 # long set operations starves the event loop (measured: ordinary p99 3 s beside five 8M-unit queries,
@@ -161,7 +161,7 @@ class PaperIndex:
         """Ids of the best matches, ``offset`` to ``offset + limit``, and how many papers match.
 
         Ranked by quality (title 3, keywords 2, abstract 1), then recency and upvotes (``topics.rank``);
-        see ``bot.plan`` for how the page is found without ranking every match.
+        see ``bot.query.planner`` for how the page is found without ranking every match.
         """
         plan = self._plan(query, now)
         numbers, total, exact = plan.page(query.root, offset + limit)
@@ -210,7 +210,7 @@ class PaperIndex:
 
     def cost(self, query: Query) -> int:
         """What evaluating ``query`` will cost, estimated before running it from posting sizes (see
-        ``bot.plan``: building sets, checking phrases and names, scoring matches)."""
+        ``bot.query.planner``: building sets, checking phrases and names, scoring matches)."""
         work, matches = estimate(query.root, self._table.postings, self._table.live)
         cost = work + PER_MATCH * min(matches, DIRECT)
         root = query.root

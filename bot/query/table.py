@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from bot.topics import Doc, upvote_boost
+from bot.query.matcher import Doc, upvote_boost
 
 # The snapshot's layout and the tokenizer it captured: a snapshot of another format is ignored (and the
 # index rebuilt from the cached papers), so bump this whenever either changes.

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from bot.errors import CommandError
 from bot.model import Delivery, Destination, Paper
-from bot.query import parse_query
-from bot.topics import Doc, Query, fields_of, with_likes
+from bot.query.matcher import Doc, Query, fields_of, with_likes
+from bot.query.parser import parse_query
 
 log = logging.getLogger(__name__)
 

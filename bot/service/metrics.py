@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.delivery import DeliveryReport
 from bot.errors import PaperbotError
-from bot.poller import PollReport
+from bot.flow.delivery import DeliveryReport
+from bot.flow.poller import PollReport
 
 # Seconds: a command answers in milliseconds; a poll in seconds to minutes.
 COMMAND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.delivery import Deliverer, DeliveryReport
 from bot.errors import ListenerError, PaperbotError, SourceError, StoreError
-from bot.metrics import Metrics
+from bot.flow.delivery import Deliverer, DeliveryReport
+from bot.flow.poller import Poller, PollReport
 from bot.pacing import backoff
-from bot.poller import Poller, PollReport
 from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
+from bot.service.metrics import Metrics
 
 log = logging.getLogger("bot.app")
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.errors import SourceError
-from bot.following import Follower
+from bot.flow.following import Follower
+from bot.flow.recap import Recaps
 from bot.model import Channel, Delivery, Paper
 from bot.ports import Coordination, Outbox, Papers, Source
-from bot.recap import Recaps
-from bot.routing import Router
+from bot.query.routing import Router
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class Poller:
         digests: Callable[[], Awaitable[int]] | None = None,
         likes: Callable[[Router, Sequence[Paper]], Awaitable[Router]] | None = None,
     ) -> None:
-        self._likes = likes  # decides like: subscriptions for new papers (bot.feed)
-        self._remember = remember  # vectors for the papers it commits (bot.feed)
-        self._digests = digests  # readers' daily digests that fell due (bot.digests)
+        self._likes = likes  # decides like: subscriptions for new papers (bot.chat.feed)
+        self._remember = remember  # vectors for the papers it commits (bot.chat.feed)
+        self._digests = digests  # readers' daily digests that fell due (bot.chat.digests)
         # With the cache: papers seen before are followed (their cards kept current), weekly recaps queued.
         self._follower = Follower(papers, outbox) if papers is not None and follow else None
         due = [c for c in recaps if c.top_digest]

@@ -23,7 +23,7 @@ import re
 
 from bot.errors import CommandError
 from bot.ids import bare_arxiv_id
-from bot.topics import AllOf, AnyOf, Field, Node, Not, Query, Words, words
+from bot.query.matcher import AllOf, AnyOf, Field, Node, Not, Query, Words, words
 
 FIELDS = ("cat", "author", "org", "code", "upvotes", "like")
 LIKE_THRESHOLD = 0.5  # like:<id> without ~t: about as close as a paper's nearest neighbour of the same day (median 0.51)

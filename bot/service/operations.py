@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+from bot.flow.poller import PollReport
 from bot.model import Destination
-from bot.poller import PollReport
 from bot.ports import Coordination, DaySource, Outbox
-from bot.service import App
+from bot.service.runner import App
 
 
 async def deliveries(outbox: Outbox, coordination: Coordination, retry: bool) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from bot.changes import new_leaders, news, rising_why
+from bot.flow.changes import new_leaders, news, rising_why
 from bot.model import Delivery, Paper
 from bot.ports import Outbox, Papers
-from bot.routing import Router
+from bot.query.routing import Router
 
 if TYPE_CHECKING:
-    from bot.poller import PollReport
+    from bot.flow.poller import PollReport
 
 
 class Follower:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from bot.model import Channel, Destination
 from bot.ports import Subscriptions
-from bot.routing import Router, compile_route
+from bot.query.routing import Router, compile_route
 
 log = logging.getLogger(__name__)
 

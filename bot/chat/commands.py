@@ -14,17 +14,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 from bot.cards import to_card
-from bot.digests import SAVED, known_zone, parse_at
+from bot.chat.digests import SAVED, known_zone, parse_at
+from bot.chat.export import to_bibtex, to_markdown
+from bot.chat.feed import Feed
+from bot.chat.workspaces import Workspaces
 from bot.errors import CommandError, PaperbotError
-from bot.export import to_bibtex, to_markdown
-from bot.feed import Feed
 from bot.ids import bare_arxiv_id
 from bot.model import Attachment, Command, Destination, Following, Paper, Reaction, Reply, Saved, UserRef
 from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
-from bot.query import parse_query
-from bot.search import PaperIndex
-from bot.topics import Query
-from bot.workspaces import Workspaces
+from bot.query.index import PaperIndex
+from bot.query.matcher import Query
+from bot.query.parser import parse_query
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ class CommandCore:
         workspaces: Workspaces | None = None,
     ) -> None:
         self._workspaces = workspaces
-        self._timed = timed  # (platform, command, seconds) of each answered command (bot.metrics)
+        self._timed = timed  # (platform, command, seconds) of each answered command (bot.service.metrics)
         self._feed = feed
         self._follows = follows
         self._dm_at = dm_at

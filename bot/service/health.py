@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from bot.errors import PaperbotError
-from bot.metrics import Metrics, StoreFigures
 from bot.ports import Coordination, Listener, Outbox
+from bot.service.metrics import Metrics, StoreFigures
 
 READY_WAIT = 2.0  # seconds the store may take to answer a readiness check (probes time out at 1–5 s)
 

@@ -1,0 +1,1 @@
+"""What people do in chat: commands, the personal feed and its vectors, digests, workspaces, export."""

@@ -1,0 +1,1 @@
+"""The running process: the runner, health probes, metrics and operator commands."""

@@ -29,13 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import Corpus
 from bench.query import percentile, rss_mb
 from bench.scratch import scratch_redis
-from bot.chat.commands import CommandCore
+from bot.chat.commands import ChatStores, CommandCore
 from bot.chat.feed import Feed
 from bot.chat.vectors import Embedder
 from bot.model import Destination, UserRef
 from bot.query.index import PaperIndex
 from bot.query.matcher import Doc
-from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.library import RedisLibrary
@@ -71,10 +70,10 @@ async def main(args: argparse.Namespace) -> None:
         index = PaperIndex(store, ttl_seconds=30 * 86400)
         embedder = Embedder()
         feed = Feed(index, store, library, embedder)
-        core = CommandCore(
-            store, RedisSubscriptions(client, PREFIX), library, index, DEFAULT_SAVE_EMOJI,
-            coordination=RedisCoordination(client, PREFIX), feed=feed, follows=RedisFollows(client, PREFIX),
-        )  # fmt: skip
+        stores = ChatStores(
+            store, RedisSubscriptions(client, PREFIX), library, RedisCoordination(client, PREFIX), RedisFollows(client, PREFIX)
+        )
+        core = CommandCore(stores, index, feed=feed)
         await asyncio.to_thread(embedder.embed, ["warm up"])  # the model loads once per process (~0.6 s)
 
         real = listing()

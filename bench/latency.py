@@ -60,7 +60,7 @@ async def run(client: redis.Redis, prefix: str, args: argparse.Namespace, event_
     adapter = Timed()
     deliverer = Deliverer(store, store, {"console": adapter}, f"bench-{prefix}", claim_idle=600, coordination=coordination)
     if event_driven:
-        app = App(None, deliverer, None, store, coordination, Schedule(), "worker")  # type: ignore[arg-type]
+        app = App(None, deliverer, None, store, coordination, store, Schedule(), "worker")  # type: ignore[arg-type]
         worker = asyncio.create_task(deliver_forever(app))
     else:
 

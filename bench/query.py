@@ -32,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import Corpus
 from bench.scratch import scratch_redis
-from bot.chat.commands import CommandCore
+from bot.chat.commands import ChatStores, CommandCore
 from bot.model import Destination, UserRef
 from bot.query.index import PaperIndex
-from bot.settings import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.library import RedisLibrary
 from bot.store.redis import RedisStore
@@ -80,12 +79,7 @@ async def cached_core(papers: int, redis_url: str | None) -> AsyncIterator[tuple
         index = PaperIndex(store, ttl_seconds=30 * 86400)
         coordination = RedisCoordination(client, PREFIX)
         core = CommandCore(
-            store,
-            RedisSubscriptions(client, PREFIX),
-            RedisLibrary(client, PREFIX),
-            index,
-            DEFAULT_SAVE_EMOJI,
-            coordination=coordination,
+            ChatStores(store, RedisSubscriptions(client, PREFIX), RedisLibrary(client, PREFIX), coordination), index
         )
         yield core, index, corpus, url
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis.asyncio as redis
 
-from bot.chat.commands import CommandCore
+from bot.chat.commands import ChatOptions, ChatStores, CommandCore
 from bot.chat.digests import DirectDigests
 from bot.chat.feed import Feed
 from bot.chat.vectors import Embedder
@@ -27,15 +27,18 @@ from bot.chat.workspaces import Workspaces
 from bot.errors import ConfigError, PaperbotError
 from bot.flow.channels import Channels
 from bot.flow.delivery import Deliverer
-from bot.flow.poller import Poller
+from bot.flow.following import Follower
+from bot.flow.poller import AfterCommit, Poller, PollOptions, digests_due, with_new
+from bot.flow.recap import Recaps
 from bot.logs import redactor
+from bot.model import Destination
 from bot.pacing import MinInterval
 from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
 from bot.query.index import PaperIndex
 from bot.service.health import Status
 from bot.service.metrics import Metrics
 from bot.service.runner import App, Schedule
-from bot.settings import Settings
+from bot.settings.schema import Settings
 from bot.sources.arxiv import ArxivSource
 from bot.sources.http import RetryingGetter, make_client
 from bot.sources.huggingface import HuggingFaceSource
@@ -43,8 +46,9 @@ from bot.store.coordination import RedisCoordination
 from bot.store.embedded import EmbeddedRedis, default_data_dir
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
+from bot.store.keys import Client, cluster_prefix, is_cluster, redis_errors
 from bot.store.library import RedisLibrary
-from bot.store.redis import Client, RedisStore, cluster_prefix, is_cluster, redis_errors
+from bot.store.redis import RedisStore
 from bot.store.subscriptions import RedisSubscriptions
 
 log = logging.getLogger(__name__)
@@ -205,6 +209,91 @@ async def open_redis(settings: Settings, stack: AsyncExitStack) -> tuple[Client,
     return cluster, cluster_prefix(prefix)
 
 
+@dataclass(frozen=True)
+class Stores:
+    """Every store of one process, on one client and prefix, by the ports they implement."""
+
+    store: RedisStore  # Outbox, LivingPosts, Ledger and Papers
+    coordination: RedisCoordination
+    subscriptions: RedisSubscriptions
+    library: RedisLibrary
+    follows: RedisFollows
+    installations: RedisInstallations
+
+
+def open_stores(settings: Settings, client: Client, prefix: str) -> Stores:
+    """The stores over ``client``; workspaces' tokens are sealed with a key from the environment."""
+    slack, store = settings.slack, settings.store
+    seal = None
+    if slack.workspaces and slack.client_secret:
+        from bot.store.sealing import Seal  # cryptography is loaded only where it is used
+
+        previous = slack.client_secret_previous.reveal() if slack.client_secret_previous else ""
+        seal = Seal(slack.client_secret.reveal(), previous)
+    redact = redactor(settings.secrets())
+    records = RedisStore(
+        client,
+        prefix,
+        store.paper_ttl_days * 86400,
+        redact,
+        track_seconds=settings.delivery.track_days * 86400,
+        edit_spacing=settings.delivery.edit_spacing_minutes * 60,
+    )
+    return Stores(
+        records,
+        RedisCoordination(client, prefix, redact),
+        RedisSubscriptions(client, prefix),
+        RedisLibrary(client, prefix),
+        RedisFollows(client, prefix),
+        RedisInstallations(client, prefix, seal),
+    )
+
+
+def build_commands(
+    settings: Settings, stores: Stores, index: PaperIndex, feed: Feed, catch_all: frozenset[Destination], metrics: Metrics
+) -> CommandCore:
+    """``/papers`` for every platform."""
+    chat = settings.chat
+    return CommandCore(
+        ChatStores(stores.store, stores.subscriptions, stores.library, stores.coordination, stores.follows),
+        index,
+        ChatOptions(chat.save_emoji, catch_all, chat.page_size, settings.summary.tldr_length, chat.managers, chat.dm_at),
+        feed=feed,
+        workspaces=Workspaces(stores.installations, stores.subscriptions, stores.store, stores.follows),
+        timed=metrics.answered,
+    )
+
+
+def build_poller(
+    settings: Settings, sources: list[Source], stores: Stores, channels: Channels, feed: Feed, digests: DirectDigests, owner: str
+) -> Poller:
+    """The poller and its after-commit steps: vectors for new papers, posted papers followed (while
+    ``track_days`` says so), weekly recaps and readers' digests that fell due."""
+
+    store, follow = stores.store, settings.delivery.track_days > 0
+    steps: list[AfterCommit] = [with_new(feed.remember)]
+    if follow:
+        steps.append(Follower(store, store).after_commit)
+    if recapped := [c for c in settings.channels if c.top_digest]:
+        steps.append(Recaps(store, store, recapped, lambda: datetime.now(UTC)).after_commit)
+    steps.append(digests_due(digests.queue))
+    options = PollOptions(
+        owner=owner,
+        budget=settings.schedule.poll_budget_seconds,
+        first_run_limit=settings.delivery.first_run_limit,
+        watch=follow,
+    )
+    return Poller(
+        sources,
+        store,
+        channels.router,
+        coordination=stores.coordination,
+        options=options,
+        likes=feed.route_likes,
+        after_commit=steps,
+    )
+
+
 @asynccontextmanager
 async def open_app(
     settings: Settings,
@@ -221,97 +310,47 @@ async def open_app(
         http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None, transport)
         stack.push_async_callback(http.aclose)
         sources = build_sources(settings, http)
-        client, prefix = await open_redis(settings, stack)
-        slack = settings.slack
-        seal = None
-        if slack.workspaces and slack.client_secret:  # workspaces' tokens are sealed with a key from the environment
-            from bot.store.sealing import Seal  # cryptography is loaded only where it is used
-
-            previous = slack.client_secret_previous.reveal() if slack.client_secret_previous else ""
-            seal = Seal(slack.client_secret.reveal(), previous)
-        installations = RedisInstallations(client, prefix, seal)
-        platforms = platforms or build_platforms(settings, json_lines, installations)
+        stores = open_stores(settings, *await open_redis(settings, stack))
+        store, coordination = stores.store, stores.coordination
+        platforms = platforms or build_platforms(settings, json_lines, stores.installations)
         for adapter in platforms.adapters.values():
-            aclose = getattr(adapter, "aclose", None)
-            if callable(aclose):
+            if callable(aclose := getattr(adapter, "aclose", None)):
                 stack.push_async_callback(aclose)
+            if isinstance(adapter, SharedPace):
+                adapter.share_pace(coordination)  # one pace per channel across every worker process
         missing = {c.destination.platform for c in settings.channels} - set(platforms.adapters)
         if missing:
             raise ConfigError([f"channels: no adapter for platform {p!r} is running" for p in sorted(missing)])
 
-        ttl = settings.store.paper_ttl_days * 86400
-        redact = redactor(settings.secrets())
-        track = settings.delivery.track_days * 86400
-        spacing = settings.delivery.edit_spacing_minutes * 60
-        store = RedisStore(client, prefix, ttl, redact, track_seconds=track, edit_spacing=spacing)  # Outbox and Papers
-        coordination = RedisCoordination(client, prefix, redact)
-        subscriptions = RedisSubscriptions(client, prefix)
-        library = RedisLibrary(client, prefix)
-        for adapter in platforms.adapters.values():
-            if isinstance(adapter, SharedPace):
-                adapter.share_pace(coordination)  # one pace per channel across every worker process
-
-        channels = Channels(settings.channels, subscriptions)
+        channels = Channels(settings.channels, stores.subscriptions)
         await channels.seed()
         consumer = f"{socket.gethostname()}-{os.getpid()}"
         stack.push_async_callback(_quietly, store.retire, consumer)
-        index = PaperIndex(store, ttl)
+        index = PaperIndex(store, settings.store.paper_ttl_days * 86400)
         stack.callback(index.close)
         stack.push_async_callback(index.saved)  # runs first: a snapshot being written is finished
-        feed = Feed(index, store, library, Embedder())
-        follows = RedisFollows(client, prefix)
+        feed = Feed(index, store, stores.library, Embedder())
         metrics = Metrics()
-        digests = DirectDigests(follows, index, feed, store, lambda: datetime.now(UTC))
-        commands = CommandCore(
-            store,
-            subscriptions,
-            library,
-            index,
-            settings.chat.save_emoji,
-            channels.catch_all,
-            settings.chat.page_size,
-            settings.summary.tldr_length,
-            coordination=coordination,
-            managers=settings.chat.managers,
-            feed=feed,
-            follows=follows,
-            dm_at=settings.chat.dm_at,
-            timed=metrics.answered,
-            workspaces=Workspaces(installations, subscriptions, store, follows),
-        )
-        budget = settings.schedule.poll_budget_seconds
-        poller = Poller(
-            sources,
-            store,
-            channels.router,
-            coordination=coordination,
-            owner=consumer,
-            budget=budget,
-            first_run_limit=settings.delivery.first_run_limit,
-            papers=store,
-            follow=bool(track),
-            recaps=settings.channels,
-            remember=feed.remember,
-            digests=digests.queue,
-            likes=feed.route_likes,
-        )
+        digests = DirectDigests(stores.follows, index, feed, store, lambda: datetime.now(UTC))
+        commands = build_commands(settings, stores, index, feed, channels.catch_all, metrics)
+        poller = build_poller(settings, sources, stores, channels, feed, digests, consumer)
+        delivery = settings.delivery
         deliverer = Deliverer(
             store,
             store,
             platforms.adapters,
             consumer,
-            settings.delivery.claim_idle_seconds,
+            delivery.claim_idle_seconds,
             settings.summary.tldr_length,
             channels.settings,
             coordination=coordination,
             undeliverable=digests.undeliverable,
         )
-        schedule = Schedule(
-            settings.schedule.poll_interval_minutes, settings.schedule.jitter_seconds, settings.delivery.interval_seconds
-        )
+        schedule = Schedule(settings.schedule.poll_interval_minutes, settings.schedule.jitter_seconds, delivery.interval_seconds)
         # A process that polls is unready when no poll (anyone's) finished for two intervals and a budget.
+        budget = settings.schedule.poll_budget_seconds
         overdue = None if role == "worker" else 2 * 60 * schedule.poll_minutes + schedule.jitter_seconds + budget
-        count = installations.count if settings.slack.workspaces else None
+        count = stores.installations.count if settings.slack.workspaces else None
         status = Status(metrics, store, coordination, platforms.listeners, poll_overdue=overdue, installations=count)
         for listener in platforms.listeners.values():
             if isinstance(listener, Watched):
@@ -322,6 +361,7 @@ async def open_app(
             commands,
             store,
             coordination,
+            store,
             schedule,
             role,
             platforms.adapters,

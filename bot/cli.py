@@ -22,7 +22,7 @@ from bot.pacing import backoff
 from bot.ports import ReplyViewer
 from bot.service import operations
 from bot.service.runner import ROLES, App, run_once, serve
-from bot.settings import Settings, load_settings
+from bot.settings.schema import Settings, load_settings
 
 log = logging.getLogger("bot.app")
 
@@ -158,9 +158,9 @@ async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.R
         if args.command == "run":
             await (run_once(app) if args.once else serve(app, stop))
         elif args.command == "deliveries":
-            print(redact(await operations.deliveries(app.outbox, app.coordination, args.retry)))
+            print(redact(await operations.deliveries(app.ledger, app.coordination, args.retry)))
         elif args.command == "status":
-            print(redact(await operations.status(app.outbox, app.coordination)))
+            print(redact(await operations.status(app.ledger, app.coordination)))
         elif args.command == "backfill":
             await _backfill(app, args.days)
         else:

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from bot.platforms import PLATFORMS
+
 
 class LogfmtFormatter(logging.Formatter):
     """``ts=... level=... logger=... msg="..." key=value ...`` from a record and its ``kv`` extra."""
@@ -101,11 +103,11 @@ def configure(verbosity: int, redact: Redact = str) -> None:
         logging.getLogger(name).setLevel(ours)
     logging.getLogger("bot.app").setLevel(logging.INFO if verbosity >= 0 else logging.ERROR)
     # A chat connection made or lost is one line at the default level, like the service's start and stop.
-    for name in ("adapters.slack.inbound", "adapters.discord.inbound"):
+    for name in (logger for row in PLATFORMS for logger in row.loggers):
         logging.getLogger(name).setLevel(logging.INFO if verbosity == 0 else ours)
-    # Third-party chatter (every HTTP request, every scheduler tick) only at -vv. The Slack SDKs log
-    # request bodies at debug level, and those carry response_url bearer URLs: never at -v.
-    libraries = ("httpx", "httpcore", "apscheduler", "asyncio", "slack_sdk", "slack_bolt", "adapters.slack.bolt", "discord")
+    # Third-party chatter (every HTTP request, every scheduler tick, the chat SDKs' request bodies, which
+    # may carry bearer URLs) only at -vv.
+    libraries = ("httpx", "httpcore", "apscheduler", "asyncio", *(name for row in PLATFORMS for name in row.libraries))
     for name in libraries:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
     if verbosity <= 1:

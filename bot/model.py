@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
-PLATFORMS = ("console", "slack", "discord")
 # What paperbot keeps of a paper, at most: enough for any real paper, bounded for a hostile feed.
 LIMITS = {"title": 1000, "abstract": 20_000, "ai_summary": 2000, "organization": 200, "author": 200, "authors": 1000}
 LIMITS |= {"keyword": 100, "keywords": 50, "categories": 20}
@@ -45,23 +46,33 @@ class Paper:
     thumbnail: str = ""
     featured_on: datetime | None = None  # when it was put on HF Daily Papers
 
-    def merged(self, other: Paper) -> Paper:
-        """Combine two reports of the same paper: HF's social fields win, arXiv's metadata fills gaps."""
-        if other.id != self.id:
-            raise ValueError(f"cannot merge {self.id} with {other.id}")
-        hf, arxiv = (self, other) if "huggingface" in self.sources else (other, self)
-        links = Links(**{f.name: getattr(hf.links, f.name) or getattr(arxiv.links, f.name) for f in dataclasses.fields(Links)})
-        return dataclasses.replace(
-            hf,
-            title=hf.title or arxiv.title,
-            abstract=hf.abstract or arxiv.abstract,
-            authors=hf.authors or arxiv.authors,
+    @classmethod
+    def merge(cls, reports: Sequence[Paper]) -> Paper:
+        """One paper from several sources' reports of it: each field from the first report, in that
+        field's ``PRECEDENCE``, that has a value; the earliest publication, the most upvotes, every source.
+        Between sources the order of ``reports`` does not matter; among reports of one source, the
+        earlier wins."""
+        if not reports:
+            raise ValueError("nothing to merge")
+        if len({r.id for r in reports}) > 1:
+            raise ValueError(f"cannot merge {', '.join(sorted({r.id for r in reports}))}")
+        if len(reports) == 1:
+            return reports[0]
+
+        def first(path: str) -> Any:
+            value = attrgetter(path)
+            order = PRECEDENCE.get(path, PRECEDENCE["*"])
+            ranked = sorted(reports, key=lambda r: min((_rank(order, s) for s in r.sources), default=(len(order), "")))
+            return next((v for r in ranked if (v := value(r)) not in (None, "", ())), value(ranked[0]))
+
+        links = Links(**{f.name: first(f"links.{f.name}") for f in dataclasses.fields(Links)})
+        chosen = {f.name: first(f.name) for f in dataclasses.fields(cls) if f.name not in _COMBINED}
+        return cls(
+            **chosen,
             links=links,
-            sources=self.sources | other.sources,
-            categories=arxiv.categories or hf.categories,
-            published=min(self.published, other.published),
-            upvotes=_max(hf.upvotes, arxiv.upvotes),
-            featured_on=hf.featured_on or arxiv.featured_on,
+            sources=frozenset().union(*(r.sources for r in reports)),
+            published=min(r.published for r in reports),
+            upvotes=max((r.upvotes for r in reports if r.upvotes is not None), default=None),
         )
 
     def updated_by(self, fresh: Paper) -> Paper:
@@ -144,8 +155,18 @@ _PAPER_FIELDS = tuple(f.name for f in dataclasses.fields(Paper))
 _LINK_FIELDS = tuple(f.name for f in dataclasses.fields(Links))
 
 
-def _max(a: int | None, b: int | None) -> int | None:
-    return max((v for v in (a, b) if v is not None), default=None)
+# Which source's report of a paper wins, field by field (a field not named follows "*"): the first
+# source in the list whose report has a value; sources not listed come after, in name order. Hugging
+# Face curates titles, summaries and its social fields; arXiv's own categories are the reference.
+PRECEDENCE: dict[str, tuple[str, ...]] = {
+    "*": ("huggingface", "arxiv"),
+    "categories": ("arxiv", "huggingface"),
+}
+_COMBINED = {"links", "sources", "published", "upvotes"}  # not chosen from one report: combined from all
+
+
+def _rank(order: tuple[str, ...], source: str) -> tuple[int, str]:
+    return (order.index(source), "") if source in order else (len(order), source)
 
 
 @dataclass(frozen=True, slots=True)

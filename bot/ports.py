@@ -2,7 +2,8 @@
 tests/contract check every implementation against these; the core is typed against them alone.
 
 Outbound: ``Source`` (papers come in), ``Adapter`` (cards go out). State, by role: ``Outbox``
-(the seen-set, queued deliveries and their records), ``Papers`` (the cache queries read),
+(the seen-set, queued deliveries and their records), ``LivingPosts`` (cards kept current, papers
+followed), ``Ledger`` (the operator's view of what is owed and dead), ``Papers`` (the cache queries read),
 ``Subscriptions``, ``Library`` (saved papers), ``Coordination`` (what processes agree on).
 Inbound: a ``Listener`` serves a platform's events with ``Commands``.
 """
@@ -135,28 +136,8 @@ class Outbox(Protocol):
         """Message ids of the papers among ``paper_ids`` already posted to ``destination``, in one round trip."""
         ...
 
-    async def update(self, papers: Sequence[Paper]) -> None:
-        """Replace cached papers with newer reports of them (their expiry unchanged)."""
-        ...
-
-    async def posts_of(self, destinations: Sequence[Destination], paper_ids: Sequence[str]) -> list[Delivery]:
-        """The single-card messages showing ``paper_ids`` in ``destinations``, as edits of them."""
-        ...
-
-    async def queue_edits(self, edits: Sequence[Delivery]) -> int:
-        """Queue edits, each message at most once per spacing (sooner ones wait); returns how many now."""
-        ...
-
     async def queue_recap(self, recap: Delivery, occasion: str, keep_seconds: int) -> bool:
         """Queue a recap once per ``occasion``; False if that one was already queued."""
-        ...
-
-    async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
-        """The upvotes each still-followed paper had when first seen."""
-        ...
-
-    async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
-        """Queue deliveries of followed papers to destinations they were never routed to, once each."""
         ...
 
     async def intend(self, entry: OutboxEntry) -> None:
@@ -184,6 +165,39 @@ class Outbox(Protocol):
         """Move a delivery to the dead letters."""
         ...
 
+    async def retire(self, consumer: str) -> None:
+        """Forget ``consumer`` if it holds no pending deliveries (a process calls this as it exits)."""
+        ...
+
+
+class LivingPosts(Protocol):
+    """Cards kept current after they were posted, and papers followed for late deliveries."""
+
+    async def update(self, papers: Sequence[Paper]) -> None:
+        """Replace cached papers with newer reports of them (their expiry unchanged)."""
+        ...
+
+    async def posts_of(self, destinations: Sequence[Destination], paper_ids: Sequence[str]) -> list[Delivery]:
+        """The single-card messages showing ``paper_ids`` in ``destinations``, as edits of them."""
+        ...
+
+    async def queue_edits(self, edits: Sequence[Delivery]) -> int:
+        """Queue edits, each message at most once per spacing (sooner ones wait); returns how many now."""
+        ...
+
+    async def first_seen(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """The upvotes each still-followed paper had when first seen."""
+        ...
+
+    async def queue_late(self, deliveries: Sequence[Delivery]) -> int:
+        """Queue deliveries of followed papers to destinations they were never routed to, once each."""
+        ...
+
+
+class Ledger(Protocol):
+    """What an operator (and the health probes) read and fix: owed and dead deliveries, and the records of
+    destinations that went away."""
+
     async def requeue_dead(self) -> int:
         """Queue every dead letter again (someone fixed the cause); returns how many."""
         ...
@@ -207,10 +221,6 @@ class Outbox(Protocol):
 
     async def last_posts(self) -> dict[str, str]:
         """When paperbot last posted to each destination (ISO times)."""
-        ...
-
-    async def retire(self, consumer: str) -> None:
-        """Forget ``consumer`` if it holds no pending deliveries (a process calls this as it exits)."""
         ...
 
 

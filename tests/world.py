@@ -7,13 +7,13 @@ from datetime import datetime
 
 import fakeredis
 
-from bot.chat.commands import CommandCore
+from bot.chat.commands import ChatOptions, ChatStores, CommandCore
 from bot.chat.digests import DirectDigests
 from bot.chat.feed import Feed
 from bot.chat.workspaces import Workspaces
 from bot.model import Destination, UserRef
 from bot.query.index import PaperIndex
-from bot.settings import DEFAULT_SAVE_EMOJI
+from bot.settings.schema import DEFAULT_SAVE_EMOJI
 from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
@@ -36,16 +36,10 @@ class World:
         self.feed = Feed(index, self.store, self.library, EMBEDDER)
         self.follows = RedisFollows(self.client, prefix=prefix)
         self.core = CommandCore(
-            self.store,  # the Papers port
-            self.subscriptions,
-            self.library,
+            ChatStores(self.store, self.subscriptions, self.library, self.coordination, self.follows),
             index,
-            DEFAULT_SAVE_EMOJI,
-            page_size=page_size,
-            coordination=self.coordination,
-            managers=managers,
+            ChatOptions(DEFAULT_SAVE_EMOJI, page_size=page_size, managers=managers),
             feed=self.feed,
-            follows=self.follows,
             workspaces=Workspaces(RedisInstallations(self.client, prefix), self.subscriptions, self.store, self.follows),
         )
 

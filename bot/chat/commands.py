@@ -11,16 +11,19 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bot.cards import to_card
 from bot.chat.digests import SAVED, known_zone, parse_at
 from bot.chat.export import to_bibtex, to_markdown
 from bot.chat.feed import Feed
+from bot.chat.grammar import OPTIONS_USAGE, USAGE, parse_command
 from bot.chat.workspaces import Workspaces
 from bot.errors import CommandError, PaperbotError
 from bot.ids import bare_arxiv_id
 from bot.model import Attachment, Command, Destination, Following, Paper, Reaction, Reply, Saved, UserRef
+from bot.platforms import PLATFORMS, platform
 from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
 from bot.query.index import PaperIndex
 from bot.query.matcher import Query
@@ -28,71 +31,9 @@ from bot.query.parser import parse_query
 
 log = logging.getLogger(__name__)
 
-QUERY_HELP = """Queries: words and "quoted phrases" (all must appear), OR, NOT or -word, ( ),
-cat:cs.RO  author:"Yann LeCun"  org:nvidia  upvotes>=10  code:yes
-like:2508.10000~0.6 (papers that close to that one in meaning; 0.5 when ~ is left out)
-Example: {command}"vision-language" OR VLA -survey upvotes>=5"""
-
-USAGE = """\
-/papers <query>                 recent papers matching the query, best first
-/papers more                    the next results of your last query
-/papers top [today|week|month]  the most upvoted recent papers (default: week)
-/papers subscribe <query>       post new papers matching the query in this channel
-/papers unsubscribe <query|n>   stop that (n: the number shown by /papers topics)
-/papers topics                  this channel's subscriptions
-/papers save <arXiv id>         keep a paper in your list (or react with the save emoji)
-/papers saved                   your saved papers, newest first
-/papers unsave <arXiv id>       remove a paper from your list
-/papers export [bibtex|markdown]   your saved papers as BibTeX (default) or Markdown
-/papers similar <arXiv id>      recent papers most like that one
-/papers foryou                  recent papers ranked for you, learned from what you saved
-/papers follow <query|saved> [at HH:MM]   a daily direct message of new papers matching it
-/papers following               what you follow
-/papers unfollow <n>            stop following number n
-/papers help                    this text
-
-""" + QUERY_HELP.format(command="/papers ")
-
-DISCORD_USAGE = """\
-/papers search query:<query>    recent papers matching the query, best first
-/papers more                    the next results of your last search
-/papers top period:<…>          the most upvoted recent papers (today, this week, this month)
-/papers subscribe query:<query> post new papers matching the query in this channel
-/papers unsubscribe topic:<…>   stop that (the topic autocompletes)
-/papers topics                  this channel's subscriptions
-/papers save paper:<arXiv id>   keep a paper in your list (or react with 🔖, or press Save)
-/papers saved                   your saved papers, newest first
-/papers unsave paper:<arXiv id> remove a paper from your list
-/papers export form:<…>         your saved papers as BibTeX or Markdown (sent as a file)
-/papers similar paper:<arXiv id>   recent papers most like that one
-/papers foryou                  recent papers ranked for you, learned from what you saved
-/papers follow query:<query|saved> at:<HH:MM>   a daily direct message of new papers matching it
-/papers following               what you follow
-/papers unfollow number:<n>     stop following number n
-/papers help                    this text
-
-""" + QUERY_HELP.format(command="/papers search query:")
-
 TOP_PERIODS = {"today": 1, "week": 7, "month": 30}  # days
-SUBCOMMANDS = (
-    "help", "more", "top", "subscribe", "unsubscribe", "topics", "save", "saved", "unsave", "export",
-    "similar", "foryou", "follow", "following", "unfollow",
-)  # fmt: skip
 MOST_FOLLOWS = 20
 _AT = re.compile(r"\s+at\s+(\d{1,2}(?::\d{2})?)$", re.IGNORECASE)
-
-
-def parse_command(text: str) -> Command:
-    """``/papers subscribe cat:cs.CL`` → ``Command("subscribe", "cat:cs.CL")``; bare text is a search."""
-    text = " ".join(text.split())
-    if text.startswith("/"):
-        text = text.partition(" ")[2]
-    head, _, rest = text.partition(" ")
-    if not text:
-        return Command("help")
-    if head.lower() in SUBCOMMANDS:
-        return Command(head.lower(), rest)
-    return Command("search", text)
 
 
 MANAGERS = "people who manage this channel (Discord: Manage Channels; Slack: workspace admins and owners)"
@@ -123,43 +64,80 @@ def _disabled(topic: str) -> str:
     return ""
 
 
+Handler = Callable[[Command, UserRef, Destination], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStores:
+    """What commands read and write, one port each."""
+
+    papers: Papers
+    subscriptions: Subscriptions
+    library: Library
+    coordination: Coordination
+    follows: Follows | None = None  # readers' follows (the personal feed); None: follow commands say it is off
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    """How commands answer (``[chat]``, ``[summary]`` and the channels' settings)."""
+
+    save_emoji: Mapping[str, str] = field(default_factory=lambda: {p.name: p.save_emoji for p in PLATFORMS})
+    catch_all: frozenset[Destination] = frozenset()
+    page_size: int = 5
+    tldr_length: int = 280
+    managers: str | frozenset[str] = "anyone"  # who may change a channel's subscriptions (chat.managers)
+    dm_at: str = "08:00"
+
+
 class CommandCore:
     """The ``Commands`` port: executes commands and reactions for one deployment."""
 
     def __init__(
         self,
-        papers: Papers,
-        subscriptions: Subscriptions,
-        library: Library,
+        stores: ChatStores,
         index: PaperIndex,
-        save_emoji: Mapping[str, str],
-        catch_all: frozenset[Destination] = frozenset(),
-        page_size: int = 5,
-        tldr_length: int = 280,
+        options: ChatOptions | None = None,
         *,
-        coordination: Coordination,
-        managers: str | frozenset[str] = "anyone",
         feed: Feed | None = None,
-        follows: Follows | None = None,
-        dm_at: str = "08:00",
-        timed: Callable[[str, str, float], None] | None = None,
         workspaces: Workspaces | None = None,
+        timed: Callable[[str, str, float], None] | None = None,
     ) -> None:
+        options = options or ChatOptions()
         self._workspaces = workspaces
         self._timed = timed  # (platform, command, seconds) of each answered command (bot.service.metrics)
         self._feed = feed
-        self._follows = follows
-        self._dm_at = dm_at
-        self._managers = managers  # who may change a channel's subscriptions (chat.managers)
-        self._coordination = coordination
-        self._papers = papers
-        self._subscriptions = subscriptions
-        self._library = library
+        self._follows = stores.follows
+        self._dm_at = options.dm_at
+        self._managers = options.managers
+        self._coordination = stores.coordination
+        self._papers = stores.papers
+        self._subscriptions = stores.subscriptions
+        self._library = stores.library
         self._index = index
-        self._save_emoji = save_emoji
-        self._catch_all = catch_all
-        self._page_size = page_size
-        self._tldr_length = tldr_length
+        self._save_emoji = options.save_emoji
+        self._catch_all = options.catch_all
+        self._page_size = options.page_size
+        self._tldr_length = options.tldr_length
+        # Every subcommand of SUBCOMMANDS, by name (tests/unit/test_commands.py keeps the two in step).
+        self.handlers: Mapping[str, Handler] = {
+            "search": self._search,
+            "more": self._more,
+            "top": self._top,
+            "subscribe": self._subscribe,
+            "unsubscribe": self._unsubscribe,
+            "topics": self._topics,
+            "save": self._save,
+            "saved": self._saved,
+            "unsave": self._unsave,
+            "export": self._export,
+            "similar": self._similar,
+            "foryou": self._foryou,
+            "follow": self._follow,
+            "following": self._following,
+            "unfollow": self._unfollow,
+            "help": self._help,
+        }
 
     async def handle(self, text: str, user: UserRef, where: Destination) -> Reply:
         """Answer one ``/papers`` command typed as text; a user's mistake becomes a reply saying what is wrong."""
@@ -168,14 +146,11 @@ class CommandCore:
     async def run(self, command: Command, user: UserRef, where: Destination) -> Reply:
         """Answer one command already split by the platform (Discord's typed options): its argument is
         never read as another subcommand, so a search for "subscribe everything" is a search."""
-        if command.name not in (*SUBCOMMANDS, "search"):
+        handler = self.handlers.get(command.name)
+        if handler is None:
             return Reply(f"there is no /papers {command.name}{HELP_HINT}")
         started = time.perf_counter()
-        if command.name == "follow":
-            work = self._follow(command.argument, user, where, command.at or None)
-        else:
-            work = getattr(self, f"_{command.name}")(command.argument, user, where)
-        reply = await replying(work, HELP_HINT)
+        reply = await replying(handler(command, user, where), HELP_HINT)
         notice = await self._notice(user)
         if self._timed is not None:
             self._timed(user.platform, command.name, time.perf_counter() - started)
@@ -257,8 +232,8 @@ class CommandCore:
 
     # ------------------------------------------------------------------------------- commands
 
-    async def _help(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return Reply(DISCORD_USAGE if where.platform == "discord" else USAGE)
+    async def _help(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        return Reply(OPTIONS_USAGE if platform(where.platform).grammar == "options" else USAGE)
 
     async def _resolved(self, text: str) -> Query:
         """The query ``text``, its ``like:`` terms decided by the feed."""
@@ -267,8 +242,8 @@ class CommandCore:
             return await self._feed.resolve(query)
         return query
 
-    async def _search(self, argument: str, user: UserRef, where: Destination, page: int = 0) -> Reply:
-        query = await self._resolved(argument)
+    async def _search(self, command: Command, user: UserRef, where: Destination, page: int = 0) -> Reply:
+        query = await self._resolved(command.argument)
         await self._index.refresh()
         ids, total, exact = await self._index.find(query, self._page_size, page * self._page_size)
         await self._library.remember_search(user, query.text, page)
@@ -284,10 +259,10 @@ class CommandCore:
         matches = "1 paper matches" if total == 1 and exact else f"{about}{total:,} papers match"
         return Reply(f"{matches} “{query.text}” (showing {first}–{first + len(ids) - 1}{more})", cards)
 
-    async def _top(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        period = (argument or "week").strip().lower()
+    async def _top(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        period = (command.argument or "week").strip().lower()
         if period not in TOP_PERIODS:
-            raise CommandError(f"top of today, week or month, not {argument!r}")
+            raise CommandError(f"top of today, week or month, not {command.argument!r}")
         await self._index.refresh()
         found = self._index.top(time.time() - TOP_PERIODS[period] * 86400, self._page_size)
         if not found.ids:
@@ -297,12 +272,12 @@ class CommandCore:
         label = "today" if period == "today" else f"this {period}"
         return Reply(f"The most upvoted of {found.total:,} papers {label}:", cards)
 
-    async def _more(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _more(self, command: Command, user: UserRef, where: Destination) -> Reply:
         last = await self._library.last_search(user)
         if last is None:
             raise CommandError("there is no recent search to continue; try /papers <query>")
         query, page = last
-        return await self._search(query, user, where, page + 1)
+        return await self._search(Command("search", query), user, where, page + 1)
 
     def _may_manage(self, user: UserRef) -> bool:
         if user.platform == "console" or self._managers == "anyone":  # the terminal is the operator
@@ -316,11 +291,11 @@ class CommandCore:
             who = "the people listed in chat.managers" if isinstance(self._managers, frozenset) else MANAGERS
             raise CommandError(f"only {who} can change this channel's subscriptions; /papers topics shows them")
 
-    async def _subscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _subscribe(self, command: Command, user: UserRef, where: Destination) -> Reply:
         self._check_manager(user)
-        if not argument:
+        if not command.argument:
             raise CommandError("subscribe to what? For example: /papers subscribe reasoning OR cat:cs.CL")
-        query = await self._resolved(argument)
+        query = await self._resolved(command.argument)
         added = await self._subscriptions.subscribe(where, query.text)
         await self._index.refresh()
         try:
@@ -333,20 +308,20 @@ class CommandCore:
         log.info("subscribed", extra={"kv": {"destination": where.key, "query": query.text, "user": user.key}})
         return Reply(f"Subscribed this channel to “{query.text}”. {recent} recent papers match it; new ones will be posted here.")
 
-    async def _unsubscribe(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _unsubscribe(self, command: Command, user: UserRef, where: Destination) -> Reply:
         self._check_manager(user)
         topics = await self._subscriptions.topics(where)
-        if argument.isdigit() and 1 <= int(argument) <= len(topics):
-            text = topics[int(argument) - 1]
-        elif argument.isdigit():
-            raise CommandError(f"there is no subscription number {argument}; /papers topics lists {len(topics)}")
+        if command.argument.isdigit() and 1 <= int(command.argument) <= len(topics):
+            text = topics[int(command.argument) - 1]
+        elif command.argument.isdigit():
+            raise CommandError(f"there is no subscription number {command.argument}; /papers topics lists {len(topics)}")
         else:
-            text = parse_query(argument).text
+            text = parse_query(command.argument).text
         if not await self._subscriptions.unsubscribe(where, text):
             raise CommandError(f"this channel is not subscribed to “{text}”; /papers topics lists its subscriptions")
         return Reply(f"Unsubscribed this channel from “{text}”.")
 
-    async def _topics(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _topics(self, command: Command, user: UserRef, where: Destination) -> Reply:
         topics = await self._subscriptions.topics(where)
         if not topics:
             if where in self._catch_all:
@@ -355,23 +330,23 @@ class CommandCore:
         lines = "\n".join(f"{n}. {topic}{_disabled(topic)}" for n, topic in enumerate(topics, start=1))
         return Reply(f"This channel's topics:\n{lines}")
 
-    async def _save(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return await self._save_paper(user, self._paper_id(argument))
+    async def _save(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        return await self._save_paper(user, self._paper_id(command.argument))
 
-    async def _unsave(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        return await self._unsave_paper(user, self._paper_id(argument))
+    async def _unsave(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        return await self._unsave_paper(user, self._paper_id(command.argument))
 
-    async def _saved(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _saved(self, command: Command, user: UserRef, where: Destination) -> Reply:
         saved = await self._library.saved(user)
         if not saved:
             return Reply("You have no saved papers yet. React with the save emoji on a paper, or /papers save <arXiv id>.")
         lines = [f"{n}. {s.paper.title} — {s.paper.id} (saved {s.saved_at:%Y-%m-%d})" for n, s in enumerate(saved, start=1)]
         return Reply(f"Your saved papers ({len(saved)}), newest first:\n" + "\n".join(lines))
 
-    async def _export(self, argument: str, user: UserRef, where: Destination) -> Reply:
-        form = (argument or "bibtex").lower()
+    async def _export(self, command: Command, user: UserRef, where: Destination) -> Reply:
+        form = (command.argument or "bibtex").lower()
         if form not in ("bibtex", "markdown"):
-            raise CommandError(f"export as bibtex or markdown, not {argument!r}")
+            raise CommandError(f"export as bibtex or markdown, not {command.argument!r}")
         papers = [s.paper for s in await self._library.saved(user)]
         if not papers:
             return Reply("You have no saved papers to export.")
@@ -384,9 +359,9 @@ class CommandCore:
             raise CommandError("the personal feed is not available here")
         return self._feed, self._follows
 
-    async def _similar(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _similar(self, command: Command, user: UserRef, where: Destination) -> Reply:
         feed, _ = self._personal()
-        paper_id = self._paper_id(argument)
+        paper_id = self._paper_id(command.argument)
         paper = await self._paper(paper_id)
         if paper is None:
             raise CommandError(f"paperbot has not seen {paper_id} in the last days")
@@ -399,7 +374,7 @@ class CommandCore:
         )
         return Reply(f"Recent papers most like “{paper.title}”:", cards)
 
-    async def _foryou(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _foryou(self, command: Command, user: UserRef, where: Destination) -> Reply:
         feed, _ = self._personal()
         picks = await feed.for_you(user, self._page_size)
         papers = {p.id: p for p in await self._papers.papers([p.paper_id for p in picks])}
@@ -412,12 +387,13 @@ class CommandCore:
             return Reply("No recent paper to rank for you yet.")
         return Reply("Recent papers for you, learned from what you saved:", cards)
 
-    async def _follow(self, argument: str, user: UserRef, where: Destination, typed_at: str | None = None) -> Reply:
+    async def _follow(self, command: Command, user: UserRef, where: Destination) -> Reply:
         """``follow <query|saved> [at HH:MM]``; a platform's typed ``at`` option comes as ``typed_at``
         (then the text is taken whole)."""
         _, follows = self._personal()
-        at_match = _AT.search(argument) if typed_at is None else None
-        text = argument[: at_match.start()].strip() if at_match else argument.strip()
+        typed_at = command.at or None  # a platform's typed option: the text is then taken whole
+        at_match = _AT.search(command.argument) if typed_at is None else None
+        text = command.argument[: at_match.start()].strip() if at_match else command.argument.strip()
         at_text = typed_at if typed_at is not None else at_match.group(1) if at_match else None
         if not text:
             raise CommandError("follow what? For example: /papers follow diffusion cat:cs.CV at 08:00, or /papers follow saved")
@@ -434,7 +410,7 @@ class CommandCore:
         what = "papers like the ones you save" if query == SAVED else f"new papers matching “{query}”"
         return Reply(f"Following {what}. Your digest arrives by direct message daily at {at} ({zone}).")
 
-    async def _following(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _following(self, command: Command, user: UserRef, where: Destination) -> Reply:
         _, follows = self._personal()
         current = await follows.following(user)
         if current is None:
@@ -442,14 +418,14 @@ class CommandCore:
         lines = "\n".join(f"{n}. {q}" for n, q in enumerate(current.queries, start=1))
         return Reply(f"You follow (daily digest at {current.at}, {current.timezone}):\n{lines}")
 
-    async def _unfollow(self, argument: str, user: UserRef, where: Destination) -> Reply:
+    async def _unfollow(self, command: Command, user: UserRef, where: Destination) -> Reply:
         _, follows = self._personal()
         current = await follows.following(user)
         queries = current.queries if current is not None else ()
-        if not argument.strip().isdigit() or not 1 <= int(argument) <= len(queries):
+        if not command.argument.strip().isdigit() or not 1 <= int(command.argument) <= len(queries):
             raise CommandError(f"unfollow a number from /papers following (you follow {len(queries)})")
         assert current is not None
-        gone = queries[int(argument) - 1]
+        gone = queries[int(command.argument) - 1]
         await follows.keep(Following(user, tuple(q for q in queries if q != gone), current.at, current.timezone))
         return Reply(f"Stopped following “{gone}”.")
 

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from bot.model import Destination, Following
-from bot.ports import Follows, Installations, Outbox, Subscriptions
+from bot.ports import Follows, Installations, Ledger, Subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class Forgotten:
 class Workspaces:
     """Forgets a workspace's state across the stores."""
 
-    def __init__(self, installations: Installations, subscriptions: Subscriptions, outbox: Outbox, follows: Follows) -> None:
+    def __init__(self, installations: Installations, subscriptions: Subscriptions, outbox: Ledger, follows: Follows) -> None:
         self._installations = installations
         self._subscriptions = subscriptions
         self._outbox = outbox

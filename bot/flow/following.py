@@ -8,19 +8,23 @@ from typing import TYPE_CHECKING
 
 from bot.flow.changes import new_leaders, news, rising_why
 from bot.model import Delivery, Paper
-from bot.ports import Outbox, Papers
+from bot.ports import LivingPosts, Papers
 from bot.query.routing import Router
 
 if TYPE_CHECKING:
-    from bot.flow.poller import PollReport
+    from bot.flow.poller import Committed, PollReport
 
 
 class Follower:
     """What a poll does with the papers it had seen before (``Poller.ingest`` hands them over)."""
 
-    def __init__(self, papers: Papers, outbox: Outbox) -> None:
+    def __init__(self, papers: Papers, outbox: LivingPosts) -> None:
         self._papers = papers
         self._outbox = outbox
+
+    async def after_commit(self, done: Committed) -> None:
+        """The poller's step: follow the papers of this poll that an earlier one had seen."""
+        await self.follow(done.seen_before, done.router, done.report)
 
     async def follow(self, reports: Sequence[Paper], router: Router, report: PollReport) -> None:
         """Papers seen before: keep the cache current, edit their cards on news, and deliver those that

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.errors import SourceError
-from bot.flow.following import Follower
-from bot.flow.recap import Recaps
-from bot.model import Channel, Delivery, Paper
-from bot.ports import Coordination, Outbox, Papers, Source
+from bot.model import Delivery, Paper
+from bot.ports import Coordination, Outbox, Source
 from bot.query.routing import Router
 
 log = logging.getLogger(__name__)
@@ -61,15 +59,62 @@ def days_since(moment: str, now: datetime) -> int:
 
 def merge(batches: Sequence[Sequence[Paper]]) -> list[Paper]:
     """One paper per id, in first-seen order; several reports of it (two sources, two days) are merged."""
-    merged: dict[str, Paper] = {}
+    reports: dict[str, list[Paper]] = {}
     for batch in batches:
         for paper in batch:
-            merged[paper.id] = merged[paper.id].merged(paper) if paper.id in merged else paper
-    return list(merged.values())
+            reports.setdefault(paper.id, []).append(paper)
+    return [Paper.merge(each) for each in reports.values()]
+
+
+@dataclass(frozen=True, slots=True)
+class PollOptions:
+    """How a poller polls."""
+
+    owner: str = "poller"  # who holds the poll lock (the process's consumer name)
+    lock_ttl: float = 600
+    budget: float = POLL_BUDGET
+    first_run_limit: int = 0  # papers per destination on a store's first poll; 0: no limit
+    watch: bool = False  # record routing for late deliveries (on when posted papers are followed)
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit did, handed to each after-commit step."""
+
+    papers: Sequence[Paper]  # every report of this poll (or backfill), bounded
+    new: Sequence[Paper]  # the papers this commit saw first
+    seen_before: Sequence[Paper]  # the papers an earlier commit saw
+    router: Router
+    report: PollReport
+    scheduled: bool  # a scheduled poll, not a backfill: the steps that fall due with time run then
+
+
+AfterCommit = Callable[[Committed], Awaitable[None]]
+
+
+def with_new(use: Callable[[Sequence[Paper]], Awaitable[None]]) -> AfterCommit:
+    """A step that hands the papers a commit saw first to ``use`` (the feed keeps their vectors)."""
+
+    async def step(done: Committed) -> None:
+        if done.new:
+            await use(done.new)
+
+    return step
+
+
+def digests_due(queue: Callable[[], Awaitable[int]]) -> AfterCommit:
+    """A step that, on a scheduled poll, queues the readers' digests that fell due (``queue`` counts them)."""
+
+    async def step(done: Committed) -> None:
+        if done.scheduled:
+            done.report.digests += await queue()
+
+    return step
 
 
 class Poller:
-    """Finds new papers. Papers are marked seen only together with their queued deliveries."""
+    """Finds new papers. Papers are marked seen only together with their queued deliveries; then each
+    after-commit step (following posted papers, vectors, recaps, digests: the root picks them) runs in turn."""
 
     def __init__(
         self,
@@ -78,33 +123,22 @@ class Poller:
         router: Callable[[], Awaitable[Router]],
         *,
         coordination: Coordination,
-        owner: str = "poller",
-        lock_ttl: float = 600,
-        budget: float = POLL_BUDGET,
-        first_run_limit: int = 0,
-        papers: Papers | None = None,
-        follow: bool = True,
-        recaps: Sequence[Channel] = (),
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        remember: Callable[[Sequence[Paper]], Awaitable[None]] | None = None,
-        digests: Callable[[], Awaitable[int]] | None = None,
+        options: PollOptions | None = None,
         likes: Callable[[Router, Sequence[Paper]], Awaitable[Router]] | None = None,
+        after_commit: Sequence[AfterCommit] = (),
     ) -> None:
-        self._likes = likes  # decides like: subscriptions for new papers (bot.chat.feed)
-        self._remember = remember  # vectors for the papers it commits (bot.chat.feed)
-        self._digests = digests  # readers' daily digests that fell due (bot.chat.digests)
-        # With the cache: papers seen before are followed (their cards kept current), weekly recaps queued.
-        self._follower = Follower(papers, outbox) if papers is not None and follow else None
-        due = [c for c in recaps if c.top_digest]
-        self._recaps = Recaps(papers, outbox, due, clock) if papers is not None and due else None
-        self._budget = budget
-        self._first_run_limit = first_run_limit
+        options = options or PollOptions()
+        self._likes = likes  # decides like: subscriptions for new papers before they are routed (bot.chat.feed)
+        self._after_commit = after_commit
+        self._watch = options.watch
+        self._budget = options.budget
+        self._first_run_limit = options.first_run_limit
         self.sources = sources
         self._outbox = outbox
         self._coordination = coordination
         self._router = router  # asked every poll: subscriptions change from chat
-        self._owner = owner
-        self._lock_ttl = lock_ttl
+        self._owner = options.owner
+        self._lock_ttl = options.lock_ttl
 
     async def poll(self) -> PollReport:
         """One poll, by one process at a time: replicas that find the lock taken skip this round."""
@@ -161,10 +195,6 @@ class Poller:
                     # source than a quiet day, and nothing else would tell anyone.
                     log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
         await self.ingest(merge(batches), report, first_poll=True)
-        if self._recaps is not None:
-            report.recaps += await self._recaps.queue()
-        if self._digests is not None:
-            report.digests += await self._digests()
         return report
 
     def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
@@ -194,7 +224,8 @@ class Poller:
             raise SourceError(f"took longer than the poll budget ({self._budget:.0f}s); skipped this poll") from None
 
     async def ingest(self, papers: Sequence[Paper], report: PollReport, first_poll: bool = False) -> None:
-        """Keep the unseen papers and queue their deliveries (also used by backfill). Every paper is cut
+        """Keep the unseen papers and queue their deliveries, then run the after-commit steps (also used
+        by backfill, with ``first_poll`` False: the steps then skip what falls due with time). Every paper is cut
         to the model's limits here, whichever source it came from. On a store's first poll (a new
         store, or one that lost its data) each destination gets at most ``first_run_limit`` papers."""
         papers = [paper.bounded() for paper in papers]
@@ -207,14 +238,14 @@ class Poller:
         deliveries = router.route(fresh) if fresh else []
         if first_poll and self._first_run_limit and await self._outbox.first_run():
             deliveries = self._first_run(fresh, deliveries)
-        watched = router.watched if self._follower is not None else frozenset()
+        watched = router.watched if self._watch else frozenset()
         committed = set(await self._outbox.commit(fresh, deliveries, watched))
         if first_poll:
             await self._outbox.begin()
         report.new += len(committed)
         report.new_by.update(source for paper in fresh if paper.id in committed for source in paper.sources)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)
-        if self._remember is not None and committed:
-            await self._remember([p for p in fresh if p.id in committed])
-        if self._follower is not None:
-            await self._follower.follow([p for p in papers if p.id not in unseen_ids], router, report)
+        new = [p for p in fresh if p.id in committed]
+        done = Committed(papers, new, [p for p in papers if p.id not in unseen_ids], router, report, scheduled=first_poll)
+        for step in self._after_commit:
+            await step(done)

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from bot.model import Channel, Delivery, Paper
 from bot.ports import Outbox, Papers
+
+if TYPE_CHECKING:
+    from bot.flow.poller import Committed
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,11 @@ class Recaps:
         self._channels = [c for c in channels if c.top_digest]
         self._clock = clock
         self._recapped: set[str] = set()  # recaps this process found queued already (no need to ask again)
+
+    async def after_commit(self, done: Committed) -> None:
+        """The poller's step: on a scheduled poll, queue the recaps that fell due."""
+        if done.scheduled:
+            done.report.recaps += await self.queue()
 
     async def queue(self) -> int:
         """Queue each channel's weekly recap that fell due (once per due moment, even after downtime);

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from bot.errors import PaperbotError
-from bot.ports import Coordination, Listener, Outbox
+from bot.ports import Coordination, Ledger, Listener
 from bot.service.metrics import Metrics, StoreFigures
 
 READY_WAIT = 2.0  # seconds the store may take to answer a readiness check (probes time out at 1–5 s)
@@ -24,7 +24,7 @@ class Status:
     def __init__(
         self,
         metrics: Metrics,
-        outbox: Outbox,
+        outbox: Ledger,
         coordination: Coordination,
         listeners: Mapping[str, Listener],
         *,

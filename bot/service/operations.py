@@ -8,11 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 
 from bot.flow.poller import PollReport
 from bot.model import Destination
-from bot.ports import Coordination, DaySource, Outbox
+from bot.ports import Coordination, DaySource, Ledger
 from bot.service.runner import App
 
 
-async def deliveries(outbox: Outbox, coordination: Coordination, retry: bool) -> str:
+async def deliveries(outbox: Ledger, coordination: Coordination, retry: bool) -> str:
     """``paperbot deliveries``: queued deliveries per destination, dead letters, paused destinations.
     With ``retry``, dead letters are queued again and every pause is lifted first."""
     lines = []
@@ -30,7 +30,7 @@ async def deliveries(outbox: Outbox, coordination: Coordination, retry: bool) ->
     return "\n".join(lines)
 
 
-async def status(outbox: Outbox, coordination: Coordination) -> str:
+async def status(outbox: Ledger, coordination: Coordination) -> str:
     """``paperbot status``: each source's last success and failure, the queue, and each destination's last post."""
     lines = ["sources:"]
     for source, health in sorted((await coordination.health()).items()):

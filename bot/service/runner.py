@@ -17,7 +17,7 @@ from bot.errors import ListenerError, PaperbotError, SourceError, StoreError
 from bot.flow.delivery import Deliverer, DeliveryReport
 from bot.flow.poller import Poller, PollReport
 from bot.pacing import backoff
-from bot.ports import Adapter, Commands, Coordination, Listener, Outbox
+from bot.ports import Adapter, Commands, Coordination, Ledger, Listener, Outbox
 from bot.service.metrics import Metrics
 
 log = logging.getLogger("bot.app")
@@ -60,6 +60,7 @@ class App:
     commands: Commands
     outbox: Outbox
     coordination: Coordination
+    ledger: Ledger  # what operators read and fix (``paperbot deliveries``, ``status``)
     schedule: Schedule = field(default_factory=Schedule)
     role: str = "all"
     adapters: Mapping[str, Adapter] = field(default_factory=dict)

@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import CommandError
 from bot.flow.recap import parse_when
-from bot.model import PLATFORMS, Channel, Destination
+from bot.model import Channel, Destination
+from bot.platforms import NAMES
+from bot.platforms import PLATFORMS as PLATFORM_ROWS
 from bot.query.parser import parse_query
 from bot.settings.values import boolean, number, words
 
@@ -21,14 +23,13 @@ _CHANNEL_KEYS |= {"top_digest", "timezone"}
 
 def check_platforms(channels: tuple[Channel, ...], environ: Mapping[str, str], problems: list[str]) -> None:
     """Each platform in use has the secrets it needs, with a hint where to get them."""
-    if any(c.destination.platform == "slack" for c in channels) and not environ.get("SLACK_BOT_TOKEN"):
-        problems.append("SLACK_BOT_TOKEN: required for slack channels (OAuth & Permissions → Bot User OAuth Token, xoxb-…)")
-    if any(c.destination.platform == "discord" for c in channels) and not environ.get("DISCORD_TOKEN"):
-        problems.append("DISCORD_TOKEN: required for discord channels (Developer Portal → your application → Bot → Reset Token)")
-    bad_ids = [
-        c.destination.channel for c in channels if c.destination.platform == "discord" and not c.destination.channel.isdigit()
-    ]
-    problems.extend(f"channels: discord channel id {i!r} must be a number (Copy Channel ID)" for i in bad_ids)
+    for row in PLATFORM_ROWS:
+        mine = [c for c in channels if c.destination.platform == row.name]
+        if mine and row.token and not environ.get(row.token):
+            problems.append(f"{row.token}: required for {row.name} channels ({row.token_hint})")
+        if row.numeric_ids:
+            bad = [c.destination.channel for c in mine if not c.destination.channel.isdigit()]
+            problems.extend(f"channels: {row.name} channel id {i!r} must be a number (Copy Channel ID)" for i in bad)
     oauth = [name for name in ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET") if environ.get(name)]
     if len(oauth) == 1:
         both = "SLACK_CLIENT_ID and SLACK_CLIENT_SECRET (Basic Information → App Credentials)"
@@ -61,8 +62,8 @@ def _channel(item: Any, where: str, problems: list[str]) -> Channel | None:
         return None
     problems.extend(f"{where}.{key}: unknown setting" for key in sorted(set(item) - _CHANNEL_KEYS))
     platform, channel_id, mode = item.get("platform"), item.get("id"), item.get("mode", "each")
-    if platform not in PLATFORMS:
-        problems.append(f"{where}.platform: must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+    if platform not in NAMES:
+        problems.append(f"{where}.platform: must be one of {', '.join(NAMES)}, got {platform!r}")
     if not isinstance(channel_id, str) or not channel_id.strip():
         problems.append(f"{where}.id: a non-empty channel id is required")
     if mode not in MODES:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.model import PLATFORMS
+from bot.platforms import NAMES
+from bot.platforms import PLATFORMS as ROWS
 
-DEFAULT_SAVE_EMOJI = {"slack": "bookmark", "discord": "🔖", "console": "bookmark"}
+DEFAULT_SAVE_EMOJI = {p.name: p.save_emoji for p in ROWS}
 
 
 class Secret:
@@ -112,7 +113,7 @@ def emoji(raw: Any) -> dict[str, str]:
     """The save reaction per platform, merged over the defaults."""
     if not isinstance(raw, dict) or not all(isinstance(v, str) and v.strip(":") for v in raw.values()):
         raise ValueError(f'expected a table like {{ slack = "bookmark", discord = "🔖" }}, got {raw!r}')
-    unknown = set(raw) - set(PLATFORMS)
+    unknown = set(raw) - set(NAMES)
     if unknown:
         raise ValueError(f"unknown platform {sorted(unknown)[0]!r}")
     return DEFAULT_SAVE_EMOJI | {k: v.strip(":") for k, v in raw.items()}

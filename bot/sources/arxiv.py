@@ -14,8 +14,8 @@ from bot.errors import SourceError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
 from bot.pacing import MinInterval
-from bot.sources import Skipped
 from bot.sources.http import RetryingGetter
+from bot.sources.skipped import Skipped
 from bot.text import clean, parse_time
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from typing import Any
 from bot.errors import SourceError, SourceUnreachableError
 from bot.ids import bare_arxiv_id
 from bot.model import Links, Paper
-from bot.sources import Skipped
 from bot.sources.http import RetryingGetter, parse_json
+from bot.sources.skipped import Skipped
 from bot.text import clean, https_url, parse_time
 
 log = logging.getLogger(__name__)

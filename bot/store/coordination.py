@@ -18,68 +18,25 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.model import Destination
 from bot.pacing import TURN_POLL
-from bot.store.redis import Client, redis_errors, text
-
-# Renew or release a lock only if this owner still holds it (it may have expired and been taken).
-_RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+from bot.store import scripts
+from bot.store.keys import Client, RedisRole, text
 
 
-# Posting turns per key, on Redis's clock so every process agrees: one holder at a time, and the next
-# turn no sooner than the gap after the last one ended. TAKE returns 0 (yours) or ms to wait.
-# KEYS: turn:<key>; TAKE ARGV: owner, hold ms, poll ms; END ARGV: owner, gap ms.
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
-_TAKE_TURN = (
-    _NOW
-    + """
-local holder = redis.call('HGET', KEYS[1], 'holder')
-local held_until = tonumber(redis.call('HGET', KEYS[1], 'held_until') or '0')
-if holder and holder ~= ARGV[1] and held_until > now then
-  return math.min(held_until - now, tonumber(ARGV[3]))
-end
-local free_at = tonumber(redis.call('HGET', KEYS[1], 'free_at') or '0')
-if free_at > now then return free_at - now end
-redis.call('HSET', KEYS[1], 'holder', ARGV[1], 'held_until', now + tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
-return 0
-"""
-)
-_END_TURN = (
-    _NOW
-    + """
-if redis.call('HGET', KEYS[1], 'holder') == ARGV[1] then redis.call('HDEL', KEYS[1], 'holder', 'held_until') end
-local free_at = math.max(tonumber(redis.call('HGET', KEYS[1], 'free_at') or '0'), now + tonumber(ARGV[2]))
-redis.call('HSET', KEYS[1], 'free_at', free_at)
-redis.call('PEXPIRE', KEYS[1], free_at - now + 60000)
-return free_at
-"""
-)
-
-
-class RedisCoordination:
+class RedisCoordination(RedisRole):
     """Cross-process state on the same Redis and prefix as the store."""
 
     def __init__(self, client: Client, prefix: str = "paperbot:", redact: Callable[[str], str] = str) -> None:
+        super().__init__(client, prefix)
         self._redact = redact  # reasons and errors may quote a request: no secret is ever stored
-        self._redis = client
-        self._prefix = prefix
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-        self._take_turn = client.register_script(_TAKE_TURN)
-        self._end_turn = client.register_script(_END_TURN)
-
-    def key(self, *parts: str) -> str:
-        """A key under this prefix."""
-        return self._prefix + ":".join(parts)
-
-    def _errors(self, what: str) -> AbstractAsyncContextManager[None]:
-        return redis_errors(self._redis, what)
+        self._renew = client.register_script(scripts.RENEW)
+        self._release = client.register_script(scripts.RELEASE)
+        self._take_turn = client.register_script(scripts.TAKE_TURN)
+        self._end_turn = client.register_script(scripts.END_TURN)
 
     async def lock(self, name: str, owner: str, ttl: float) -> bool:
         """Take the lock ``name`` for ``ttl`` seconds unless someone holds it."""

@@ -11,23 +11,19 @@ from __future__ import annotations
 import json
 
 from bot.model import Following, UserRef
-from bot.store.redis import Client, redis_errors, text
+from bot.store.keys import Client, RedisRole, redis_errors, text
 
 
-class RedisFollows:
+class RedisFollows(RedisRole):
     """The ``Follows`` port on the same Redis and prefix as the rest of the store."""
 
     def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
-        self._redis = client
-        self._prefix = prefix
-
-    def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
+        super().__init__(client, prefix)
 
     async def following(self, user: UserRef) -> Following | None:
         """``user``'s follows and digest time, or None."""
         async with redis_errors(self._redis, "read follows"):
-            raw = await self._redis.hget(self._key("follows"), user.key)
+            raw = await self._redis.hget(self.key("follows"), user.key)
         return _parse(user, raw) if raw else None
 
     async def keep(self, following: Following) -> None:
@@ -37,26 +33,26 @@ class RedisFollows:
                 doc = {"at": following.at, "timezone": following.timezone, "follows": list(following.queries)}
                 if following.user.workspace:
                     doc["workspace"] = following.user.workspace  # their digest goes with that workspace's token
-                await self._redis.hset(self._key("follows"), following.user.key, json.dumps(doc))
+                await self._redis.hset(self.key("follows"), following.user.key, json.dumps(doc))
             else:
-                await self._redis.hdel(self._key("follows"), following.user.key)
+                await self._redis.hdel(self.key("follows"), following.user.key)
 
     async def everyone(self) -> list[Following]:
         """Every reader who follows something."""
         async with redis_errors(self._redis, "list follows"):
-            raw = await self._redis.hgetall(self._key("follows"))
+            raw = await self._redis.hgetall(self.key("follows"))
         return [_parse(_user(text(k)), v) for k, v in raw.items()]
 
     async def notice(self, user: UserRef, why: str) -> None:
         """Remember why ``user``'s digest could not be sent."""
         async with redis_errors(self._redis, "store a notice"):
-            await self._redis.hset(self._key("follows", "notice"), user.key, why)
+            await self._redis.hset(self.key("follows", "notice"), user.key, why)
 
     async def take_notice(self, user: UserRef) -> str:
         """The notice for ``user`` (empty if none), removed as it is read: it is shown once."""
         async with redis_errors(self._redis, "read a notice"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hget(self._key("follows", "notice"), user.key)
-            pipe.hdel(self._key("follows", "notice"), user.key)
+            pipe.hget(self.key("follows", "notice"), user.key)
+            pipe.hdel(self.key("follows", "notice"), user.key)
             why, _ = await pipe.execute()
         return text(why) if why else ""
 

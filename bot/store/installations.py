@@ -13,33 +13,29 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, cast
 
-from bot.store.redis import Client, redis_errors, text
+from bot.store.keys import Client, RedisRole, redis_errors, text
 
 if TYPE_CHECKING:
     from bot.store.sealing import Seal
 
 
-class RedisInstallations:
+class RedisInstallations(RedisRole):
     """The ``Installations`` port on the same Redis and prefix as the rest of the store."""
 
     def __init__(self, client: Client, prefix: str = "paperbot:", seal: Seal | None = None) -> None:
-        self._redis = client
-        self._prefix = prefix
+        super().__init__(client, prefix)
         self._seal = seal
-
-    def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
 
     async def save(self, workspace: str, document: dict[str, Any]) -> None:
         """Keep ``document`` as ``workspace``'s installation (replacing an older one)."""
         plain = json.dumps(document).encode()
         async with redis_errors(self._redis, "save an installation"):
-            await self._redis.hset(self._key("installs"), workspace, self._seal.seal(plain) if self._seal else plain)
+            await self._redis.hset(self.key("installs"), workspace, self._seal.seal(plain) if self._seal else plain)
 
     async def find(self, workspace: str) -> dict[str, Any] | None:
         """``workspace``'s installation, or None; one sealed with the previous secret is sealed again."""
         async with redis_errors(self._redis, "read an installation"):
-            raw = await self._redis.hget(self._key("installs"), workspace)
+            raw = await self._redis.hget(self.key("installs"), workspace)
         if not raw:
             return None
         if self._seal is None:
@@ -47,30 +43,30 @@ class RedisInstallations:
         plain, current = self._seal.open(raw if isinstance(raw, bytes) else raw.encode(), f"the installation of {workspace}")
         if not current:
             async with redis_errors(self._redis, "seal an installation again"):
-                await self._redis.hset(self._key("installs"), workspace, self._seal.seal(plain))
+                await self._redis.hset(self.key("installs"), workspace, self._seal.seal(plain))
         return cast(dict[str, Any], json.loads(plain))
 
     async def delete(self, workspace: str) -> bool:
         """Forget ``workspace``'s installation; False if there was none."""
         async with redis_errors(self._redis, "delete an installation"):
-            return bool(await self._redis.hdel(self._key("installs"), workspace))
+            return bool(await self._redis.hdel(self.key("installs"), workspace))
 
     async def count(self) -> int:
         """How many workspaces have the app installed."""
         async with redis_errors(self._redis, "count installations"):
-            return int(await self._redis.hlen(self._key("installs")))
+            return int(await self._redis.hlen(self.key("installs")))
 
     async def workspaces(self) -> list[str]:
         """Every workspace with an installation."""
         async with redis_errors(self._redis, "list installations"):
-            return sorted(text(k) for k in await self._redis.hkeys(self._key("installs")))
+            return sorted(text(k) for k in await self._redis.hkeys(self.key("installs")))
 
     async def issue(self, state: str, seconds: int) -> None:
         """Remember an install in progress for ``seconds``."""
         async with redis_errors(self._redis, "remember an install in progress"):
-            await self._redis.set(self._key("oauth", state), "1", ex=seconds)
+            await self._redis.set(self.key("oauth", state), "1", ex=seconds)
 
     async def consume(self, state: str) -> bool:
         """True once for a state that was issued and has not expired; False ever after (a replay)."""
         async with redis_errors(self._redis, "check an install in progress"):
-            return bool(await self._redis.getdel(self._key("oauth", state)))
+            return bool(await self._redis.getdel(self.key("oauth", state)))

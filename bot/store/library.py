@@ -17,53 +17,32 @@ from datetime import UTC, datetime
 from typing import cast
 
 from bot.model import Paper, Saved, UserRef
-from bot.store.redis import Client, redis_errors, text
+from bot.store import scripts
+from bot.store.keys import Client, RedisRole, redis_errors, text
 from bot.store.retention import pack, unpack
 
 SEARCH_TTL = 3600
 
-# KEYS: saved:<user>, library, library:holders; ARGV: paper id, score, doc. Returns 1 if newly saved.
-_SAVE = """
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-return 1
-"""
 
-# KEYS: saved:<user>, library, library:holders; ARGV: paper id. Returns 1 if it was saved.
-_UNSAVE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return 1
-"""
-
-
-class RedisLibrary:
+class RedisLibrary(RedisRole):
     """Saved papers on the same Redis and prefix as the rest of the store."""
 
     def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
-        self._redis = client
-        self._prefix = prefix
-        self._save = client.register_script(_SAVE)
-        self._unsave = client.register_script(_UNSAVE)
+        super().__init__(client, prefix)
+        self._save = client.register_script(scripts.SAVE)
+        self._unsave = client.register_script(scripts.UNSAVE)
         self._counted = False
-
-    def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
 
     async def _count_holders(self) -> None:
         """Once per process: a library written before holders were counted gets its counts, so that an
         unsave never drops a paper someone else still has saved."""
         if self._counted:
             return
-        holders = self._key("library", "holders")
+        holders = self.key("library", "holders")
         async with redis_errors(self._redis, "count saved papers' holders"):
-            if await self._redis.exists(self._key("library")) and not await self._redis.exists(holders):
+            if await self._redis.exists(self.key("library")) and not await self._redis.exists(holders):
                 counts: dict[str, int] = {}
-                async for key in self._redis.scan_iter(match=self._key("saved", "*"), count=1000):
+                async for key in self._redis.scan_iter(match=self.key("saved", "*"), count=1000):
                     for pid in await self._redis.zrange(key, 0, -1):
                         counts[text(pid)] = counts.get(text(pid), 0) + 1
                 if counts:
@@ -73,14 +52,14 @@ class RedisLibrary:
     async def save(self, user: UserRef, paper: Paper) -> bool:
         """Keep ``paper`` for ``user``; False (and nothing changes) if it was already saved."""
         await self._count_holders()
-        keys = [self._key("saved", user.key), self._key("library"), self._key("library", "holders")]
+        keys = [self.key("saved", user.key), self.key("library"), self.key("library", "holders")]
         async with redis_errors(self._redis, "save a paper"):
             return bool(await self._save(keys=keys, args=[paper.id, time.time() * 1000, pack(paper.to_json())]))
 
     async def unsave(self, user: UserRef, paper_id: str) -> bool:
         """Forget ``paper_id`` for ``user``; False if it was not saved."""
         await self._count_holders()
-        keys = [self._key("saved", user.key), self._key("library"), self._key("library", "holders")]
+        keys = [self.key("saved", user.key), self.key("library"), self.key("library", "holders")]
         async with redis_errors(self._redis, "unsave a paper"):
             return bool(await self._unsave(keys=keys, args=[paper_id]))
 
@@ -88,11 +67,11 @@ class RedisLibrary:
         """The user's saved papers, newest first."""
         async with redis_errors(self._redis, "list saved papers"):
             last = -1 if limit is None else limit - 1
-            reply = await self._redis.zrevrange(self._key("saved", user.key), 0, last, withscores=True)
+            reply = await self._redis.zrevrange(self.key("saved", user.key), 0, last, withscores=True)
             rows = cast(list[tuple[bytes, float]], reply)  # (member, score) pairs with withscores
             if not rows:
                 return []
-            docs = await self._redis.hmget(self._key("library"), [text(pid) for pid, _ in rows])
+            docs = await self._redis.hmget(self.key("library"), [text(pid) for pid, _ in rows])
         return [
             Saved(Paper.from_json(unpack(doc)), datetime.fromtimestamp(score / 1000, UTC))
             for (_, score), doc in zip(rows, docs, strict=True)
@@ -102,18 +81,18 @@ class RedisLibrary:
     async def paper(self, paper_id: str) -> Paper | None:
         """A paper someone saved, whether or not the paper cache still has it."""
         async with redis_errors(self._redis, "read a saved paper"):
-            doc = await self._redis.hget(self._key("library"), paper_id)
+            doc = await self._redis.hget(self.key("library"), paper_id)
         return Paper.from_json(unpack(doc)) if doc else None
 
     async def remember_search(self, user: UserRef, query: str, page: int) -> None:
         """Remember the user's search so ``/papers more`` can show the next page."""
         async with redis_errors(self._redis, "remember a search"):
-            await self._redis.set(self._key("search", user.key), json.dumps([query, page]), ex=SEARCH_TTL)
+            await self._redis.set(self.key("search", user.key), json.dumps([query, page]), ex=SEARCH_TTL)
 
     async def last_search(self, user: UserRef) -> tuple[str, int] | None:
         """The user's last search and the page shown, within the last hour."""
         async with redis_errors(self._redis, "read the last search"):
-            raw = await self._redis.get(self._key("search", user.key))
+            raw = await self._redis.get(self.key("search", user.key))
         if raw is None:
             return None
         query, page = json.loads(raw)

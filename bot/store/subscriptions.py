@@ -12,53 +12,49 @@ from __future__ import annotations
 import time
 
 from bot.model import Destination
-from bot.store.redis import Client, redis_errors, text
+from bot.store.keys import Client, RedisRole, redis_errors, text
 
 
-class RedisSubscriptions:
+class RedisSubscriptions(RedisRole):
     """Subscriptions on the same Redis and prefix as the rest of the store."""
 
     def __init__(self, client: Client, prefix: str = "paperbot:") -> None:
-        self._redis = client
-        self._prefix = prefix
-
-    def _key(self, *parts: str) -> str:
-        return self._prefix + ":".join(parts)
+        super().__init__(client, prefix)
 
     async def subscribe(self, destination: Destination, query: str) -> bool:
         """Add ``query`` (canonical text); False if it was already there."""
         async with redis_errors(self._redis, "save a subscription"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(self._key("subs", destination.key), {query: time.time() * 1000}, nx=True)
-            pipe.sadd(self._key("subscribed"), destination.key)
+            pipe.zadd(self.key("subs", destination.key), {query: time.time() * 1000}, nx=True)
+            pipe.sadd(self.key("subscribed"), destination.key)
             added, _ = await pipe.execute()
         return bool(added)
 
     async def unsubscribe(self, destination: Destination, query: str) -> bool:
         """Remove ``query``; False if it was not there."""
         async with redis_errors(self._redis, "remove a subscription"):
-            return bool(await self._redis.zrem(self._key("subs", destination.key), query))
+            return bool(await self._redis.zrem(self.key("subs", destination.key), query))
 
     async def topics(self, destination: Destination) -> list[str]:
         """The destination's queries, oldest first."""
         async with redis_errors(self._redis, "read subscriptions"):
-            return [text(q) for q in await self._redis.zrange(self._key("subs", destination.key), 0, -1)]
+            return [text(q) for q in await self._redis.zrange(self.key("subs", destination.key), 0, -1)]
 
     async def everything(self) -> dict[Destination, list[str]]:
         """Every destination's queries, in two round trips whatever their number."""
         async with redis_errors(self._redis, "read subscriptions"):
-            keys = sorted(text(k) for k in await self._redis.smembers(self._key("subscribed")))
+            keys = sorted(text(k) for k in await self._redis.smembers(self.key("subscribed")))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for key in keys:
-                    pipe.zrange(self._key("subs", key), 0, -1)
+                    pipe.zrange(self.key("subs", key), 0, -1)
                 answers = await pipe.execute()
         return {Destination.parse(key): [text(q) for q in queries] for key, queries in zip(keys, answers, strict=True)}
 
     async def forget(self, destination: Destination) -> int:
         """Drop every subscription of ``destination``; returns how many."""
         async with redis_errors(self._redis, "remove subscriptions"), self._redis.pipeline(transaction=True) as pipe:
-            pipe.zcard(self._key("subs", destination.key))
-            pipe.delete(self._key("subs", destination.key), self._key("seeded", destination.key))
-            pipe.srem(self._key("subscribed"), destination.key)
+            pipe.zcard(self.key("subs", destination.key))
+            pipe.delete(self.key("subs", destination.key), self.key("seeded", destination.key))
+            pipe.srem(self.key("subscribed"), destination.key)
             dropped, _, _ = await pipe.execute()
         return int(dropped)
 
@@ -67,7 +63,7 @@ class RedisSubscriptions:
         A query seeded before and unsubscribed from chat since is not brought back."""
         if not queries:
             return []
-        seeded = self._key("seeded", destination.key)
+        seeded = self.key("seeded", destination.key)
         async with redis_errors(self._redis, "seed subscriptions"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 for query in queries:

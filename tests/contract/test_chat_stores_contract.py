@@ -15,7 +15,8 @@ from bot.store.coordination import RedisCoordination
 from bot.store.follows import RedisFollows
 from bot.store.installations import RedisInstallations
 from bot.store.library import RedisLibrary
-from bot.store.redis import RedisStore, vector_bucket
+from bot.store.records import vector_bucket
+from bot.store.redis import RedisStore
 from bot.store.sealing import Seal
 from bot.store.subscriptions import RedisSubscriptions
 from tests.fakes import make_paper

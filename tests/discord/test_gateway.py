@@ -13,7 +13,7 @@ from adapters.discord.outbound import DiscordOutbound
 from bot.app import sync_discord
 from bot.cards import to_card
 from bot.model import Destination
-from bot.settings import settings_from
+from bot.settings.schema import settings_from
 from tests.discord.conftest import DiscordHarness
 from tests.discord.standin import APP_ID, BOT_ID, CHANNEL, GUILD, DiscordStandIn, until
 from tests.fakes import make_paper

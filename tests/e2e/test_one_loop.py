@@ -22,7 +22,7 @@ from adapters.web import WebServer
 from bot.app import Platforms, open_app
 from bot.model import UserRef
 from bot.service.runner import serve
-from bot.settings import Settings, settings_from
+from bot.settings.schema import Settings, settings_from
 from tests.conftest import fixture_text
 from tests.discord.standin import CHANNEL, DiscordStandIn
 from tests.e2e.test_run_once import DAYS, hf_item

@@ -14,7 +14,7 @@ import redis.asyncio as redis
 from bench.corpus import Corpus
 from bot.app import open_app
 from bot.model import Destination, UserRef
-from bot.settings import settings_from
+from bot.settings.schema import settings_from
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.hostile.conftest import hostile_env, ids, measured
 from tests.slack.conftest import SlackHarness, signed, slash_body

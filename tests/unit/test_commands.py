@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import bibtexparser
 import pytest
 
-from bot.chat.commands import USAGE, parse_command
+from bot.chat.grammar import USAGE, parse_command
 from bot.model import Delivery, Destination, PostRef, Reaction, UserRef
 from tests.fakes import make_paper
 from tests.world import World as BaseWorld

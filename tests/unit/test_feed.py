@@ -12,7 +12,7 @@ import pytest
 
 from bot.chat.digests import due_at
 from bot.chat.vectors import Embedder
-from bot.flow.poller import Poller, PollReport
+from bot.flow.poller import Poller, PollReport, digests_due, with_new
 from bot.model import Destination, Following, Paper, UserRef
 from tests.fakes import EMBEDDER, StaticSource, listing
 from tests.world import World
@@ -114,7 +114,7 @@ async def test_vectors_are_made_once_when_papers_are_first_seen_and_reused_by_ev
         world.store,
         _no_routes,
         coordination=world.coordination,
-        remember=writer.remember,
+        after_commit=[with_new(writer.remember)],
     )
     await poller.ingest(PAPERS[:40], PollReport())
     assert poller_embedder.texts == 40
@@ -253,7 +253,12 @@ async def test_a_like_subscription_routes_only_the_new_papers_that_close() -> No
     feed = Feed(world.index, world.store, world.library, embedder)
     channels = Channels((), world.subscriptions)
     poller = Poller(
-        [], world.store, channels.router, coordination=world.coordination, remember=feed.remember, likes=feed.route_likes
+        [],
+        world.store,
+        channels.router,
+        coordination=world.coordination,
+        likes=feed.route_likes,
+        after_commit=[with_new(feed.remember)],
     )
     fresh = [p for p in PAPERS if p.id != robot.id]
     await poller.ingest(fresh, PollReport())
@@ -304,9 +309,15 @@ async def test_one_cycle_delivers_a_digest_that_fell_due_during_its_poll() -> No
     await world.follows.keep(Following(reader, ("cat:cs.CV",), f"{due:%H:%M}", "UTC"))
     adapter = RecordingAdapter("console")
     channels = Channels((), world.subscriptions)
-    poller = Poller([], world.store, channels.router, coordination=world.coordination, digests=world.digests(lambda: due).queue)
+    poller = Poller(
+        [],
+        world.store,
+        channels.router,
+        coordination=world.coordination,
+        after_commit=[digests_due(world.digests(lambda: due).queue)],
+    )
     deliverer = Deliverer(world.store, world.store, {"console": adapter}, "w", 60, coordination=world.coordination)
-    app = App(poller, deliverer, world.core, world.store, world.coordination, adapters={"console": adapter})
+    app = App(poller, deliverer, world.core, world.store, world.coordination, world.store, adapters={"console": adapter})
     report = await app.cycle()
     assert report.poll.digests == 1
     assert report.delivery.delivered == 1
@@ -322,10 +333,9 @@ async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
-    from bot.chat.commands import OUTAGE, CommandCore
+    from bot.chat.commands import OUTAGE, ChatStores, CommandCore
     from bot.chat.feed import Feed
     from bot.query.index import PaperIndex
-    from bot.settings import DEFAULT_SAVE_EMOJI
     from bot.store.coordination import RedisCoordination
     from bot.store.follows import RedisFollows
     from bot.store.library import RedisLibrary
@@ -337,11 +347,10 @@ async def test_with_the_store_unreachable_each_command_says_so_once() -> None:
     client = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, protocol=2, retry=Retry(NoBackoff(), 0))
     store, library = RedisStore(client, "gone:"), RedisLibrary(client, "gone:")
     index = PaperIndex(store, 86400)
-    core = CommandCore(
-        store, RedisSubscriptions(client, "gone:"), library, index, DEFAULT_SAVE_EMOJI,
-        coordination=RedisCoordination(client, "gone:"), feed=Feed(index, store, library, EMBEDDER),
-        follows=RedisFollows(client, "gone:"),
-    )  # fmt: skip
+    stores = ChatStores(
+        store, RedisSubscriptions(client, "gone:"), library, RedisCoordination(client, "gone:"), RedisFollows(client, "gone:")
+    )
+    core = CommandCore(stores, index, feed=Feed(index, store, library, EMBEDDER))
     for text in ("saved", "foryou", "following", "follow saved", f"similar {PAPERS[0].id}", "reasoning"):
         assert (await core.handle(text, ADA, HERE)).text == OUTAGE, text
     await client.aclose()
@@ -354,9 +363,8 @@ async def test_a_broken_model_never_stops_a_poll_and_the_vectors_are_made_later(
     world = World()
     await world.subscriptions.subscribe(HERE, "cat:cs OR cat:eess OR cat:stat")  # every paper of the day
     broken = Feed(world.index, world.store, world.library, BrokenEmbedder())
-    poller = Poller(
-        [], world.store, Channels((), world.subscriptions).router, coordination=world.coordination, remember=broken.remember
-    )
+    router = Channels((), world.subscriptions).router
+    poller = Poller([], world.store, router, coordination=world.coordination, after_commit=[with_new(broken.remember)])
     report = PollReport()
     await poller.ingest(PAPERS[:30], report)
     assert report.new == 30  # committed and routed all the same

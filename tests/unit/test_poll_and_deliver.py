@@ -11,7 +11,9 @@ import pytest
 
 from bot.errors import DeliveryError
 from bot.flow.delivery import MAX_ATTEMPTS, Deliverer
-from bot.flow.poller import Poller
+from bot.flow.following import Follower
+from bot.flow.poller import AfterCommit, Poller, PollOptions
+from bot.flow.recap import Recaps
 from bot.model import Channel, Destination
 from bot.query.routing import Router, compile_route
 from bot.store.coordination import RedisCoordination
@@ -58,17 +60,11 @@ class Bot:
         async def router() -> Router:
             return Router([compile_route(c.destination, c.topics, c.catch_all, c.min_upvotes) for c in channels])
 
-        self.poller = Poller(
-            sources,
-            store,
-            router,
-            coordination=coordination,
-            papers=store,
-            follow=follow,
-            recaps=channels,
-            first_run_limit=first_run_limit,
-            clock=clock,
-        )
+        steps: list[AfterCommit] = [Follower(store, store).after_commit] if follow else []
+        if recapped := [c for c in channels if c.top_digest]:
+            steps.append(Recaps(store, store, recapped, clock).after_commit)
+        options = PollOptions(first_run_limit=first_run_limit, watch=follow)
+        self.poller = Poller(sources, store, router, coordination=coordination, options=options, after_commit=steps)
         self.deliverer = Deliverer(
             store,
             store,
@@ -255,8 +251,8 @@ async def test_two_pollers_started_together_only_one_polls(store: RedisStore, co
     async def router() -> Router:
         return Router([compile_route(ALL, [], catch_all=True)])
 
-    first = Poller([source], store, router, coordination=coordination, owner="a")
-    second = Poller([source], store, router, coordination=coordination, owner="b")
+    first = Poller([source], store, router, coordination=coordination, options=PollOptions(owner="a"))
+    second = Poller([source], store, router, coordination=coordination, options=PollOptions(owner="b"))
     reports = await asyncio.gather(first.poll(), second.poll())
     assert sorted(r.skipped for r in reports) == [False, True]
     assert sum(r.new for r in reports) == 1
@@ -352,7 +348,7 @@ async def test_a_first_run_posts_only_the_newest_papers_per_channel(store: Redis
     async def router() -> Router:
         return Router([compile_route(dest, [], catch_all=True)])
 
-    poller = Poller([source], store, router, coordination=coordination, first_run_limit=10)
+    poller = Poller([source], store, router, coordination=coordination, options=PollOptions(first_run_limit=10))
     report = await poller.poll()
     assert report.queued == 10
     assert sorted(e.delivery.paper_id for e in await store.take("w", 60)) == [p.id for p in papers[5:]]  # the newest

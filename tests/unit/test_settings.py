@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.settings import DEFAULT_CONFIG, Secret, load_settings, settings_from
+from bot.settings.schema import DEFAULT_CONFIG, Secret, load_settings, settings_from
 
 
 def test_the_shipped_file_is_valid_and_matches_the_code_defaults() -> None:

@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as redis
 
 from bot.store.redis import RedisStore
+from tests.processes import adopt_orphans, descendants
 from tests.redis_servers import RedisClusterProcesses, RedisProcess, embedded_binary, require_redis, system_binary
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -135,38 +136,30 @@ async def store(redis_client: redis.Redis) -> AsyncIterator[RedisStore]:
         await redis_client.delete(*keys)
 
 
-def _redis_servers(ours: bool = True) -> set[int]:
-    """Pids of the running redis-servers (from /proc). ``ours``: only this test session's children and
-    orphans; a server of another session running on the same machine is not this one's to account for."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name = (entry / "comm").read_text().strip()
-                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, ValueError):
-                continue
-            mine = not ours or int(parent) in (os.getpid(), 1)
-            if name == "redis-server" and state != "Z" and mine:  # a zombie is already gone
-                pids.add(int(entry.name))
-    return pids
+FAST_FOLDERS = {"unit", "contract"}  # with the tests directly in tests/: the fast tier (tests/README.md)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the fast tier, so ``pytest -m fast`` runs it (unit and contract tests, the shape checks)."""
+    here = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(here).parts
+        if len(parts) == 1 or parts[0] in FAST_FOLDERS:
+            item.add_marker(pytest.mark.fast)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[_BEFORE] = _redis_servers()  # CI's own server, a developer's: not ours
+    adopt_orphans()  # what the tests start stays ours even when its parent ends first (tests/processes.py)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if a redis-server that the tests (or a paperbot they ran) started is still running."""
+    """Fail the run if a process that the tests (or a paperbot they ran) started is still running; only
+    this session's descendants count, never another program's processes."""
     import time
 
-    before = session.config.stash.get(_BEFORE, set())
     deadline = time.monotonic() + 5
-    while (left := _redis_servers() - before) and time.monotonic() < deadline:
-        time.sleep(0.1)  # session fixtures may still be stopping theirs
+    while (left := descendants()) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a process told to stop may take a moment
     if left:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        print(f"\nredis-server process(es) left running by the tests: {sorted(left)}")
-
-
-_BEFORE = pytest.StashKey[set[int]]()
+        print(f"\nprocess(es) left running by the tests: {', '.join(f'{pid} {name}' for pid, name in sorted(left.items()))}")

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import bibtexparser
 import pytest
 
-from bot.chat.grammar import USAGE, parse_command
-from bot.model import Delivery, Destination, PostRef, Reaction, UserRef
+from bot.chat.grammar import NAMES, OPTIONS_USAGE, SUBCOMMANDS, USAGE, parse_command
+from bot.model import Command, Delivery, Destination, PostRef, Reaction, UserRef
 from tests.fakes import make_paper
 from tests.world import World as BaseWorld
 
@@ -195,3 +195,15 @@ async def test_top_lists_the_most_upvoted_recent_papers(world: World) -> None:
     today = await world.core.handle("/papers top today", ADA, HERE)
     assert [c.paper_id for c in today.cards] == ["2611.00011", "2611.00012"]
     assert "today, week or month" in await world.ask("/papers top year")
+
+
+async def test_the_command_table_and_the_handlers_are_one_set(world: World) -> None:
+    """Every subcommand in the table (and so in both help texts) has a handler, and nothing else does."""
+    assert set(world.core.handlers) == set(NAMES)
+    assert len(NAMES) == len(set(NAMES))
+    for subcommand in SUBCOMMANDS:
+        assert subcommand.text in USAGE
+        assert subcommand.options in OPTIONS_USAGE
+    assert (await world.ask("/papers frobnicate now")).startswith("No paper")  # a bare word is a search
+    reply = await world.core.run(Command("frobnicate"), ADA, HERE)
+    assert reply.text.startswith("there is no /papers frobnicate")

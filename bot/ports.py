@@ -89,8 +89,9 @@ class PostFinder(Protocol):
     """An adapter that can tell whether a paper's card is already in a channel (so a delivery taken over
     from a process that died mid-post is recorded instead of posted twice)."""
 
-    async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
-        """The recent post of ``paper_id`` in ``destination``; None if there is none, or no way to tell."""
+    async def find_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, PostRef]:
+        """The recent posts of those of ``paper_ids`` found in ``destination``, by paper id, with one look
+        at the channel; a paper not found (or no way to tell) is left out."""
         ...
 
 

@@ -61,6 +61,7 @@ REJECTED = {
 GONE = {"message_not_found", "cant_update_message", "edit_window_closed"}
 METADATA_EVENT = "paperbot_paper"  # the message metadata type our cards carry
 HISTORY_LOOKBACK = 100  # messages looked through for a card a dead process may have posted
+HISTORY_LOOKBACK_DISTRIBUTED = 15  # Slack's cap for commercially distributed non-Marketplace apps (May 2025)
 _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
 BACKOFF_FIRST, BACKOFF_LAST = 1.0, 30.0
 
@@ -101,23 +102,28 @@ class SlackOutbound:
         answer = await self._post(destination, channel, text=fallback(card), blocks=card_blocks(card), metadata=metadata)
         return PostRef(destination, str(answer["ts"]))
 
-    async def find_post(self, destination: Destination, paper_id: str) -> PostRef | None:
-        """The paper's card among the channel's latest messages (``conversations.history``, which needs
-        ``channels:history``, or ``groups:history`` for a private channel); None when it is not there or
-        Slack will not say (then the card is posted again: a duplicate rather than a loss)."""
-        payload = {"channel": destination.channel, "limit": HISTORY_LOOKBACK, "include_all_metadata": True}
+    async def find_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, PostRef]:
+        """The cards of ``paper_ids`` among the channel's latest messages: one ``conversations.history``
+        (GET, with message metadata; scope ``channels:history``, or ``groups:history`` for a private
+        channel). A distributed app (multi-workspace mode) reads at most 15 messages, as Slack allows
+        non-Marketplace apps since May 2025. A card not found is posted again: a duplicate rather
+        than a loss."""
+        limit = HISTORY_LOOKBACK_DISTRIBUTED if self._tokens is not None else HISTORY_LOOKBACK
+        arguments = {"channel": destination.channel, "limit": limit, "include_all_metadata": "true"}
         try:
-            answer = await self._call("conversations.history", payload, destination.workspace)
+            answer = await self._call("conversations.history", arguments, destination.workspace, read=True)
         except DeliveryError as exc:
-            log.info("could not check whether a card was posted; posting it", extra={"kv": {"problem": str(exc)}})
-            return None
+            log.info("could not check whether cards were posted; posting them", extra={"kv": {"problem": str(exc)}})
+            return {}
+        wanted, found = set(paper_ids), {}
         for message in answer.get("messages") or []:
             metadata = message.get("metadata") if isinstance(message, dict) else None
             if isinstance(metadata, dict) and metadata.get("event_type") == METADATA_EVENT:
                 carried = metadata.get("event_payload")
-                if isinstance(carried, dict) and carried.get("paper") == paper_id and message.get("ts"):
-                    return PostRef(destination, str(message["ts"]))
-        return None
+                paper = carried.get("paper") if isinstance(carried, dict) else None
+                if paper in wanted and paper not in found and message.get("ts"):
+                    found[str(paper)] = PostRef(destination, str(message["ts"]))
+        return found
 
     async def edit(self, post: PostRef, card: Card) -> None:
         """Replace a card paperbot posted (``chat.update``, the same ``ts``), paced like a post."""
@@ -186,10 +192,12 @@ class SlackOutbound:
             raise DeliveryError(f"Slack workspace {workspace}: paperbot is not installed there (any more)", permanent=True)
         return {"token": token}
 
-    async def _call(self, method: str, payload: dict[str, Any], workspace: str = "", paced: str | None = None) -> dict[str, Any]:
+    async def _call(
+        self, method: str, payload: dict[str, Any], workspace: str = "", paced: str | None = None, read: bool = False
+    ) -> dict[str, Any]:
         """One Web API call with retries, with ``workspace``'s token. With ``paced`` (a channel's key) every
         attempt, retries included, takes that channel's turn: one post in flight, the next a second after
-        its answer."""
+        its answer. A ``read`` method is called by GET with query arguments: Slack reads no JSON body there."""
         where = f"Slack {method} to {payload.get('channel', '?')}"
         payload = payload | await self._token(workspace)
         problem = "no attempt"
@@ -199,7 +207,10 @@ class SlackOutbound:
                 await self._pace.take(turn)
             wait, retry_after = backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST), 0.0
             try:
-                response = await self.client.api_call(method, json=payload)
+                if read:
+                    response = await self.client.api_call(method, http_verb="GET", params=payload)
+                else:
+                    response = await self.client.api_call(method, json=payload)
                 return dict(response.data) if isinstance(response.data, dict) else {}
             except SlackApiError as exc:
                 problem, wait = _retryable(exc, where, wait)

@@ -18,11 +18,8 @@ from bot.model import Attachment, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
-MANAGING = ("subscribe", "unsubscribe")
-NO_PREVIEWS: dict[str, Any] = {
-    "unfurl_links": False,
-    "unfurl_media": False,
-}  # replies link papers; no previews  # the subcommands that change a channel for everyone in it
+MANAGING = ("subscribe", "unsubscribe")  # the subcommands that change a channel for everyone in it
+NO_PREVIEWS: dict[str, Any] = {"unfurl_links": False, "unfurl_media": False}  # replies link papers; no previews
 
 
 def team_of(body: dict[str, Any]) -> str:
@@ -226,7 +223,7 @@ class Handlers:
         # Ephemeral delivery is best effort by Slack's own account; a failure here loses nothing.
         where: dict[str, Any] = {"thread_ts": thread} if thread else {}
         try:
-            await client.chat_postEphemeral(channel=channel, user=user, text=escape(text), **where, **NO_PREVIEWS)
+            await client.chat_postEphemeral(channel=channel, user=user, text=escape(text), **where)  # never unfurled
         except (SlackApiError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("ephemeral confirmation not delivered", extra={"kv": {"channel": channel, "problem": type(exc).__name__}})
 

@@ -320,17 +320,18 @@ class Deliverer:
         # One lookup for the whole queue (it is all one destination), not a round trip per entry.
         earlier_posts = await self._outbox.earlier_posts(destination, [e.delivery.paper_id for e in queue])
         begun = await self._outbox.intended(queue) if isinstance(adapter, PostFinder) else set()
+        unsure = [e.delivery.paper_id for e in queue if e.entry_id in begun and e.delivery.paper_id not in earlier_posts]
+        # One look at the channel for every post a dead process may have made (platforms limit the reads).
+        found = await adapter.find_posts(destination, unsure) if unsure and isinstance(adapter, PostFinder) else {}
         owed = []
         for entry in queue:
             earlier = earlier_posts.get(entry.delivery.paper_id)
             post = PostRef(destination, earlier) if earlier is not None else None
-            if post is None and entry.entry_id in begun and isinstance(adapter, PostFinder):
-                post = await adapter.find_post(destination, entry.delivery.paper_id)
-                if post is not None:
-                    log.info(
-                        "found a post made by a process that died; recorded it",
-                        extra={"kv": {"destination": destination.key, "paper": entry.delivery.paper_id}},
-                    )
+            if post is None and entry.entry_id in begun and (post := found.get(entry.delivery.paper_id)) is not None:
+                log.info(
+                    "found a post made by a process that died; recorded it",
+                    extra={"kv": {"destination": destination.key, "paper": entry.delivery.paper_id}},
+                )
             if post is None:
                 owed.append(entry)
             else:

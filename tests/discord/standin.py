@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.loopback import LoopbackServer
+from tests.specs import discord as discord_spec
 
 BOT_ID = 1249000000000000042
 APP_ID = 1249000000000000043
@@ -71,6 +72,13 @@ class DiscordStandIn(LoopbackServer):
         self._seq = 0
         self._next_id = 1249000000000001000
         self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
+        self.violations: list[str] = []  # requests Discord's spec refuses (tests/specs/discord.py)
+        self.expect_violations = False  # a test that sends refused requests on purpose reads `violations` itself
+
+    def __exit__(self, *exc: object) -> None:
+        super().__exit__(*exc)
+        if self.violations and not self.expect_violations and exc[0] is None:
+            raise AssertionError("requests Discord's spec refuses:\n" + "\n".join(dict.fromkeys(self.violations)))
 
     @property
     def api_url(self) -> str:
@@ -138,6 +146,9 @@ class DiscordStandIn(LoopbackServer):
         path, method = "/" + request.match_info["path"], request.method
         body = await self._body(request) if method in ("POST", "PUT", "PATCH") else {}
         self.requests.append((method, path, body))
+        checked = {k: v for k, v in body.items() if k != "files"} if isinstance(body, dict) else body  # files: parts
+        found = discord_spec.problems(method, path, dict(request.query), request.content_type, checked)
+        self.violations.extend(found)
         parts = path.strip("/").split("/")
         if path in ("/users/@me", "/oauth2/applications/@me", "/gateway/bot", "/gateway"):
             return self._about(path)

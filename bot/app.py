@@ -33,9 +33,9 @@ from bot.flow.recap import Recaps
 from bot.logs import redactor
 from bot.model import Destination
 from bot.pacing import MinInterval
-from bot.ports import Adapter, Installations, Listener, SharedPace, Source, Watched
+from bot.ports import Adapter, Installations, Listener, Locks, SharedPace, Source, Watched
 from bot.query.index import PaperIndex
-from bot.service.health import Status
+from bot.service.health import Status, installations_open
 from bot.service.metrics import Metrics
 from bot.service.runner import App, Schedule
 from bot.settings.schema import Settings
@@ -70,11 +70,13 @@ class Platforms:
     listeners: dict[str, Listener] = field(default_factory=dict)
 
 
-def build_platforms(settings: Settings, json_lines: bool = False, installations: Installations | None = None) -> Platforms:
+def build_platforms(
+    settings: Settings, json_lines: bool = False, installations: Installations | None = None, locks: Locks | None = None
+) -> Platforms:
     """The console, plus Slack and Discord when configured (an SDK is imported only when used), plus the
     web port when ``PORT`` is set or Slack's HTTP mode needs it: it carries Slack's routes then, and is
     that platform's listener. With ``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET`` Slack serves every
-    workspace that installs it (``installations`` keeps them)."""
+    workspace that installs it (``installations`` keeps them; ``locks`` make token renewals single-flight)."""
     from adapters.console import ConsoleAdapter
 
     built = Platforms({"console": ConsoleAdapter(sys.stdout, json_lines=json_lines)})
@@ -92,10 +94,12 @@ def build_platforms(settings: Settings, json_lines: bool = False, installations:
 
         client = web_client(slack.bot_token.reveal() if slack.bot_token else None, slack.api_url)
         oauth, tokens = None, None
-        if slack.workspaces and slack.client_secret and installations is not None:
-            from adapters.slack.oauth import WorkspaceTokens, oauth_flow
+        if slack.workspaces and slack.client_secret and installations is not None and locks is not None:
+            from adapters.slack.oauth import oauth_flow
+            from adapters.slack.tokens import TokenKeeper, WorkspaceTokens
 
             secret = slack.client_secret.reveal()
+            keeper = TokenKeeper(installations, client, slack.client_id, secret, locks)
             oauth = oauth_flow(
                 installations,
                 client,
@@ -103,8 +107,9 @@ def build_platforms(settings: Settings, json_lines: bool = False, installations:
                 client_secret=secret,
                 command=slack.command,
                 redirect_uri=slack.redirect_uri or None,
+                keeper=keeper,
             )
-            tokens = WorkspaceTokens(installations, client, slack.client_id, secret)
+            tokens = WorkspaceTokens(keeper)
         built.adapters["slack"] = SlackOutbound(client, tokens=tokens)
         inbound = SlackInbound(
             client,
@@ -312,7 +317,7 @@ async def open_app(
         sources = build_sources(settings, http)
         stores = open_stores(settings, *await open_redis(settings, stack))
         store, coordination = stores.store, stores.coordination
-        platforms = platforms or build_platforms(settings, json_lines, stores.installations)
+        platforms = platforms or build_platforms(settings, json_lines, stores.installations, stores.coordination)
         for adapter in platforms.adapters.values():
             if callable(aclose := getattr(adapter, "aclose", None)):
                 stack.push_async_callback(aclose)
@@ -350,8 +355,12 @@ async def open_app(
         # A process that polls is unready when no poll (anyone's) finished for two intervals and a budget.
         budget = settings.schedule.poll_budget_seconds
         overdue = None if role == "worker" else 2 * 60 * schedule.poll_minutes + schedule.jitter_seconds + budget
-        count = stores.installations.count if settings.slack.workspaces else None
-        status = Status(metrics, store, coordination, platforms.listeners, poll_overdue=overdue, installations=count)
+        workspaces = settings.slack.workspaces
+        count = stores.installations.count if workspaces else None
+        checks = [installations_open(stores.installations)] if workspaces else []
+        status = Status(
+            metrics, store, coordination, platforms.listeners, poll_overdue=overdue, installations=count, checks=checks
+        )
         for listener in platforms.listeners.values():
             if isinstance(listener, Watched):
                 listener.watch(status)
@@ -368,4 +377,5 @@ async def open_app(
             platforms.listeners,
             consumer,
             metrics,
+            status,
         )

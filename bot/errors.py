@@ -41,6 +41,10 @@ class StoreError(PaperbotError):
     """The store failed: Redis unreachable, refused, or returned something unexpected."""
 
 
+class SealError(StoreError):
+    """A sealed value (a workspace's tokens) cannot be opened with the configured secret."""
+
+
 class DeliveryError(PaperbotError):
     """An adapter could not post. ``permanent``: the destination refuses everything until a person acts
     (not in the channel, bad auth), so it is paused. ``rejected``: the platform refused this message

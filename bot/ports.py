@@ -466,6 +466,18 @@ class Listener(Protocol):
         ...
 
 
+class Locks(Protocol):
+    """Named locks with an expiry that every process sees (``Coordination`` has them)."""
+
+    async def lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take ``name`` for ``ttl`` seconds unless someone holds it."""
+        ...
+
+    async def unlock(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` holds it."""
+        ...
+
+
 class Turns(Protocol):
     """Turns per key, one holder at a time, with a pause after each (``Coordination`` has them)."""
 
@@ -534,6 +546,10 @@ class Installations(Protocol):
 
     async def count(self) -> int:
         """How many workspaces have the app installed."""
+        ...
+
+    async def workspaces(self) -> list[str]:
+        """Every workspace with an installation."""
         ...
 
     async def issue(self, state: str, seconds: int) -> None:

@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
+from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.oauth import oauth_routes
@@ -48,7 +49,12 @@ class SlackInbound:
         self._signing_secret = signing_secret or ""
         self._command = command
         self._ack_budget = ack_budget
-        self.connected = False  # Socket Mode's websocket is open (what /readyz reports)
+        self._socket: SocketModeClient | None = None  # Socket Mode's client while serving
+
+    async def is_connected(self) -> bool:
+        """Socket Mode's websocket is open now (what /readyz reports): asked of the client each time, so a
+        connection lost (a revoked app token, a network cut) shows while the client tries again."""
+        return self._socket is not None and await self._socket.is_connected()
 
     def build_app(self, commands: Commands, process_before_response: bool = False) -> AsyncApp:
         """The bolt app wired to ``commands``. Every value bolt would read from the environment is given."""
@@ -84,12 +90,12 @@ class SlackInbound:
         await self._check_app_token()
         handler = AsyncSocketModeHandler(app, self._app_token)
         await handler.connect_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
-        self.connected = True
+        self._socket = handler.client
         log.info("slack connected", extra={"kv": {"mode": "socket"}})
         try:
             await asyncio.Event().wait()
         finally:
-            self.connected = False
+            self._socket = None
             await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
             log.info("slack disconnected", extra={"kv": {"mode": "socket"}})
 
@@ -120,15 +126,18 @@ def event_routes(app: AsyncApp, signing_secret: str) -> list[web.RouteDef]:
     verifier = SignatureVerifier(signing_secret)
 
     async def events(request: web.Request) -> web.Response:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except (aiohttp.ClientError, ConnectionError):
+            return web.Response(status=400, text="the body did not arrive")  # the client went away mid-body
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         signature = request.headers.get("X-Slack-Signature", "")
-        if not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
-            return web.Response(status=401, text="invalid or stale signature")
         try:
-            body.decode("utf-8")
+            body.decode("utf-8")  # first: slack_sdk's verifier decodes the body and raises on bytes that are not UTF-8
         except UnicodeDecodeError:
             return web.Response(status=400, text="the body is not UTF-8")
+        if not timestamp.isdigit() or not verifier.is_valid(body, timestamp, signature):
+            return web.Response(status=401, text="invalid or stale signature")
         return await to_aiohttp_response(await app.async_dispatch(await to_bolt_request(request)))
 
     return [web.post("/slack/events", events)]

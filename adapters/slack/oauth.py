@@ -1,7 +1,7 @@
 """Slack's multi-workspace mode (``SLACK_CLIENT_ID``/``SLACK_CLIENT_SECRET``): bolt's OAuth v2 flow,
 with slack_sdk's installation and state store interfaces over paperbot's ``Installations`` port (Redis,
 no SQL database), our own install/success/failure pages, and the bot token of each workspace for
-posting, rotated before it expires when the app has token rotation on."""
+posting (``adapters.slack.tokens``: rotated before it expires, by one caller at a time)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,13 @@ from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.errors import SlackApiError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
-from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.pages import failure_page, install_page, success_page
+from adapters.slack.tokens import ROTATE_MINUTES, TokenKeeper
 from bot.errors import PaperbotError
 from bot.ports import Installations
 
@@ -43,7 +42,6 @@ SCOPES = (
     "files:write",
 )
 STATE_SECONDS = 600  # an install link works for ten minutes, once
-ROTATE_MINUTES = 120  # rotating tokens are renewed when they expire within this
 
 
 def workspace_of(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False) -> str:
@@ -52,10 +50,13 @@ def workspace_of(enterprise_id: str | None, team_id: str | None, is_enterprise_i
 
 
 class InstallationStore(AsyncInstallationStore):
-    """slack_sdk's installation store interface over the ``Installations`` port (one per workspace)."""
+    """slack_sdk's installation store interface over the ``Installations`` port (one per workspace). With a
+    ``keeper``, what bolt finds carries a token renewed single-flight (``adapters.slack.tokens``) and no
+    refresh token, so bolt never rotates one itself."""
 
-    def __init__(self, installations: Installations) -> None:
+    def __init__(self, installations: Installations, keeper: TokenKeeper | None = None) -> None:
         self._installations = installations
+        self._keeper = keeper
 
     @property
     def logger(self) -> logging.Logger:
@@ -81,8 +82,14 @@ class InstallationStore(AsyncInstallationStore):
         user_id: str | None = None,
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
-        found = await self._installations.find(workspace_of(enterprise_id, team_id, is_enterprise_install))
-        return Installation(**found) if found else None
+        where = workspace_of(enterprise_id, team_id, is_enterprise_install)
+        if self._keeper is None:
+            found = await self._installations.find(where)
+            return Installation(**found) if found else None
+        installation = await self._keeper.installation(where)
+        if installation is not None:
+            installation.bot_refresh_token = None  # renewing is the keeper's alone
+        return installation
 
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
@@ -138,6 +145,7 @@ def oauth_flow(
     client_secret: str,
     command: str,
     redirect_uri: str | None = None,
+    keeper: TokenKeeper | None = None,
 ) -> InstallFlow:
     """The OAuth flow for ``/slack/install`` and ``/slack/oauth_redirect`` (``client`` carries
     ``SLACK_API_URL``: ``oauth.v2.access`` and ``auth.test`` go there)."""
@@ -158,7 +166,7 @@ def oauth_flow(
         client_secret=client_secret,
         scopes=list(SCOPES),
         redirect_uri=redirect_uri,
-        installation_store=InstallationStore(installations),
+        installation_store=InstallationStore(installations, keeper),
         state_store=StateStore(installations),
         state_expiration_seconds=STATE_SECONDS,
         callback_options=AsyncCallbackOptions(success=succeeded, failure=failed),
@@ -189,30 +197,3 @@ def oauth_routes(flow: AsyncOAuthFlow) -> list[web.RouteDef]:
 
     settings = flow.settings
     return [web.get(settings.install_path, install), web.get(settings.redirect_uri_path, redirect)]
-
-
-class WorkspaceTokens:
-    """Each workspace's bot token for posting outside a request (the delivery loop), renewed through
-    ``oauth.v2.access`` when the app rotates tokens and this one expires within ``ROTATE_MINUTES``."""
-
-    def __init__(self, installations: Installations, client: AsyncWebClient, client_id: str, client_secret: str) -> None:
-        self._store = InstallationStore(installations)
-        self._rotator = AsyncTokenRotator(client_id=client_id, client_secret=client_secret, client=client)
-
-    async def __call__(self, workspace: str) -> str | None:
-        """The bot token for ``workspace``; None when it has no installation (any more)."""
-        try:
-            installation = await self._store.async_find_installation(enterprise_id=None, team_id=workspace)
-            if installation is None or not installation.bot_token:
-                return None
-            if installation.bot_refresh_token:
-                rotated = await self._rotator.perform_token_rotation(
-                    installation=installation, minutes_before_expiration=ROTATE_MINUTES
-                )
-                if rotated is not None:
-                    await self._store.async_save(rotated)
-                    installation = rotated
-        except SlackApiError as exc:
-            log.warning("could not renew a workspace's token", extra={"kv": {"workspace": workspace, "problem": str(exc)[:200]}})
-            return None
-        return installation.bot_token

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.cards import to_card
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, PaperbotError
 from bot.flow.recap import TITLE as RECAP_TITLE
 from bot.model import Channel, Delivery, Destination, OutboxEntry, Paper, PostRef
 from bot.pacing import backoff
@@ -147,6 +147,22 @@ class Deliverer:
         return report
 
     async def _deliver_to(self, destination: Destination, queue: list[OutboxEntry], report: DeliveryReport) -> None:
+        """One destination's pass. Whatever an adapter raises that is not ours (an SDK's exception it did not
+        translate, a bug) fails this destination alone, transiently, with one log line: never the pass."""
+        try:
+            await self._deliver_queue(destination, queue, report)
+        except (PaperbotError, asyncio.CancelledError, BrokenPipeError):
+            raise  # ours to handle above; a broken pipe is the terminal's reader gone (the CLI ends quietly)
+        except Exception as exc:
+            problem = f"unexpected {type(exc).__name__}: {exc}"[:300]
+            log.error(
+                "delivery failed unexpectedly; will retry", extra={"kv": {"destination": destination.key, "problem": problem}}
+            )
+            report.failed[destination.key] = problem
+            report.pending += max(0, len(queue) - report.delivered - report.dead - report.skipped - report.edited)
+            report.dead += await self._failed(destination, queue[:1], DeliveryError(problem))
+
+    async def _deliver_queue(self, destination: Destination, queue: list[OutboxEntry], report: DeliveryReport) -> None:
         adapter = self._adapters.get(destination.platform)
         if adapter is None:
             report.failed[destination.key] = f"no {destination.platform} adapter is running"

@@ -1,18 +1,19 @@
 """Is this process fit to serve? What ``/readyz`` answers and what ``/metrics`` reads from the store.
 
 Ready means: the store answers (within ``READY_WAIT``), every chat connection this process is meant to
-hold is up (a one-per-bot connection that another process holds counts as up), and, in a process that
-polls, the last poll anyone made is not overdue. Alive (``/healthz``) only means the event loop answers."""
+hold is up (a one-per-bot connection that another process holds counts as up), the delivery loop runs,
+the extra checks pass (the workspaces' installations open with ``SLACK_CLIENT_SECRET``), and, in a
+process that polls, the last poll anyone made is not overdue. Alive (``/healthz``) only means the event loop answers."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
-from bot.errors import PaperbotError
-from bot.ports import Coordination, Ledger, Listener
+from bot.errors import PaperbotError, SealError
+from bot.ports import Coordination, Installations, Ledger, Listener
 from bot.service.metrics import Metrics, StoreFigures
 
 READY_WAIT = 2.0  # seconds the store may take to answer a readiness check (probes time out at 1–5 s)
@@ -30,8 +31,11 @@ class Status:
         *,
         poll_overdue: float | None,
         installations: Callable[[], Awaitable[int]] | None = None,
+        checks: Sequence[Callable[[], Awaitable[str]]] = (),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._checks = checks  # more readiness checks: each answers a problem, or "" when all is well
         self.metrics = metrics
         self._outbox = outbox
         self._coordination = coordination
@@ -48,10 +52,12 @@ class Status:
             async with asyncio.timeout(READY_WAIT):
                 health = await self._coordination.health()
                 problems += [await self._chat(name, listener) for name, listener in self._listeners.items()]
+                problems += [await check() for check in self._checks]
         except TimeoutError:
             return [f"store: no answer within {READY_WAIT:.0f} s"]
         except PaperbotError as exc:
             return [f"store: {exc}"]
+        problems += [f"{name}: stopped ({_ended(task)})" for name, task in self._tasks.items() if task.done()]
         if self._overdue is not None:
             last = max((_moment(h.get(k)) for h in health.values() for k in ("ok_at", "failed_at")), default=0.0)
             since = self._clock() - max(last, self._started)
@@ -59,8 +65,13 @@ class Status:
                 problems.append(f"poll: none for {since / 60:.0f} minutes (allowed: {self._overdue / 60:.0f})")
         return [p for p in problems if p]
 
+    def watch_task(self, name: str, task: asyncio.Task[None]) -> None:
+        """Report ``task`` (the delivery loop) as a problem if it ever ends while the process runs."""
+        self._tasks[name] = task
+
     async def _chat(self, name: str, listener: Listener) -> str:
-        if getattr(listener, "connected", True):
+        probe = getattr(listener, "is_connected", None)  # a listener that can ask its connection now
+        if (await probe()) if callable(probe) else getattr(listener, "connected", True):
             return ""
         if getattr(listener, "one_connection_per_bot", False) and await self._coordination.holder(f"listener:{name}"):
             return ""  # another process holds the bot's one connection
@@ -79,5 +90,37 @@ class Status:
         return await self.metrics.exposition(self.figures)
 
 
+def _ended(task: asyncio.Task[None]) -> str:
+    if task.cancelled():
+        return "cancelled"
+    exc = task.exception()
+    return f"{type(exc).__name__}: {exc}"[:200] if exc else "returned"
+
+
 def _moment(value: object) -> float:
     return datetime.fromisoformat(value).timestamp() if isinstance(value, str) and value else 0.0
+
+
+def installations_open(installations: Installations, every: float = 60.0) -> Callable[[], Awaitable[str]]:
+    """A readiness check: the workspaces' installations open with the configured ``SLACK_CLIENT_SECRET``
+    (a wrong one would fail every command of every workspace). One installation read, at most every
+    ``every`` seconds; a store outage is the store check's to report."""
+    last: dict[str, tuple[float, str]] = {}
+
+    async def check() -> str:
+        now = time.monotonic()
+        if "result" in last and now - last["result"][0] < every:
+            return last["result"][1]
+        problem = ""
+        try:
+            names = await installations.workspaces()
+            if names:
+                await installations.find(names[0])
+        except SealError as exc:
+            problem = f"slack: {exc}"
+        except PaperbotError:
+            pass
+        last["result"] = (now, problem)
+        return problem
+
+    return check

@@ -18,6 +18,7 @@ from bot.flow.delivery import Deliverer, DeliveryReport
 from bot.flow.poller import Poller, PollReport
 from bot.pacing import backoff
 from bot.ports import Adapter, Commands, Coordination, Ledger, Listener, Outbox
+from bot.service.health import Status
 from bot.service.metrics import Metrics
 
 log = logging.getLogger("bot.app")
@@ -67,6 +68,7 @@ class App:
     listeners: Mapping[str, Listener] = field(default_factory=dict)
     owner: str = "paperbot"  # this process, as locks and delivery consumers name it
     metrics: Metrics = field(default_factory=Metrics)
+    status: Status | None = None  # what /readyz reports (the service registers its loops there)
 
     async def cycle(self) -> CycleReport:
         """Poll (unless a worker) and deliver (unless a poller). What is already queued goes out while the
@@ -124,7 +126,8 @@ async def deliver_forever(app: App) -> None:
     """The service's delivery: a pass at once, then another as soon as anything is queued (a blocking
     read on the outbox), when a paused destination's retry falls due, or after ``schedule.deliver_seconds``
     at the latest.
-    Detection to post takes a round trip, not a poll interval. A lost Redis is retried with backoff."""
+    Detection to post takes a round trip, not a poll interval. A lost Redis (or any failure) is retried
+    with backoff: only cancellation ends it."""
     beating = asyncio.create_task(app.deliverer.keep_alive())  # its entries stay its own while it lives
     tip, failures = "", 0
     try:
@@ -137,10 +140,13 @@ async def deliver_forever(app: App) -> None:
                     log.info("delivered", extra={"kv": kv | ({"failed": ",".join(report.failed)} if report.failed else {})})
                 tip = await app.outbox.wait_for_work(tip, await _until_next_pass(app))
                 failures = 0
-            except StoreError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a lost Redis, or anything else: delivery goes on after a pause
                 retry_in = round(backoff(failures, RETRY_FIRST, RETRY_LAST), 1)
                 failures += 1
-                log.error("delivery failed; retrying", extra={"kv": {"problem": str(exc), "retry_in_s": retry_in}})
+                problem = str(exc) if isinstance(exc, StoreError) else f"unexpected {type(exc).__name__}: {exc}"[:300]
+                log.error("delivery failed; retrying", extra={"kv": {"problem": problem, "retry_in_s": retry_in}})
                 await asyncio.sleep(retry_in)
     finally:
         beating.cancel()
@@ -302,7 +308,10 @@ async def serve(app: App, stop: asyncio.Event | None = None) -> None:
         for name, listener in app.listeners.items()
     ]
     if app.role != "poller":
-        cycles.running.add(asyncio.create_task(deliver_forever(app), name="delivery"))
+        delivery = asyncio.create_task(deliver_forever(app), name="delivery")
+        cycles.running.add(delivery)
+        if app.status is not None:
+            app.status.watch_task("delivery", delivery)  # /readyz says so if it ever stops
     if listeners:  # chat users will query: load the index now, not on the first /papers
         cycles.running.add(asyncio.create_task(app.commands.warm_up(), name="warm-up"))
     if "slack" in app.adapters and "slack" not in app.listeners:

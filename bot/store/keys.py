@@ -3,6 +3,7 @@ and redis-py's exceptions translated into ``StoreError`` naming the server (neve
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -47,7 +48,10 @@ def describe(client: Client) -> str:
 
 @asynccontextmanager
 async def redis_errors(client: Client, what: str) -> AsyncIterator[None]:
-    """Translate redis-py exceptions into ``StoreError`` naming the server (never its password)."""
+    """Translate redis-py exceptions into ``StoreError`` naming the server (never its password), and
+    honour a cancellation that redis-py swallowed: a task cancelled while a command was in flight gets
+    the command's answer instead of ``CancelledError`` (redis-py 8.2; its issues #2028, #2551), and would
+    run on, so a loop told to stop never would. It is raised here, once the command is done."""
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
@@ -55,6 +59,9 @@ async def redis_errors(client: Client, what: str) -> AsyncIterator[None]:
         raise StoreError(f"Redis at {describe(client)} is unreachable while trying to {what} ({problem})") from None
     except RedisError as exc:
         raise StoreError(f"Redis refused to {what}: {exc}") from None
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def text(value: Any) -> str:

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from bot.errors import StoreError
+from bot.errors import SealError
 
 INFO = b"paperbot installation tokens v1"  # the key's purpose: another use of the same secret gets another key
 
@@ -38,7 +38,7 @@ class Seal:
 
     def open(self, sealed: bytes, what: str) -> tuple[bytes, bool]:
         """What ``seal`` sealed, and whether it was sealed with the current secret (else seal it again);
-        ``StoreError`` when no key opens it (the secret changed, or it was altered)."""
+        ``SealError`` when no key opens it (the secret changed, or it was altered)."""
         try:
             return self._current.decrypt(sealed), True
         except InvalidToken:
@@ -46,7 +46,7 @@ class Seal:
         try:
             return self._keys.decrypt(sealed), False
         except InvalidToken:
-            raise StoreError(
+            raise SealError(
                 f"cannot open {what}: it was sealed with another SLACK_CLIENT_SECRET "
                 "(set the old one as SLACK_CLIENT_SECRET_PREVIOUS), or it was altered"
             ) from None

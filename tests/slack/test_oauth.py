@@ -11,11 +11,13 @@ import pytest
 from slack_sdk.oauth.installation_store import Installation
 
 from adapters.slack.inbound import SlackInbound
-from adapters.slack.oauth import InstallationStore, StateStore, WorkspaceTokens, oauth_flow
+from adapters.slack.oauth import InstallationStore, StateStore, oauth_flow
 from adapters.slack.outbound import SlackOutbound, web_client
+from adapters.slack.tokens import TokenKeeper, WorkspaceTokens
 from bot.cards import to_card
 from bot.errors import DeliveryError
 from bot.model import Destination
+from bot.store.coordination import RedisCoordination
 from bot.store.installations import RedisInstallations
 from tests.fakes import make_paper
 from tests.slack.conftest import SECRET, signed
@@ -27,6 +29,12 @@ CLIENT = ("1111.2222", "client-secret")
 
 def installations() -> RedisInstallations:
     return RedisInstallations(fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2), "t:")
+
+
+def with_locks() -> tuple[RedisInstallations, RedisCoordination]:
+    """Installations and the locks token renewals take, on one server (as in a deployment)."""
+    client = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), protocol=2)
+    return RedisInstallations(client, "t:"), RedisCoordination(client, "t:")
 
 
 async def test_an_installation_round_trips_through_slack_sdk_s_interface() -> None:
@@ -66,7 +74,7 @@ async def test_a_state_is_good_once() -> None:
 async def test_a_token_about_to_expire_is_rotated_and_kept_and_posts_use_it() -> None:
     with SlackStandIn(app_credentials=CLIENT, rotating=True) as api:
         grant = api.grant("T1", "Lab One")  # what an install got: a token and its refresh token
-        store = installations()
+        store, locks = with_locks()
         client = web_client(None, api.api_url)
         await InstallationStore(store).async_save(
             Installation(
@@ -80,7 +88,7 @@ async def test_a_token_about_to_expire_is_rotated_and_kept_and_posts_use_it() ->
                 user_id="U1",
             )
         )
-        tokens = WorkspaceTokens(store, client, *CLIENT)
+        tokens = WorkspaceTokens(TokenKeeper(store, client, *CLIENT, locks=locks))
         fresh = await tokens("T1")  # expires within the rotation window: renewed
         assert fresh not in (None, grant["access_token"])
         assert await tokens("T1") == fresh  # kept: good for 12 hours now

@@ -165,6 +165,11 @@ PRECEDENCE: dict[str, tuple[str, ...]] = {
 _COMBINED = {"links", "sources", "published", "upvotes"}  # not chosen from one report: combined from all
 
 
+def upvotes(count: int) -> str:
+    """``▲ 7 upvotes``: the count in words too, so a screen reader says what the triangle means."""
+    return f"▲ {count} upvote{'' if count == 1 else 's'}"
+
+
 def _rank(order: tuple[str, ...], source: str) -> tuple[int, str]:
     return (order.index(source), "") if source in order else (len(order), source)
 
@@ -266,7 +271,7 @@ class Card:
         facts = (
             self.organization,
             self.date,
-            f"▲ {self.upvotes}" if self.upvotes is not None else "",
+            upvotes(self.upvotes) if self.upvotes is not None else "",
             "matched: " + ", ".join(self.why) if self.why else "",
         )
         return tuple(f for f in facts if f)

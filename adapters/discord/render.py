@@ -14,10 +14,11 @@ from urllib.parse import quote
 import discord
 from discord.utils import escape_mentions
 
-from bot.model import Card
-from bot.text import fit_escaped
+from bot.model import Card, upvotes
+from bot.text import fit_escaped, shorten
 
 TITLE, DESCRIPTION, FIELD_VALUE, FOOTER, CONTENT, MESSAGE_TOTAL, EMBEDS = 256, 4096, 1024, 2048, 2000, 6000, 10
+DIGEST_EMBEDS = 5  # cards in one digest message: a phone shows them without endless scrolling
 CARD_BUDGET = 1800  # one card's characters, so that a digest of three still fits in one message
 COLOUR = discord.Colour(0x1D3557)
 
@@ -58,7 +59,7 @@ def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:
     if card.organization:
         embed.add_field(name="Organization", value=fit(card.organization, 200), inline=True)
     if card.upvotes is not None:
-        embed.add_field(name="Upvotes", value=f"▲ {card.upvotes}", inline=True)
+        embed.add_field(name="Hugging Face", value=upvotes(card.upvotes), inline=True)
     links = ""
     for label, url in card.links:
         if label in ("arXiv", "PDF", "Code", "Project"):
@@ -71,17 +72,21 @@ def embed_for(card: Card, budget: int = CARD_BUDGET) -> discord.Embed:
         embed.add_field(name="Matched", value=fit(", ".join(card.why), 300), inline=False)
     if card.thumbnail:
         embed.set_thumbnail(url=card.thumbnail)
-    embed.set_footer(text=fit(" · ".join(f for f in (card.date, ", ".join(card.sources), f"arXiv {card.paper_id}") if f), 200))
+    # Footers are plain text on Discord (no markdown, no mentions): escaping would show the backslashes.
+    embed.set_footer(
+        text=shorten(" · ".join(f for f in (card.date, ", ".join(card.sources), f"arXiv {card.paper_id}") if f), 200)
+    )
     embed.description = fit(card.tldr, max(100, min(DESCRIPTION, budget - len(embed))))
     return embed
 
 
-def batches(embeds: Sequence[discord.Embed]) -> list[list[discord.Embed]]:
-    """Group embeds into messages: at most 10 each and 6000 characters in all."""
+def batches(embeds: Sequence[discord.Embed], most: int = DIGEST_EMBEDS) -> list[list[discord.Embed]]:
+    """Group embeds into messages: at most ``most`` each (Discord allows 10; five read well on a phone)
+    and 6000 characters in all."""
     messages: list[list[discord.Embed]] = []
     size = 0
     for embed in embeds:
-        if not messages or len(messages[-1]) == EMBEDS or size + len(embed) > MESSAGE_TOTAL:
+        if not messages or len(messages[-1]) >= min(most, EMBEDS) or size + len(embed) > MESSAGE_TOTAL:
             messages.append([])
             size = 0
         messages[-1].append(embed)

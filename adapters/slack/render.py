@@ -26,6 +26,7 @@ ROW_BUDGET = 700  # one paper's row in an answer, at most
 FILE_TEXT_BUDGET = 9_000  # an export shown in code blocks when it cannot be sent as a file
 HOME_BLOCKS = 100
 SAVE, UNSAVE = "paper_save", "paper_unsave"
+THUMBNAIL_ALT = "Figure from the paper"  # a screen reader has just read the title; the alt text need not repeat it
 
 Block = dict[str, Any]
 
@@ -77,7 +78,8 @@ def fallback(card: Card) -> str:
 
 def save_button(paper_id: str) -> Block:
     """The Save button; its value is the paper id."""
-    return {"type": "button", "action_id": SAVE, "text": plain("Save", BUTTON_TEXT_LIMIT), "value": paper_id, "style": "primary"}
+    # The default style: a green button on every card of a busy channel is noise, and reads the same.
+    return {"type": "button", "action_id": SAVE, "text": plain("Save", BUTTON_TEXT_LIMIT), "value": paper_id}
 
 
 def card_blocks(card: Card) -> list[Block]:
@@ -87,14 +89,14 @@ def card_blocks(card: Card) -> list[Block]:
         head += "\n" + fit(card.credit, 500)
     tldr: Block = {"type": "section", "text": mrkdwn(fit(card.tldr, SECTION_LIMIT - 200) or " ")}
     if card.thumbnail:
-        tldr["accessory"] = {"type": "image", "image_url": card.thumbnail, "alt_text": shorten(f"Thumbnail of {card.title}", 200)}
+        tldr["accessory"] = {"type": "image", "image_url": card.thumbnail, "alt_text": THUMBNAIL_ALT}
     blocks: list[Block] = [{"type": "section", "text": mrkdwn(head)}, tldr]
     facts = " · ".join(card.facts)
     if facts:
         blocks.append({"type": "context", "elements": [mrkdwn(fit(facts, CONTEXT_LIMIT))]})
     buttons = [save_button(card.paper_id)]
     for label, url in card.links:
-        if label in ("arXiv", "PDF", "Code"):
+        if label in ("arXiv", "PDF", "Code", "Project"):
             text = plain(label, BUTTON_TEXT_LIMIT)
             buttons.append({"type": "button", "action_id": f"open_{label.lower()}", "text": text, "url": url})
     blocks.append({"type": "actions", "elements": buttons})

@@ -48,10 +48,11 @@ async def test_a_digest_goes_to_the_readers_direct_messages_and_closed_ones_are_
     deliverer = discord_bot.deliverer()
     assert (await deliverer.deliver()).delivered == 1
     reader = int(ADA.user_id)
-    [message] = api.messages
-    assert message["channel_id"] == str(api.dm_channels[reader])  # POST /users/@me/channels, then the message there
+    message = api.messages[0]
+    assert {m["channel_id"] for m in api.messages} == {str(api.dm_channels[reader])}  # POST /users/@me/channels first
     assert message["content"] == f"**Your papers for {due:%A %d %B}**"
     assert "follows: cat:cs.CV" in json.dumps(message["embeds"])
+    assert all(1 <= len(m["embeds"]) <= 5 for m in api.messages)  # five cards a message read well on a phone
 
     api.closed_dms.add(reader)
     await world.store.queue_recap(Delivery(Following(ADA).inbox, PAPERS[0].id, recap=(PAPERS[0].id,), title="x"), "t", 60)

@@ -86,7 +86,6 @@ def test_buttons_save_and_link_out() -> None:
         "action_id": "paper_save",
         "text": {"type": "plain_text", "text": "Save", "emoji": False},
         "value": "2611.00105",
-        "style": "primary",
     }
     assert [a["text"]["text"] for a in actions[1:]] == ["arXiv", "PDF", "Code"]
 

@@ -255,7 +255,13 @@ def open_stores(settings: Settings, client: Client, prefix: str) -> Stores:
 
 
 def build_commands(
-    settings: Settings, stores: Stores, index: PaperIndex, feed: Feed, catch_all: frozenset[Destination], metrics: Metrics
+    settings: Settings,
+    stores: Stores,
+    index: PaperIndex,
+    feed: Feed,
+    catch_all: frozenset[Destination],
+    metrics: Metrics,
+    workspaces: Workspaces,
 ) -> CommandCore:
     """``/papers`` for every platform."""
     chat = settings.chat
@@ -264,7 +270,7 @@ def build_commands(
         index,
         ChatOptions(chat.save_emoji, catch_all, chat.page_size, settings.summary.tldr_length, chat.managers, chat.dm_at),
         feed=feed,
-        workspaces=Workspaces(stores.installations, stores.subscriptions, stores.store, stores.follows),
+        workspaces=workspaces,
         timed=metrics.answered,
     )
 
@@ -337,7 +343,8 @@ async def open_app(
         feed = Feed(index, store, stores.library, Embedder())
         metrics = Metrics()
         digests = DirectDigests(stores.follows, index, feed, store, lambda: datetime.now(UTC))
-        commands = build_commands(settings, stores, index, feed, channels.catch_all, metrics)
+        workspaces = Workspaces(stores.installations, stores.subscriptions, store, stores.follows)
+        commands = build_commands(settings, stores, index, feed, channels.catch_all, metrics, workspaces)
         poller = build_poller(settings, sources, stores, channels, feed, digests, consumer)
         delivery = settings.delivery
         deliverer = Deliverer(
@@ -350,14 +357,15 @@ async def open_app(
             channels.settings,
             coordination=coordination,
             undeliverable=digests.undeliverable,
+            forget=lambda gone: workspaces.forget_channels(gone.platform, [gone.channel]),
         )
         schedule = Schedule(settings.schedule.poll_interval_minutes, settings.schedule.jitter_seconds, delivery.interval_seconds)
         # A process that polls is unready when no poll (anyone's) finished for two intervals and a budget.
         budget = settings.schedule.poll_budget_seconds
         overdue = None if role == "worker" else 2 * 60 * schedule.poll_minutes + schedule.jitter_seconds + budget
-        workspaces = settings.slack.workspaces
-        count = stores.installations.count if workspaces else None
-        checks = [installations_open(stores.installations)] if workspaces else []
+        multi = settings.slack.workspaces
+        count = stores.installations.count if multi else None
+        checks = [installations_open(stores.installations)] if multi else []
         status = Status(
             metrics, store, coordination, platforms.listeners, poll_overdue=overdue, installations=count, checks=checks
         )

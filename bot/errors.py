@@ -49,7 +49,8 @@ class DeliveryError(PaperbotError):
     """An adapter could not post. ``permanent``: the destination refuses everything until a person acts
     (not in the channel, bad auth), so it is paused. ``rejected``: the platform refused this message
     itself (invalid blocks, too long), deterministically: it becomes a dead letter and the channel goes on.
-    ``gone``: the message to edit no longer exists (someone deleted it): the edit is dropped."""
+    ``gone``: the message to edit no longer exists (someone deleted it): the edit is dropped.
+    ``vanished``: the destination itself no longer exists (a deleted channel): it is forgotten."""
 
     def __init__(
         self,
@@ -59,8 +60,10 @@ class DeliveryError(PaperbotError):
         rejected: bool = False,
         retry_after: float | None = None,
         gone: bool = False,
+        vanished: bool = False,
     ):
         super().__init__(message)
+        self.vanished = vanished
         self.permanent = permanent
         self.rejected = rejected
         self.retry_after = retry_after

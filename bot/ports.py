@@ -446,6 +446,15 @@ class Commands(Protocol):
         carry their workspace): forget its installation, subscriptions, follows and queue."""
         ...
 
+    async def channels(self, platform: str) -> list[str]:
+        """Every channel of ``platform`` that has subscriptions (to check against what the bot can see)."""
+        ...
+
+    async def forget_channels(self, platform: str, channels: Sequence[str]) -> int:
+        """These channels no longer exist, or the bot can no longer see them: forget their subscriptions
+        and what is queued for them; returns how many deliveries were dropped."""
+        ...
+
     async def once(self, event_id: str) -> bool:
         """True the first time a platform delivers ``event_id``; its retries get False."""
         ...

@@ -43,3 +43,11 @@ def test_the_slack_manifests_ask_for_the_scopes_paperbot_asks_for_at_install() -
     assert "- app_uninstalled" in public
     assert "- tokens_revoked" in public
     assert "/slack/oauth_redirect" in public
+
+
+def test_both_slack_manifests_open_the_messages_tab_read_only() -> None:
+    """Exports and daily digests arrive as direct messages: the app's Messages tab shows them."""
+    for name in ("slack-manifest.yaml", "slack-manifest-public.yaml"):
+        manifest = (ROOT / "config" / name).read_text(encoding="utf-8")
+        assert "messages_tab_enabled: true" in manifest, name
+        assert "messages_tab_read_only_enabled: true" in manifest, name

@@ -4,7 +4,9 @@ hooks that hand interactions and reactions to the translator."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -14,6 +16,7 @@ from bot.errors import ListenerError
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
+FAILED = "paperbot could not answer that just now; please try again shortly."
 
 
 class DiscordInbound:
@@ -37,6 +40,21 @@ class DiscordInbound:
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
         client.event(self.translator.on_guild_remove)
+        client.event(self.translator.on_ready)
+        self.tree.error(self._failed)
+
+    async def _failed(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
+        """Any interaction that failed unexpectedly still gets an answer (else Discord shows "thinking…"
+        until the interaction expires), and one log line says why."""
+        cause = getattr(error, "original", error)
+        log.error("a /papers interaction failed", extra={"kv": {"problem": f"{type(cause).__name__}: {cause}"[:300]}})
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(FAILED, ephemeral=True)
+            else:
+                await interaction.response.send_message(FAILED, ephemeral=True)
+        except (discord.HTTPException, aiohttp.ClientError, TimeoutError):
+            pass  # the interaction expired meanwhile: nothing more to say
 
     @property
     def connected(self) -> bool:

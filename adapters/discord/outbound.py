@@ -39,10 +39,13 @@ def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
 # Discord's JSON error codes for a message an edit cannot reach: Unknown Message (deleted), and a
 # message authored by someone else. The edit is dropped; the channel is fine.
 EDIT_GONE = {10008, 50005}
+UNKNOWN_CHANNEL = 10003
 
 
 def delivery_error(exc: Exception, where: str) -> DeliveryError:
     """A discord.py or network failure as paperbot's error: 403/404 are permanent, the rest transient."""
+    if isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL:  # deleted: forgotten, not paused
+        return DeliveryError(f"{where}: HTTP 404 {exc.text or 'Unknown Channel'}", permanent=True, vanished=True)
     if isinstance(exc, discord.Forbidden | discord.NotFound):
         return DeliveryError(f"{where}: HTTP {exc.status} {exc.text or type(exc).__name__}", permanent=True)
     if isinstance(exc, discord.RateLimited):
@@ -65,6 +68,7 @@ class DiscordOutbound:
         # Discord allows 5 messages per 5 s in a channel; one a second, shared by every worker, stays within.
         self._pace = ChannelPace(channel_interval, owner=f"discord-{uuid.uuid4().hex[:12]}")
         self._inboxes: dict[str, int] = {}  # user id → their direct-message channel
+        self._postable: set[int] = set()  # channels already seen to be ones paperbot can post in
 
     def share_pace(self, turns: Turns) -> None:
         """Take each channel's posting turns from the store, so every worker shares its pace."""
@@ -148,8 +152,10 @@ class DiscordOutbound:
 
     async def _send(self, channel_id: int, message: dict[str, Any]) -> int:
         await self.client.login_once(self._token)  # REST only: posting never opens the gateway
-        channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
-        if not isinstance(channel, discord.abc.Messageable):
-            raise DeliveryError(f"Discord channel {channel_id}: not a channel paperbot can post in", permanent=True)
-        sent = await channel.send(**message)
+        if channel_id not in self._postable:  # its type is asked once a process, not before every post
+            channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                raise DeliveryError(f"Discord channel {channel_id}: not a channel paperbot can post in", permanent=True)
+            self._postable.add(channel_id)
+        sent = await self.client.get_partial_messageable(channel_id).send(**message)
         return sent.id

@@ -4,6 +4,7 @@ reactions. Every answer comes back as a ``Reply`` from the client's ``Commands``
 from __future__ import annotations
 
 import io
+import logging
 import re
 from typing import Any
 
@@ -12,9 +13,12 @@ from discord import app_commands
 
 from adapters.discord.client import PaperbotClient
 from adapters.discord.render import batches, content, embed_for
+from bot.errors import PaperbotError
 from bot.model import Command, Destination, PostRef, Reaction, Reply, UserRef
 from bot.ports import Commands
 from bot.text import shorten
+
+log = logging.getLogger(__name__)
 
 SAVE_ID = re.compile(r"paper:save:(?P<paper>[\w./-]{1,80})")
 STARTING = "paperbot is starting; try again in a moment."
@@ -104,6 +108,22 @@ class Translator:
             return  # discord.py, unlike bolt, delivers the bot's own reactions
         post = PostRef(Destination("discord", str(payload.channel_id)), str(payload.message_id))
         await commands.react(Reaction(post, UserRef("discord", str(payload.user_id)), str(payload.emoji), added))
+
+    async def on_ready(self) -> None:
+        """Connected (again): forget the channels paperbot keeps that the bot cannot see any more (deleted
+        while no gateway was up, or in a server that removed the bot meanwhile), so they do not fail every
+        delivery for ever. Skipped while a server is unavailable: an outage deletes nothing."""
+        commands, guilds = self._client.commands, self._client.guilds
+        if commands is None or any(guild.unavailable for guild in guilds):
+            return
+        visible = {str(c.id) for guild in guilds for c in (*guild.channels, *guild.threads)}
+        try:
+            gone = [channel for channel in await commands.channels("discord") if channel not in visible]
+            if gone:
+                await commands.forget_channels("discord", gone)
+                log.warning("discord channels the bot cannot see any more were forgotten", extra={"kv": {"channels": len(gone)}})
+        except PaperbotError as exc:
+            log.warning("could not check the stored discord channels", extra={"kv": {"problem": str(exc)}})
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """The bot was removed from a server (kicked, or the server deleted): forget its channels'

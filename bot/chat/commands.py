@@ -172,6 +172,14 @@ class CommandCore:
         if self._workspaces is not None and workspace:
             await self._workspaces.forget(platform, workspace, channels)
 
+    async def channels(self, platform: str) -> list[str]:
+        """Every channel of ``platform`` with subscriptions."""
+        return sorted({d.channel for d in await self._subscriptions.everything() if d.platform == platform and not d.person})
+
+    async def forget_channels(self, platform: str, channels: Sequence[str]) -> int:
+        """Forget channels that no longer exist (or that the bot can no longer see)."""
+        return await self._workspaces.forget_channels(platform, channels) if self._workspaces is not None else 0
+
     async def react(self, reaction: Reaction) -> Reply | None:
         """Save (or unsave) the paper behind a paperbot post; anything else is ignored (None)."""
         return await replying(self._react(reaction))

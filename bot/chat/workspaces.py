@@ -34,6 +34,21 @@ class Workspaces:
         self._outbox = outbox
         self._follows = follows
 
+    async def forget_channels(self, platform: str, channels: Collection[str]) -> int:
+        """Forget ``channels`` (deleted, or in a server that removed the bot while no gateway was up): their
+        subscriptions and queue. Returns how many deliveries were dropped."""
+        if not channels:
+            return 0
+        for destination in await self._subscriptions.everything():
+            if destination.platform == platform and destination.channel in channels:
+                await self._subscriptions.forget(destination)
+        dropped = await self._outbox.drop([Destination(platform, channel).key for channel in channels])
+        log.info(
+            "channels gone; their state is gone",
+            extra={"kv": {"platform": platform, "channels": len(channels), "queued": dropped}},
+        )
+        return dropped
+
     async def forget(self, platform: str, workspace: str, channels: Collection[str] = ()) -> Forgotten:
         """Remove everything of ``workspace`` (idempotent: Slack may send both app_uninstalled and
         tokens_revoked). ``channels``: its channels, for a platform whose destinations do not carry their

@@ -97,8 +97,10 @@ class Deliverer:
         *,
         coordination: Coordination,
         undeliverable: Callable[[Destination, str], Awaitable[None]] | None = None,
+        forget: Callable[[Destination], Awaitable[int]] | None = None,
     ):
         self._undeliverable = undeliverable  # told when a person's direct messages cannot be reached
+        self._forget = forget  # forgets a destination that no longer exists (its subscriptions and queue)
         self._coordination = coordination
         self._batch = batch
         self._backoff = backoff
@@ -306,7 +308,13 @@ class Deliverer:
                 why = str(exc) if exc.permanent else f"gave up after {attempts} attempts: {exc}"
                 await self._outbox.bury(entry, why)  # `paperbot deliveries --retry` queues it again
                 buried += 1
-        if exc.permanent:
+        if exc.vanished and self._forget is not None:
+            # The channel is gone for good (deleted): its subscriptions and queue go too, said once.
+            forgotten = await self._forget(destination)
+            log.warning(
+                "destination no longer exists; forgotten", extra={"kv": {"destination": destination.key, "queued": forgotten}}
+            )
+        elif exc.permanent:
             # One line, then silence for an hour: retrying cannot fix it, and platforms punish trying.
             await self._coordination.pause(destination, str(exc), PAUSE_SECONDS)
             log.error(

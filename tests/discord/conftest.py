@@ -50,6 +50,7 @@ class DiscordHarness:
             60,
             coordination=self.world.coordination,
             undeliverable=self.world.digests(lambda: datetime.now(UTC)).undeliverable,
+            forget=lambda gone: self.world.core.forget_channels(gone.platform, [gone.channel]),
         )
 
     def _interaction(self, fixture: str, **changes: Any) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class DiscordStandIn(LoopbackServer):
         self.followups: list[dict[str, Any]] = []  # interaction callbacks and webhook follow-ups
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
+        self.deleted: set[int] = set()  # channels that no longer exist: 404 Unknown Channel (code 10003)
         self.kinds: dict[int, int] = {}  # channel id → channel type, where not a text channel (0)
         self.refuse_titles: set[str] = set()  # cards with these titles get 400 Invalid Form Body (a poisoned card)
         self.identified = 0  # IDENTIFY received (new sessions)
@@ -106,7 +107,7 @@ class DiscordStandIn(LoopbackServer):
             "mention_everyone": False,
             "mentions": [],
             "mention_roles": [],
-            "attachments": [{"id": self._id(), "filename": a.get("filename", "")} for a in body.get("attachments", [])],
+            "attachments": [self._attachment(n, a, body) for n, a in enumerate(body.get("attachments", []))],
             "embeds": body.get("embeds") or [],
             "components": body.get("components") or [],
             "pinned": False,
@@ -114,6 +115,14 @@ class DiscordStandIn(LoopbackServer):
             "flags": body.get("flags", 0),
             "nonce": body.get("nonce"),
         }
+
+    def _attachment(self, n: int, announced: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """An attachment as Discord's message object has it (id, filename, size, url, proxy_url)."""
+        files = body.get("files") or []
+        size = len(files[n]["content"]) if n < len(files) else 0
+        attachment_id, name = self._id(), announced.get("filename", "")
+        url = f"https://cdn.discordapp.com/attachments/{CHANNEL}/{attachment_id}/{name}"
+        return {"id": attachment_id, "filename": name, "size": size, "url": url, "proxy_url": url}
 
     async def _body(self, request: web.Request) -> dict[str, Any]:
         if request.content_type.startswith("multipart/"):
@@ -154,12 +163,8 @@ class DiscordStandIn(LoopbackServer):
             return self._about(path)
         if parts[0] == "users":  # a user (GET /users/{id}), or a direct-message channel with one
             return self._open_dm(int(body["recipient_id"])) if method == "POST" else _json(_user(int(parts[1])))
-        if parts[0] == "channels" and len(parts) == 2:
-            return _json(self.channel(int(parts[1])))
-        if parts[0] == "channels" and parts[2:] == ["messages"] and method == "POST":
-            return self._create_message(parts[1], body)
-        if parts[0] == "channels" and parts[2:3] == ["messages"] and len(parts) == 4 and method == "PATCH":
-            return self._edit_message(parts[1], parts[3], body)
+        if parts[0] == "channels":
+            return self._channels(method, parts, body)
         if parts[0] == "interactions" and parts[-1] == "callback":
             return self._callback(parts[1], body)
         if parts[0] == "webhooks" and method == "POST":
@@ -171,6 +176,17 @@ class DiscordStandIn(LoopbackServer):
             self.synced.append((path, body if isinstance(body, list) else []))
             return _json([{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in body])
         return _json({"code": 0, "message": f"404: {method} {path} is not in the stand-in"}, status=404)
+
+    def _channels(self, method: str, parts: list[str], body: dict[str, Any]) -> web.Response:
+        if int(parts[1]) in self.deleted:
+            return _json({"code": 10003, "message": "Unknown Channel"}, status=404)
+        if len(parts) == 2:
+            return _json(self.channel(int(parts[1])))
+        if parts[2:] == ["messages"] and method == "POST":
+            return self._create_message(parts[1], body)
+        if parts[2:3] == ["messages"] and len(parts) == 4 and method == "PATCH":
+            return self._edit_message(parts[1], parts[3], body)
+        return _json({"code": 0, "message": f"404: {method} /{'/'.join(parts)} is not in the stand-in"}, status=404)
 
     def _about(self, path: str) -> web.Response:
         # Who the bot is, its application, and where its gateway is.

@@ -51,3 +51,11 @@ def test_both_slack_manifests_open_the_messages_tab_read_only() -> None:
         manifest = (ROOT / "config" / name).read_text(encoding="utf-8")
         assert "messages_tab_enabled: true" in manifest, name
         assert "messages_tab_read_only_enabled: true" in manifest, name
+
+
+def test_the_discord_invite_grants_what_paperbot_uses_and_nothing_more() -> None:
+    """View Channels, Send Messages, Embed Links and Read Message History (the crash-recovery lookup)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    [permissions] = [int(line.split("permissions=")[1].split("`")[0]) for line in readme.splitlines() if "permissions=" in line]
+    view, send, embed, history = 1 << 10, 1 << 11, 1 << 14, 1 << 16
+    assert permissions == view | send | embed | history

@@ -5,6 +5,8 @@ Discord bans clients that keep making invalid requests). discord.py's rate-limit
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -14,12 +16,20 @@ import discord
 
 from adapters.discord.client import PaperbotClient
 from adapters.discord.render import batches, embed_for
-from adapters.discord.translate import SaveButton, save_view
+from adapters.discord.translate import SAVE_ID, SaveButton, save_view
 from bot.errors import DeliveryError
 from bot.model import Card, Destination, PostRef
 from bot.pacing import ChannelPace
 from bot.ports import Turns
 from bot.text import shorten
+
+log = logging.getLogger(__name__)
+
+
+def _save_id(row: discord.Component) -> list[re.Match[str]]:
+    """The Save buttons' custom ids in one row of a message's components (each names its paper)."""
+    children = getattr(row, "children", [])
+    return [m for c in children if isinstance(getattr(c, "custom_id", None), str) and (m := SAVE_ID.fullmatch(c.custom_id))]
 
 
 def save_label(number: int, title: str) -> str:
@@ -39,6 +49,7 @@ def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
 # Discord's JSON error codes for a message an edit cannot reach: Unknown Message (deleted), and a
 # message authored by someone else. The edit is dropped; the channel is fine.
 EDIT_GONE = {10008, 50005}
+HISTORY_LOOKBACK = 50  # messages looked through for a card a dead process may have posted
 UNKNOWN_CHANNEL = 10003
 
 
@@ -78,6 +89,26 @@ class DiscordOutbound:
         """One embed with a Save button; returns the message id once Discord accepted it."""
         message = {"embeds": [embed_for(card)], "view": save_view(card.paper_id), "nonce": nonce(destination, [card.paper_id])}
         return PostRef(destination, str(await self._deliver(destination, message)))
+
+    async def find_posts(self, destination: Destination, paper_ids: Sequence[str]) -> dict[str, PostRef]:
+        """The cards of ``paper_ids`` among the channel's latest messages, known by their Save buttons
+        (one ``GET /channels/{id}/messages``; the bot needs Read Message History). A post a dead process
+        made is found here after Discord's nonce window (minutes) has passed, when sending it again would
+        post it twice. A card not found (or no way to tell) is posted again: a duplicate, never a loss."""
+        wanted, found = set(paper_ids), {}
+        where = f"Discord channel {destination.channel}"
+        try:
+            await self.client.login_once(self._token)
+            target = await self._inbox(destination.person) if destination.person else int(destination.channel)
+            async for message in self.client.get_partial_messageable(target).history(limit=HISTORY_LOOKBACK):
+                papers = [match["paper"] for row in message.components for match in _save_id(row)]
+                for number, paper in enumerate(papers):
+                    if paper in wanted and paper not in found:  # one card, or the paper's place in a digest
+                        found[paper] = PostRef(destination, str(message.id) if len(papers) == 1 else f"{message.id}#{number}")
+        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            problem = str(delivery_error(exc, where))
+            log.info("could not check whether cards were posted; posting them", extra={"kv": {"problem": problem}})
+        return found
 
     async def edit(self, post: PostRef, card: Card) -> None:
         """Replace a card paperbot posted (PATCH the message: same id), paced like a post."""

@@ -35,7 +35,7 @@ class SaveButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], tem
 
     def __init__(self, paper_id: str, label: str = "Save") -> None:
         button = discord.ui.Button[discord.ui.View](
-            label=label, style=discord.ButtonStyle.primary, custom_id=f"paper:save:{paper_id}"
+            label=label, style=discord.ButtonStyle.secondary, custom_id=f"paper:save:{paper_id}"
         )
         super().__init__(button)
         self.paper_id = paper_id

@@ -47,8 +47,11 @@ def embed_size(embed: dict[str, Any]) -> int:
 class DiscordStandIn(LoopbackServer):
     """Discord on 127.0.0.1, in a thread of its own; ``api_url`` is what ``DISCORD_API_URL`` takes."""
 
-    def __init__(self) -> None:
+    def __init__(self, nonce_seconds: float = 120.0) -> None:
         super().__init__()
+        # Discord remembers a message's nonce for a few minutes only (enforce_nonce): a repeat after that
+        # is a new message. Tests that exercise the time after the window shorten it.
+        self.nonce_seconds = nonce_seconds
         self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body or form fields)
         self.messages: list[dict[str, Any]] = []  # channel messages created
         self.edits: list[dict[str, Any]] = []  # channel messages edited (PATCH), as they are after the edit
@@ -57,6 +60,7 @@ class DiscordStandIn(LoopbackServer):
         self.synced: list[tuple[str, list[dict[str, Any]]]] = []  # (path, commands) of each sync
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
         self.deleted: set[int] = set()  # channels that no longer exist: 404 Unknown Channel (code 10003)
+        self.history_reads = 0  # GET /channels/{id}/messages (a crash recovery's look at the channel)
         self.kinds: dict[int, int] = {}  # channel id → channel type, where not a text channel (0)
         self.refuse_titles: set[str] = set()  # cards with these titles get 400 Invalid Form Body (a poisoned card)
         self.identified = 0  # IDENTIFY received (new sessions)
@@ -72,7 +76,7 @@ class DiscordStandIn(LoopbackServer):
         self.resumed = 0
         self._seq = 0
         self._next_id = 1249000000000001000
-        self._nonces: dict[tuple[str, str], dict[str, Any]] = {}
+        self._nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self.violations: list[str] = []  # requests Discord's spec refuses (tests/specs/discord.py)
         self.expect_violations = False  # a test that sends refused requests on purpose reads `violations` itself
 
@@ -164,7 +168,7 @@ class DiscordStandIn(LoopbackServer):
         if parts[0] == "users":  # a user (GET /users/{id}), or a direct-message channel with one
             return self._open_dm(int(body["recipient_id"])) if method == "POST" else _json(_user(int(parts[1])))
         if parts[0] == "channels":
-            return self._channels(method, parts, body)
+            return self._channels(method, parts, body, dict(request.query))
         if parts[0] == "interactions" and parts[-1] == "callback":
             return self._callback(parts[1], body)
         if parts[0] == "webhooks" and method == "POST":
@@ -177,13 +181,18 @@ class DiscordStandIn(LoopbackServer):
             return _json([{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in body])
         return _json({"code": 0, "message": f"404: {method} {path} is not in the stand-in"}, status=404)
 
-    def _channels(self, method: str, parts: list[str], body: dict[str, Any]) -> web.Response:
+    def _channels(self, method: str, parts: list[str], body: dict[str, Any], query: dict[str, str]) -> web.Response:
         if int(parts[1]) in self.deleted:
             return _json({"code": 10003, "message": "Unknown Channel"}, status=404)
         if len(parts) == 2:
             return _json(self.channel(int(parts[1])))
         if parts[2:] == ["messages"] and method == "POST":
             return self._create_message(parts[1], body)
+        if parts[2:] == ["messages"] and method == "GET":  # needs Read Message History; newest first
+            limit = min(100, int(query.get("limit", 50)))
+            mine = [m for m in reversed(self.messages) if m["channel_id"] == parts[1]]
+            self.history_reads += 1
+            return _json(mine[:limit])
         if parts[2:3] == ["messages"] and len(parts) == 4 and method == "PATCH":
             return self._edit_message(parts[1], parts[3], body)
         return _json({"code": 0, "message": f"404: {method} /{'/'.join(parts)} is not in the stand-in"}, status=404)
@@ -237,13 +246,14 @@ class DiscordStandIn(LoopbackServer):
         if problem := self._limits(body) or self._refused(body):
             return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
         nonce = body.get("nonce")
-        if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
-            return _json(self._nonces[(channel_id, nonce)])  # the message it already made
+        earlier = self._nonces.get((channel_id, nonce)) if nonce and body.get("enforce_nonce") else None
+        if earlier is not None and now - earlier[0] < self.nonce_seconds:
+            return _json(earlier[1])  # the message it already made, while the nonce is remembered
         message = self._message(channel_id, body)
         self.messages.append(message)
         self.arrivals.append(time.monotonic())
         if nonce:
-            self._nonces[(channel_id, nonce)] = message
+            self._nonces[(channel_id, nonce)] = (now, message)
         return _json(message)
 
     def _edit_message(self, channel_id: str, message_id: str, body: dict[str, Any]) -> web.Response:

@@ -5,10 +5,12 @@ is asked once, and an interaction that fails unexpectedly is still answered."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from adapters.discord.client import DISCORD_API, new_client
 from adapters.discord.inbound import FAILED, DiscordInbound
+from bot.cards import to_card
 from bot.model import Delivery, Destination
 from tests.discord.conftest import TOKEN, DiscordHarness
 from tests.discord.standin import CHANNEL, DiscordStandIn, until
@@ -79,3 +81,20 @@ async def test_an_interaction_that_fails_unexpectedly_is_still_answered(discord_
     discord_bot.inbound.attach(Exploding())  # type: ignore[arg-type]
     [answer] = await discord_bot.command("topics")
     assert answer["content"] == FAILED
+
+
+async def test_a_post_made_by_a_process_that_died_is_found_after_the_nonce_window(discord_bot: DiscordHarness) -> None:
+    world, api = discord_bot.world, discord_bot.discord
+    api.nonce_seconds = 0  # Discord forgot the nonce: sending the card again would post it twice
+    papers = [make_paper(f"2612.0030{n}") for n in range(3)]
+    await world.store.commit(papers, [Delivery(HERE, p.id) for p in papers])
+    # A process takes the first entry, begins posting it, Discord accepts … and the process dies unrecorded.
+    (dying, *_) = await world.store.take("dead-worker", claim_idle=60, count=1)
+    await world.store.intend(dying)
+    await discord_bot.adapter.post(HERE, to_card(papers[0]))
+    await asyncio.sleep(1.1)  # an orphan is claimed once idle for a second
+    report = await discord_bot.deliverer().deliver()
+    assert report.already_delivered == 1
+    shown = Counter(c["custom_id"] for m in api.messages for row in m["components"] for c in row["components"])
+    assert shown == Counter({f"paper:save:{p.id}": 1 for p in papers})  # found in the channel: no duplicate
+    assert api.history_reads == 1  # one look at the channel, for the one begun entry

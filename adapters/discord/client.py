@@ -46,13 +46,14 @@ class PaperbotClient(discord.Client):
 DISCORD_API = "https://discord.com/api/v10"
 
 
-def new_client(api_url: str = DISCORD_API) -> PaperbotClient:
+def new_client(api_url: str = DISCORD_API, heartbeat_timeout: float = 60.0) -> PaperbotClient:
     """A client with only the intents paperbot uses (servers and their reactions: no messages, no
     members) and mentions disabled on everything it sends, talking to ``api_url`` (``DISCORD_API_URL``;
-    the gateway's address comes from that API)."""
+    the gateway's address comes from that API). A gateway that stops acknowledging heartbeats for
+    ``heartbeat_timeout`` seconds is left and resumed (discord.py's default)."""
     # discord.py keeps its base URL on its Route class (one Discord API per process, as here).
     discord.http.Route.BASE = api_url.rstrip("/")
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_reactions = True
-    return PaperbotClient(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+    return PaperbotClient(intents=intents, allowed_mentions=discord.AllowedMentions.none(), heartbeat_timeout=heartbeat_timeout)

@@ -49,12 +49,19 @@ def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
 # Discord's JSON error codes for a message an edit cannot reach: Unknown Message (deleted), and a
 # message authored by someone else. The edit is dropped; the channel is fine.
 EDIT_GONE = {10008, 50005}
+# What discord.py and the network raise that delivery_error translates.
+FAILURES = (discord.HTTPException, discord.LoginFailure, discord.RateLimited, aiohttp.ClientError, TimeoutError)
 HISTORY_LOOKBACK = 50  # messages looked through for a card a dead process may have posted
 UNKNOWN_CHANNEL = 10003
 
 
 def delivery_error(exc: Exception, where: str) -> DeliveryError:
-    """A discord.py or network failure as paperbot's error: 403/404 are permanent, the rest transient."""
+    """A discord.py or network failure as paperbot's error: a refused token and 403/404 are permanent, the
+    rest transient."""
+    if isinstance(exc, discord.LoginFailure):
+        return DeliveryError(
+            f"{where}: Discord refused DISCORD_TOKEN (401): copy a new one from Bot → Reset Token", permanent=True
+        )
     if isinstance(exc, discord.NotFound) and exc.code == UNKNOWN_CHANNEL:  # deleted: forgotten, not paused
         return DeliveryError(f"{where}: HTTP 404 {exc.text or 'Unknown Channel'}", permanent=True, vanished=True)
     if isinstance(exc, discord.Forbidden | discord.NotFound):
@@ -105,7 +112,14 @@ class DiscordOutbound:
                 for number, paper in enumerate(papers):
                     if paper in wanted and paper not in found:  # one card, or the paper's place in a digest
                         found[paper] = PostRef(destination, str(message.id) if len(papers) == 1 else f"{message.id}#{number}")
-        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        except (
+            discord.HTTPException,
+            discord.LoginFailure,
+            discord.RateLimited,
+            aiohttp.ClientError,
+            TimeoutError,
+            ValueError,
+        ) as exc:
             problem = str(delivery_error(exc, where))
             log.info("could not check whether cards were posted; posting them", extra={"kv": {"problem": problem}})
         return found
@@ -161,7 +175,7 @@ class DiscordOutbound:
                 await self._edit(channel_id, edit, message)
                 return edit
             return await self._send(channel_id, message)
-        except (discord.HTTPException, discord.RateLimited, aiohttp.ClientError, TimeoutError) as exc:
+        except FAILURES as exc:
             if edit is not None and isinstance(exc, discord.HTTPException) and exc.code in EDIT_GONE:
                 raise DeliveryError(f"{where}: message {edit}: {exc.text or exc.status}", gone=True) from None
             raise delivery_error(exc, where) from None

@@ -111,7 +111,9 @@ class SlackOutbound:
         limit = HISTORY_LOOKBACK_DISTRIBUTED if self._tokens is not None else HISTORY_LOOKBACK
         arguments = {"channel": destination.channel, "limit": limit, "include_all_metadata": "true"}
         try:
-            answer = await self._call("conversations.history", arguments, destination.workspace, read=True)
+            # No retry: past a distributed app's one read a minute, waiting would hold the channel; the card
+            # is posted again instead (a duplicate at most, never a loss).
+            answer = await self._call("conversations.history", arguments, destination.workspace, read=True, retries=0)
         except DeliveryError as exc:
             log.info("could not check whether cards were posted; posting them", extra={"kv": {"problem": str(exc)}})
             return {}
@@ -193,16 +195,22 @@ class SlackOutbound:
         return {"token": token}
 
     async def _call(
-        self, method: str, payload: dict[str, Any], workspace: str = "", paced: str | None = None, read: bool = False
+        self,
+        method: str,
+        payload: dict[str, Any],
+        workspace: str = "",
+        paced: str | None = None,
+        read: bool = False,
+        retries: int | None = None,
     ) -> dict[str, Any]:
         """One Web API call with retries, with ``workspace``'s token. With ``paced`` (a channel's key) every
         attempt, retries included, takes that channel's turn: one post in flight, the next a second after
         its answer. A ``read`` method is called by GET with query arguments: Slack reads no JSON body there."""
         where = f"Slack {method} to {payload.get('channel', '?')}"
         payload = payload | await self._token(workspace)
-        problem = "no attempt"
+        problem, retries = "no attempt", self._retries if retries is None else retries
         turn = paced if paced is not None and self._pace.interval > 0 else None
-        for attempt in range(self._retries + 1):
+        for attempt in range(retries + 1):
             if turn is not None:
                 await self._pace.take(turn)
             wait, retry_after = backoff(attempt, BACKOFF_FIRST, BACKOFF_LAST), 0.0
@@ -220,9 +228,9 @@ class SlackOutbound:
             finally:
                 if turn is not None:
                     await self._pace.end(turn, at_least=retry_after)
-            if attempt < self._retries:
+            if attempt < retries:
                 await self._sleep(wait)
-        raise DeliveryError(f"{where}: {problem} after {self._retries + 1} attempts")
+        raise DeliveryError(f"{where}: {problem} after {retries + 1} attempts")
 
 
 def _retryable(exc: SlackApiError, where: str, backoff: float) -> tuple[str, float]:

@@ -47,8 +47,10 @@ def embed_size(embed: dict[str, Any]) -> int:
 class DiscordStandIn(LoopbackServer):
     """Discord on 127.0.0.1, in a thread of its own; ``api_url`` is what ``DISCORD_API_URL`` takes."""
 
-    def __init__(self, nonce_seconds: float = 120.0) -> None:
+    def __init__(self, nonce_seconds: float = 120.0, heartbeat_ms: int = 41250) -> None:
         super().__init__()
+        self.heartbeat_ms = heartbeat_ms  # HELLO's heartbeat_interval (Discord's is about 41 s)
+        self.acking = True  # False: heartbeats go unanswered (a zombie connection the client must leave)
         # Discord remembers a message's nonce for a few minutes only (enforce_nonce): a repeat after that
         # is a new message. Tests that exercise the time after the window shorten it.
         self.nonce_seconds = nonce_seconds
@@ -74,6 +76,7 @@ class DiscordStandIn(LoopbackServer):
         self._posted: dict[str, list[float]] = {}
         self._dispatched: dict[str, float] = {}
         self.resumed = 0
+        self.heartbeats = 0
         self._seq = 0
         self._next_id = 1249000000000001000
         self._nonces: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
@@ -159,6 +162,8 @@ class DiscordStandIn(LoopbackServer):
         path, method = "/" + request.match_info["path"], request.method
         body = await self._body(request) if method in ("POST", "PUT", "PATCH") else {}
         self.requests.append((method, path, body))
+        if self.unauthorized and path not in ("/gateway",):  # a revoked token: 401 on every endpoint
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         checked = {k: v for k, v in body.items() if k != "files"} if isinstance(body, dict) else body  # files: parts
         found = discord_spec.problems(method, path, dict(request.query), request.content_type, checked)
         self.violations.extend(found)
@@ -281,13 +286,17 @@ class DiscordStandIn(LoopbackServer):
         await socket.prepare(request)
         self.sockets.append(socket)
         self.most_at_once = max(self.most_at_once, len(self.sockets))
-        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}))
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": self.heartbeat_ms}, "s": None, "t": None}))
         async for message in socket:
             if message.type != WSMsgType.TEXT:
                 continue
             frame = json.loads(message.data)
             if frame["op"] == 1:  # heartbeat
-                await socket.send_str(json.dumps({"op": 11}))
+                self.heartbeats += 1
+                if self.acking:
+                    await socket.send_str(json.dumps({"op": 11}))
+            elif frame["op"] == 2 and self.unauthorized:  # identify with a revoked token
+                await socket.close(code=4004, message=b"Authentication failed.")
             elif frame["op"] == 2:  # identify: a new session
                 self.identified += 1
                 await self._emit(socket, "READY", self._ready())
@@ -334,6 +343,14 @@ class DiscordStandIn(LoopbackServer):
         if event == "INTERACTION_CREATE":
             self._dispatched[str(data["id"])] = time.monotonic()  # its callback is due within 3 s
         self.run(lambda: self._emit(self.sockets[-1], event, data))
+
+    def reconnect(self) -> None:
+        """Gateway op 7 (Reconnect): the client should close and resume its session."""
+        self.run(lambda: self.sockets[-1].send_str(json.dumps({"op": 7, "d": None, "s": None, "t": None})))
+
+    def invalidate(self, resumable: bool = False) -> None:
+        """Gateway op 9 (Invalid Session): the client should identify anew (after 1-5 s) unless resumable."""
+        self.run(lambda: self.sockets[-1].send_str(json.dumps({"op": 9, "d": resumable, "s": None, "t": None})))
 
     def drop(self) -> None:
         """Close the gateway socket without a word; the client should resume."""

@@ -9,14 +9,17 @@ import itertools
 import pytest
 
 from adapters.discord.client import DISCORD_API, new_client
+from adapters.discord.inbound import DiscordInbound
 from adapters.discord.outbound import DiscordOutbound
 from bot.app import sync_discord
 from bot.cards import to_card
+from bot.errors import DeliveryError
 from bot.model import Destination
 from bot.settings.schema import settings_from
-from tests.discord.conftest import DiscordHarness
+from tests.discord.conftest import TOKEN, DiscordHarness
 from tests.discord.standin import APP_ID, BOT_ID, CHANNEL, GUILD, DiscordStandIn, until
 from tests.fakes import make_paper
+from tests.world import World
 
 HERE = Destination("discord", str(CHANNEL))
 
@@ -85,3 +88,43 @@ async def test_two_workers_share_a_channels_pace_through_the_store(discord_bot: 
     gaps = [b - a for a, b in itertools.pairwise(discord_bot.discord.arrivals)]
     assert len(gaps) == 3
     assert min(gaps) >= 0.95  # never two messages in a channel within a second, whichever worker sends
+
+
+async def test_gateway_reconnect_and_invalid_session_are_followed_and_commands_go_on(discord_bot: DiscordHarness) -> None:
+    api = discord_bot.discord
+    api.reconnect()  # op 7: close and resume
+    await until(lambda: api.resumed == 1)
+    api.invalidate(resumable=False)  # op 9: a new session, after discord.py's 1-5 s
+    await until(lambda: api.identified == 2, 15)
+    await discord_bot.world.store.commit([make_paper("2611.00002", title="Reasoning after a reconnect")], [])
+    [answer] = await discord_bot.command("search", query="reasoning")
+    assert answer["content"].startswith("1 paper matches")
+
+
+async def test_a_gateway_that_stops_acknowledging_heartbeats_is_left_and_resumed() -> None:
+    with DiscordStandIn(heartbeat_ms=200) as api:  # shortened for the test (Discord's is ~41 s)
+        inbound = DiscordInbound(new_client(api.api_url, heartbeat_timeout=1.0), TOKEN)  # shortened (default 60 s)
+        world = World()
+        running = asyncio.create_task(inbound.run(world.core))
+        try:
+            await until(lambda: api.identified == 1)
+            api.acking = False  # a zombie connection: heartbeats sent, never acknowledged
+            await until(lambda: api.resumed + api.identified >= 2, 15)
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await world.aclose()
+            new_client(DISCORD_API)
+
+
+async def test_a_revoked_token_is_refused_everywhere() -> None:
+    with DiscordStandIn() as api:
+        api.unauthorized = True
+        outbound = DiscordOutbound(new_client(api.api_url), TOKEN, channel_interval=0)
+        with pytest.raises(DeliveryError) as refused:
+            await outbound.post(Destination("discord", str(CHANNEL)), to_card(make_paper("2611.00003")))
+        assert "refused DISCORD_TOKEN" in str(refused.value)
+        assert refused.value.permanent
+        assert {path for _, path, _ in api.requests} <= {"/users/@me"}  # refused at login: nothing posted
+        await outbound.aclose()
+        new_client(DISCORD_API)

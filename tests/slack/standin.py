@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
+from adapters.slack.oauth import SCOPES
 from tests.specs import slack as slack_spec
 
 LIMITS = {"blocks": 50, "section": 3000, "header": 150, "context": 10, "actions": 25, "button_text": 75, "value": 2000}
@@ -76,6 +77,11 @@ class SlackStandIn:
     app_credentials: tuple[str, str] = ("", "")  # oauth.v2.access checks the client id and secret
     rotating: bool = False  # tokens expire (12 h) and come with refresh tokens
     violations: list[str] = field(default_factory=list)  # calls Slack's spec refuses (tests/specs/slack.py)
+    scopes: frozenset[str] | None = None  # the bot token's scopes (None: all the manifest asks for); each method checks
+    revoked: set[str] = field(default_factory=set)  # tokens answering token_revoked to every method
+    # A commercially distributed app that is not on the Marketplace (Slack, May 2025): conversations.history
+    # and .replies give at most 15 messages, once a minute (429, Retry-After 60, sooner).
+    distributed: bool = False
     expect_violations: bool = False  # a test that sends refused calls on purpose reads `violations` itself
 
     def __post_init__(self) -> None:
@@ -83,6 +89,7 @@ class SlackStandIn:
         self.refresh: dict[str, str] = {}  # refresh token → workspace
         self._files: dict[str, dict[str, Any]] = {}
         self._last_post: dict[str, float] = {}
+        self._last_read: dict[str, float] = {}  # a distributed app's last history read, by method
         self._ts = 1_700_000_000
         standin = self
 
@@ -116,7 +123,10 @@ class SlackStandIn:
                 raw = isinstance(body, bytes)  # a fault may be a raw body (an HTML error page)
                 data = body if raw else json.dumps(body).encode()
                 self.send_response(status)
-                for key, value in (({} if raw else {"Content-Type": "application/json"}) | headers).items():
+                granted = ",".join(sorted(standin.scopes if standin.scopes is not None else SCOPES))
+                for key, value in (
+                    ({} if raw else {"Content-Type": "application/json"}) | {"X-OAuth-Scopes": granted} | headers
+                ).items():
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -173,6 +183,9 @@ class SlackStandIn:
                 return 200, {}, {"ok": True}
             if method == "oauth.v2.access":
                 return self._oauth_access(payload, token)
+            refused, payload = self._gate(method, payload, token)
+            if refused is not None:
+                return refused
             if self.workspaces and method != "apps.connections.open":
                 team = self.workspaces.get(token)
                 if team is None:
@@ -193,6 +206,25 @@ class SlackStandIn:
                 "files.completeUploadExternal": lambda p, t: self._complete_upload(p),
             }.get(method)
             return answer(payload, token) if answer else (200, {}, {"ok": True})
+
+    def _gate(
+        self, method: str, payload: dict[str, Any], token: str
+    ) -> tuple[tuple[int, dict[str, str], dict[str, Any]] | None, dict[str, Any]]:
+        """What Slack checks before a method runs: a revoked token, the method's scopes, a distributed app's
+        history limits. Returns the refusal (or None) and the payload as Slack would read it."""
+        if token in self.revoked:
+            return (200, {}, {"ok": False, "error": "token_revoked"}), payload
+        needed = slack_spec.scopes(method)
+        if self.scopes is not None and needed and not self.scopes & set(needed):
+            provided = ",".join(sorted(self.scopes))
+            return (200, {}, {"ok": False, "error": "missing_scope", "needed": needed[0], "provided": provided}), payload
+        if self.distributed and method in ("conversations.history", "conversations.replies"):
+            now = time.monotonic()
+            if now - self._last_read.get(method, -1e9) < 60:
+                return (429, {"Retry-After": "60"}, {"ok": False, "error": "ratelimited"}), payload
+            self._last_read[method] = now
+            return None, payload | {"limit": min(15, int(payload.get("limit", 15)))}
+        return None, payload
 
     def _oauth_access(self, payload: dict[str, Any], basic: str) -> tuple[int, dict[str, str], dict[str, Any]]:
         # The app authenticates with its client id and secret (HTTP Basic); a code works once.

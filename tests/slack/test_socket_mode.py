@@ -93,6 +93,8 @@ async def test_commands_reactions_buttons_and_home_over_socket_mode_and_reconnec
             await until(lambda: sent in socket.acks)
             assert socket.acks[sent]["payload"]["text"].startswith("/papers &lt;query&gt;")
             assert len(slack.api.methods("apps.connections.open")) >= 3  # a fresh URL for each connection
+            await asyncio.sleep(socket.ack_seconds)
+            assert (socket.late, socket.resent) == (0, [])  # every envelope acknowledged within Slack's 3 s
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
@@ -117,3 +119,41 @@ async def test_a_wrong_app_token_is_one_clear_line_and_a_retry_with_backoff(
     assert "connections:write" in down[0].kv["problem"]  # type: ignore[attr-defined]
     assert not any(r.exc_info for r in caplog.records)  # no traceback anywhere
     assert token not in caplog.text
+
+
+async def test_an_event_slack_sends_again_is_handled_once_and_readiness_follows_the_socket(slack: SlackHarness) -> None:
+    """Slack retries an envelope it thinks was not acknowledged: the same event, a new envelope; the
+    reaction saves once and is confirmed once."""
+    ts = await post_paper(slack)
+    with SocketModeStandIn() as socket:
+        slack.api.app_tokens.add(APP_TOKEN)
+        slack.api.socket_url = socket.url
+        inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=APP_TOKEN)
+        running = asyncio.create_task(inbound.run(slack.world.core))
+        try:
+            await until(lambda: socket.connections == 1)
+            reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
+            body = event("reaction_added", "EvRetry1", **reaction)
+            first = socket.send("events_api", body)
+            again = socket.send("events_api", body, attempt=1)
+            await until(lambda: first in socket.acks and again in socket.acks)
+            await asyncio.sleep(0.3)
+            assert len(slack.api.methods("chat.postEphemeral")) == 1
+            assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UADA"))] == ["2611.00001"]
+            # What /readyz reports is the connection as it is now: down while Slack is away, up once back.
+            assert await inbound.is_connected()
+            socket.go_away()
+            for _ in range(200):
+                if not await inbound.is_connected():
+                    break
+                await asyncio.sleep(0.05)
+            assert not await inbound.is_connected()
+            socket.come_back()
+            for _ in range(300):
+                if await inbound.is_connected():
+                    break
+                await asyncio.sleep(0.05)
+            assert await inbound.is_connected()
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)

@@ -7,6 +7,11 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.outbound import SlackOutbound, web_client
+from bot.cards import to_card
+from bot.errors import DeliveryError
+from bot.model import Destination
+from tests.fakes import make_paper
 from tests.slack.standin import SlackStandIn
 from tests.specs.slack import problems
 
@@ -58,3 +63,45 @@ def test_the_spec_check_refuses_what_slack_refuses() -> None:
 )
 def test_what_slack_documents_after_the_spec_is_taken_from_the_additions(method: str, arguments: dict[str, str]) -> None:
     assert problems("POST", method, "application/x-www-form-urlencoded", arguments, bearer=True) == []
+
+
+async def test_a_missing_scope_a_revoked_token_and_a_distributed_apps_limits_are_slacks() -> None:
+    card = to_card(make_paper("2612.00001"), (), 280)
+    here = Destination("slack", "C1")
+    with SlackStandIn(scopes=frozenset({"commands"})) as api:
+        outbound = SlackOutbound(web_client("xoxb-1", api.api_url), channel_interval=0, sleep=no_sleep)
+        with pytest.raises(DeliveryError, match="missing_scope") as refused:
+            await outbound.post(here, card)
+        assert refused.value.permanent
+    with SlackStandIn(revoked={"xoxb-1"}) as api:
+        outbound = SlackOutbound(web_client("xoxb-1", api.api_url), channel_interval=0, sleep=no_sleep)
+        with pytest.raises(DeliveryError, match="token_revoked"):
+            await outbound.post(here, card)
+    with SlackStandIn(distributed=True) as api:
+        client = AsyncWebClient(token="xoxb-1", base_url=api.api_url)
+        for n in range(20):
+            api.accepted.append({"channel": "C1", "ts": f"1.{n:06d}", "text": "a card"})
+        first = await client.api_call("conversations.history", http_verb="GET", params={"channel": "C1", "limit": 100})
+        assert len(first.data["messages"]) == 15
+        with pytest.raises(SlackApiError) as limited:
+            await client.api_call("conversations.history", http_verb="GET", params={"channel": "C1", "limit": 15})
+        assert limited.value.response.status_code == 429
+        assert limited.value.response.headers["Retry-After"] == "60"
+
+
+async def test_a_rate_limited_lookup_does_not_hold_the_channel() -> None:
+    with SlackStandIn(distributed=True) as api:
+        waits: list[float] = []
+
+        async def sleep(seconds: float) -> None:
+            waits.append(seconds)
+
+        outbound = SlackOutbound(web_client("xoxb-1", api.api_url), channel_interval=0, sleep=sleep)
+        here = Destination("slack", "C1")
+        assert await outbound.find_posts(here, ["2612.00001"]) == {}
+        assert await outbound.find_posts(here, ["2612.00001"]) == {}  # rate limited: "cannot tell", at once
+        assert waits == []
+
+
+async def no_sleep(seconds: float) -> None:
+    """Retries without waiting (the tests' clock is not Slack's)."""

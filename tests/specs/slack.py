@@ -102,3 +102,16 @@ def _parses(value: Any, kind: str) -> bool:
         except (TypeError, ValueError):
             return False
     return True
+
+
+def scopes(method: str) -> list[str]:
+    """The scopes that let a bot call ``method`` (any one of them; empty: none needed), today's names."""
+    added = _additions()["scopes"]
+    if method in added["methods"]:
+        return list(added["methods"][method])
+    found: list[str] = []
+    for operation in _spec()["paths"].get("/" + method, {}).values():
+        for requirement in operation.get("security", []):
+            found += requirement.get("slackAuth", [])
+    names = [added["renamed"].get(scope, scope) for scope in found if scope != "none"]
+    return list(dict.fromkeys(names))

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import redis.asyncio as redis
 
+from bot.cards import to_card
 from bot.chat.commands import ChatOptions, ChatStores, CommandCore
 from bot.chat.digests import DirectDigests
 from bot.chat.feed import Feed
@@ -31,10 +32,11 @@ from bot.flow.following import Follower
 from bot.flow.poller import AfterCommit, Poller, PollOptions, digests_due, with_new
 from bot.flow.recap import Recaps
 from bot.logs import redactor
-from bot.model import Destination
+from bot.model import Check, Destination, Links, Paper
 from bot.pacing import MinInterval
 from bot.ports import Adapter, Installations, Listener, Locks, SharedPace, Source, Watched
 from bot.query.index import PaperIndex
+from bot.service.doctor import platform_checks, source_checks, store_checks, trial_post
 from bot.service.health import Status, installations_open
 from bot.service.metrics import Metrics
 from bot.service.runner import App, Schedule
@@ -387,3 +389,47 @@ async def open_app(
             metrics,
             status,
         )
+
+
+DOCTOR_PAPER = Paper(
+    id="0000.00000",
+    title="paperbot doctor: a test card (deleted again at once)",
+    abstract="This card checks that paperbot may post here. It is removed right after it is posted.",
+    authors=("paperbot",),
+    published=datetime(2026, 1, 1, tzinfo=UTC),
+    links=Links(abstract="https://arxiv.org/abs/0000.00000"),
+    sources=frozenset({"doctor"}),
+)
+
+
+async def diagnose(settings: Settings, post: str = "") -> list[Check]:
+    """``paperbot doctor``: every check against the real store, sources and platforms (see
+    ``bot.service.doctor``). Unlike ``open_app`` it changes nothing (no channel is seeded) and an
+    unreachable Redis is a failed check, not a failed start. With ``post`` (a destination such as
+    ``slack:C0123`` or ``discord:1234``) one test card is posted there and deleted."""
+    checks: list[Check] = []
+    async with AsyncExitStack() as stack:
+        installations, locks = None, None
+        try:
+            stores = open_stores(settings, *await open_redis(settings, stack))
+            checks += await store_checks(stores.coordination)
+            installations, locks = stores.installations, stores.coordination
+        except PaperbotError as exc:
+            checks.append(Check("Redis", "fail", str(exc), "start Redis, or set REDIS_URL to one that answers"))
+        hf = settings.sources.huggingface
+        http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None)
+        stack.push_async_callback(http.aclose)
+        checks += await source_checks(build_sources(settings, http))
+        platforms = build_platforms(settings, installations=installations, locks=locks)
+        for adapter in platforms.adapters.values():
+            if callable(aclose := getattr(adapter, "aclose", None)):
+                stack.push_async_callback(aclose)
+        destinations = [c.destination for c in settings.channels]
+        checks += await platform_checks([*platforms.adapters.values(), *platforms.listeners.values()], destinations)
+        if "slack" in platforms.adapters and "slack" not in platforms.listeners:
+            fix = "set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode)"
+            checks.append(Check("Slack events", "warn", "posting only: /papers, reactions and Save are not received", fix))
+        if post:
+            where = Destination.parse(post)
+            checks.append(await trial_post(platforms.adapters.get(where.platform), where, to_card(DOCTOR_PAPER)))
+    return checks

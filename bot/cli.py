@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from rich.console import Console
 
 from bot import __version__, logs
-from bot.app import open_app, sync_discord
+from bot.app import diagnose, open_app, sync_discord
 from bot.errors import ConfigError, PaperbotError, StoreError
 from bot.model import Destination, UserRef
 from bot.pacing import backoff
 from bot.ports import ReplyViewer
-from bot.service import operations
+from bot.service import doctor, operations
 from bot.service.runner import ROLES, App, run_once, serve
 from bot.settings.schema import Settings, load_settings
 
@@ -67,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
             sub.add_argument("--days", type=int, required=True, help="how many days back, 1 to 60")
         sub.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
         sub.add_argument("-q", "--quiet", action="store_true", help="errors only")
+    doctor = commands.add_parser("doctor", help="check tokens, scopes, channels, Redis and sources against the real thing")
+    doctor.add_argument(
+        "--post", metavar="DESTINATION", default="", help="also post a test card there and delete it (slack:C0123)"
+    )
+    doctor.add_argument("-v", "--verbose", action="count", default=0, help="debug logs")
+    doctor.add_argument("-q", "--quiet", action="store_true", help="errors only")
     discord_cmd = commands.add_parser("discord", help="Discord maintenance")
     discord_cmd.add_argument("action", choices=["sync"], help="sync: register /papers for every server (a deploy step)")
     discord_cmd.add_argument("--guild", type=int, help="only this server, at once (default: DISCORD_GUILD_ID if set)")
@@ -146,6 +152,10 @@ def _exit_now() -> None:
 
 
 async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.Redact, stop: asyncio.Event | None = None) -> int:
+    if args.command == "doctor":
+        checks = await diagnose(settings, args.post)
+        print(redact(doctor.checklist(checks)))
+        return EXIT_FAILURE if doctor.failed(checks) else 0
     if args.command == "discord":
         guild = args.guild or settings.discord.guild_id
         count = await sync_discord(settings, guild, args.clear)

@@ -371,3 +371,14 @@ class Reply:
     cards: tuple[Card, ...] = ()
     ephemeral: bool = True
     file: Attachment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``paperbot doctor``'s checklist: what was checked, how it went (``ok``, ``warn`` or
+    ``fail``), what was found, and for anything short of ok what to do about it."""
+
+    what: str
+    level: str
+    detail: str
+    fix: str = ""

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from bot.model import (
     Backlog,
     Card,
+    Check,
     Command,
     Delivery,
     Destination,
@@ -81,6 +82,24 @@ class Editor(Protocol):
     async def edit(self, post: PostRef, card: Card) -> None:
         """Show ``card`` in place of the message ``post``. Raise ``DeliveryError`` like ``post``, with
         ``gone=True`` when the message no longer exists."""
+        ...
+
+
+@runtime_checkable
+class Diagnosable(Protocol):
+    """A platform's adapter or listener that can check itself against the real platform (``paperbot doctor``)."""
+
+    async def diagnose(self, destinations: Sequence[Destination]) -> list[Check]:
+        """Its credentials, the permissions they carry, and each of ``destinations`` reachable; never raises."""
+        ...
+
+
+@runtime_checkable
+class TrialPoster(Protocol):
+    """An adapter that can post a card and take it back (``paperbot doctor --post``)."""
+
+    async def trial(self, destination: Destination, card: Card) -> Check:
+        """Post ``card`` to ``destination``, then delete it; what happened, never raises."""
         ...
 
 
@@ -407,6 +426,11 @@ class Coordination(Protocol):
 
     async def health(self) -> dict[str, dict[str, Any]]:
         """Each source's latest success and failure (ISO times)."""
+        ...
+
+    async def server(self) -> dict[str, str]:
+        """What the store's server says of itself: ``version``, ``persistence`` (aof, rdb, none or unknown),
+        ``memory_policy``, ``used_memory``, ``mode`` (single or cluster)."""
         ...
 
 

@@ -4,6 +4,7 @@ hooks that hand interactions and reactions to the translator."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ from discord import app_commands
 from adapters.discord.client import PaperbotClient
 from adapters.discord.translate import PapersGroup, SaveButton, Translator
 from bot.errors import ListenerError
+from bot.model import Check, Destination
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ class DiscordInbound:
     ) -> None:
         self.client = client
         self._token = token
+        self._command = command
         self.translator = Translator(client)
         self.tree = app_commands.CommandTree(client)
         self.tree.add_command(PapersGroup(self.translator, command))
@@ -55,6 +58,18 @@ class DiscordInbound:
                 await interaction.response.send_message(FAILED, ephemeral=True)
         except (discord.HTTPException, aiohttp.ClientError, TimeoutError):
             pass  # the interaction expired meanwhile: nothing more to say
+
+    async def diagnose(self, destinations: Sequence[Destination]) -> list[Check]:
+        """``paperbot doctor``: ``/papers`` registered with Discord (for every server)."""
+        try:
+            await self.client.login_once(self._token)
+            names = [command.name for command in await self.tree.fetch_commands()]
+        except (discord.HTTPException, discord.LoginFailure, aiohttp.ClientError, TimeoutError) as exc:
+            return [Check("Discord commands", "fail", f"could not list them ({type(exc).__name__})", "check DISCORD_TOKEN")]
+        if self._command not in names:
+            fix = "run `paperbot discord sync` once (a deploy step; commands can take an hour to appear everywhere)"
+            return [Check("Discord commands", "fail", f"/{self._command} is not registered", fix)]
+        return [Check("Discord commands", "ok", f"/{self._command} is registered")]
 
     @property
     def connected(self) -> bool:

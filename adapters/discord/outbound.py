@@ -18,7 +18,7 @@ from adapters.discord.client import PaperbotClient
 from adapters.discord.render import batches, embed_for
 from adapters.discord.translate import SAVE_ID, SaveButton, save_view
 from bot.errors import DeliveryError
-from bot.model import Card, Destination, PostRef
+from bot.model import Card, Check, Destination, PostRef
 from bot.pacing import ChannelPace
 from bot.ports import Turns
 from bot.text import shorten
@@ -51,6 +51,10 @@ def nonce(destination: Destination, paper_ids: Sequence[str]) -> str:
 EDIT_GONE = {10008, 50005}
 # What discord.py and the network raise that delivery_error translates.
 FAILURES = (discord.HTTPException, discord.LoginFailure, discord.RateLimited, aiohttp.ClientError, TimeoutError)
+CHANNEL_FIX = (
+    "invite the bot with the README's link (View Channels, Send Messages, Embed Links, Read Message History), "
+    "and Copy Channel ID again"
+)
 HISTORY_LOOKBACK = 50  # messages looked through for a card a dead process may have posted
 UNKNOWN_CHANNEL = 10003
 
@@ -123,6 +127,42 @@ class DiscordOutbound:
             problem = str(delivery_error(exc, where))
             log.info("could not check whether cards were posted; posting them", extra={"kv": {"problem": problem}})
         return found
+
+    async def diagnose(self, destinations: Sequence[Destination]) -> list[Check]:
+        """``paperbot doctor``: the token (logging in over REST), and each Discord channel there, visible to
+        the bot and one it can post in (``GET /channels/{id}``)."""
+        try:
+            await self.client.login_once(self._token)
+        except FAILURES as exc:
+            return [Check("Discord token", "fail", str(delivery_error(exc, "Discord")), "Developer Portal → Bot → Reset Token")]
+        checks = [Check("Discord token", "ok", f"valid: {self.client.user}")]
+        for destination in (d for d in destinations if d.platform == self.platform and not d.person):
+            what = f"Discord channel {destination.channel}"
+            try:
+                channel = await self.client.fetch_channel(int(destination.channel))
+            except (*FAILURES, ValueError) as exc:
+                checks.append(Check(what, "fail", str(delivery_error(exc, what)), CHANNEL_FIX))
+                continue
+            if isinstance(channel, discord.abc.Messageable):
+                checks.append(Check(what, "ok", f"#{getattr(channel, 'name', '?')}, one paperbot can post in"))
+            else:
+                checks.append(Check(what, "fail", f"#{getattr(channel, 'name', '?')} is not a text channel", CHANNEL_FIX))
+        return checks
+
+    async def trial(self, destination: Destination, card: Card) -> Check:
+        """``paperbot doctor --post``: one card posted to ``destination``, then deleted."""
+        what = f"post to {destination.key}"
+        try:
+            post = await self.post(destination, card)
+            channel = await self._inbox(destination.person) if destination.person else int(destination.channel)
+            await self.client.get_partial_messageable(channel).get_partial_message(int(post.message_id)).delete()
+        except DeliveryError as exc:
+            return Check(what, "fail", str(exc), CHANNEL_FIX)
+        except FAILURES as exc:
+            return Check(
+                what, "fail", str(delivery_error(exc, what)), "the bot may post but not delete: Manage Messages is not needed"
+            )
+        return Check(what, "ok", "a test card was posted and deleted")
 
     async def edit(self, post: PostRef, card: Card) -> None:
         """Replace a card paperbot posted (PATCH the message: same id), paced like a post."""

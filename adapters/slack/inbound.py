@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.oauth import oauth_routes
 from adapters.slack.translate import Handlers
 from bot.errors import ListenerError
+from bot.model import Check, Destination
 from bot.ports import Commands
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,20 @@ class SlackInbound:
             self._socket = None
             await handler.close_async()  # type: ignore[no-untyped-call]  # bolt leaves it unannotated
             log.info("slack disconnected", extra={"kv": {"mode": "socket"}})
+
+    async def diagnose(self, destinations: Sequence[Destination]) -> list[Check]:
+        """``paperbot doctor``: Socket Mode's app token accepted by ``apps.connections.open`` (no socket is
+        opened), or HTTP mode's events address."""
+        if not self._app_token:
+            detail = "HTTP mode: Slack must reach https://<your host>/slack/events (Event Subscriptions, Interactivity)"
+            return [Check("Slack events", "ok", detail)]
+        try:
+            await self._check_app_token()
+        except ListenerError as exc:
+            return [
+                Check("Slack Socket Mode", "fail", str(exc), "Basic Information → App-Level Tokens: one with connections:write")
+            ]
+        return [Check("Slack Socket Mode", "ok", "the app token may open a connection")]
 
     async def _check_app_token(self) -> None:
         """Ask Slack once whether the app token may open Socket Mode, so a wrong or revoked token is one

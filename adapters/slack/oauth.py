@@ -21,6 +21,7 @@ from slack_sdk.oauth.installation_store.async_installation_store import AsyncIns
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.outbound import SCOPES
 from adapters.slack.pages import failure_page, install_page, success_page
 from adapters.slack.tokens import ROTATE_MINUTES, TokenKeeper
 from bot.errors import PaperbotError
@@ -28,19 +29,6 @@ from bot.ports import Installations
 
 log = logging.getLogger(__name__)
 
-# What paperbot asks a workspace for: post (and update its cards), its slash command, read reactions,
-# check channel history for a card a dead process posted, DMs for exports and digests, users.info for
-# admins and time zones, files for exports.
-SCOPES = (
-    "chat:write",
-    "commands",
-    "reactions:read",
-    "channels:history",
-    "groups:history",
-    "im:write",
-    "users:read",
-    "files:write",
-)
 STATE_SECONDS = 600  # an install link works for ten minutes, once
 
 

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.render import card_blocks, digest_blocks, fallback
 from bot.errors import DeliveryError
-from bot.model import Card, Destination, PostRef
+from bot.model import Card, Check, Destination, PostRef
 from bot.pacing import ChannelPace, Sleep, backoff
 from bot.ports import Turns
 
@@ -60,6 +60,33 @@ REJECTED = {
 # Errors about the message an edit targets: it is gone (deleted) or not ours to change; the edit is dropped.
 GONE = {"message_not_found", "cant_update_message", "edit_window_closed"}
 METADATA_EVENT = "paperbot_paper"  # the message metadata type our cards carry
+# What paperbot asks a workspace for: post (and update its cards), its slash command, read reactions,
+# check channel history for a card a dead process posted, DMs for exports and digests, users.info for
+# admins and time zones, files for exports.
+SCOPES = (
+    "chat:write",
+    "commands",
+    "reactions:read",
+    "channels:history",
+    "groups:history",
+    "im:write",
+    "users:read",
+    "files:write",
+)
+
+# What paperbot doctor suggests for what Slack answers about a token and a channel.
+TOKEN_FIXES = {
+    "invalid_auth": "SLACK_BOT_TOKEN is not a token of this app: copy it again from OAuth & Permissions (xoxb-…)",
+    "token_revoked": "the token was revoked: reinstall the app to the workspace and copy the new token",
+    "account_inactive": "the app was removed from the workspace: reinstall it",
+    "not_authed": "set SLACK_BOT_TOKEN",
+}
+CHANNEL_FIXES = {
+    "not_in_channel": "invite the bot: /invite @paperbot in that channel",
+    "channel_not_found": "check the channel id (the channel's details → the id at the bottom, C…), and invite the bot",
+    "missing_scope": "add channels:history (groups:history for a private channel) and chat:write, then reinstall",
+    "is_archived": "the channel is archived: unarchive it or remove it from the configuration",
+}
 HISTORY_LOOKBACK = 100  # messages looked through for a card a dead process may have posted
 HISTORY_LOOKBACK_DISTRIBUTED = 15  # Slack's cap for commercially distributed non-Marketplace apps (May 2025)
 _LONGEST_WAIT = 120.0  # a longer Retry-After ends this attempt; the delivery stays queued
@@ -126,6 +153,65 @@ class SlackOutbound:
                 if paper in wanted and paper not in found and message.get("ts"):
                     found[str(paper)] = PostRef(destination, str(message["ts"]))
         return found
+
+    async def diagnose(self, destinations: Sequence[Destination]) -> list[Check]:
+        """``paperbot doctor``: each workspace's token (``auth.test``), the scopes it was granted against those
+        paperbot needs (the ``X-OAuth-Scopes`` header), and each Slack channel reachable (a one-message
+        history read, which also shows the bot is in it)."""
+        mine = [d for d in destinations if d.platform == self.platform and not d.person]
+        checks: list[Check] = []
+        for workspace in sorted({d.workspace for d in mine}) or [""]:
+            checks += await self._diagnose_token(workspace)
+        for destination in mine:
+            probe = {"channel": destination.channel, "limit": 1}
+            data, _, error = await self._ask("conversations.history", probe, destination.workspace)
+            what = f"Slack channel {destination.channel}"
+            if data:
+                checks.append(Check(what, "ok", "reachable, and paperbot is in it"))
+            else:
+                checks.append(Check(what, "fail", error, CHANNEL_FIXES.get(error, "")))
+        return checks
+
+    async def _diagnose_token(self, workspace: str) -> list[Check]:
+        what = "Slack token" + (f" of {workspace}" if workspace else "")
+        data, headers, error = await self._ask("auth.test", {}, workspace)
+        if not data:
+            fix = TOKEN_FIXES.get(error, "check SLACK_BOT_TOKEN (OAuth & Permissions → Bot User OAuth Token)")
+            return [Check(what, "fail", error, fix)]
+        header = next((value for key, value in headers.items() if key.lower() == "x-oauth-scopes"), "")
+        granted = {scope.strip() for scope in header.split(",") if scope.strip()}
+        missing = [scope for scope in SCOPES if scope not in granted]
+        who = f"valid: bot {data.get('user_id', '?')} in workspace {data.get('team_id', '?')}"
+        scopes = Check("Slack scopes", "ok", f"{len(granted)} granted, every one paperbot needs")
+        if missing:
+            fix = "add them under OAuth & Permissions → Bot Token Scopes (or create the app from the manifest), then reinstall"
+            scopes = Check("Slack scopes", "fail", f"missing {', '.join(missing)}", fix)
+        return [Check(what, "ok", who), scopes]
+
+    async def _ask(self, method: str, arguments: dict[str, Any], workspace: str) -> tuple[dict[str, Any], dict[str, str], str]:
+        """One call for the doctor: its answer and headers, or the error Slack gave (never raises)."""
+        try:
+            token = await self._token(workspace)
+            response = await self.client.api_call(method, http_verb="GET", params=arguments | token)
+            return dict(response.data) if isinstance(response.data, dict) else {}, dict(response.headers), ""
+        except SlackApiError as exc:
+            data = getattr(exc.response, "data", None)
+            return {}, {}, str(data.get("error")) if isinstance(data, dict) else f"HTTP {exc.response.status_code}"
+        except (DeliveryError, aiohttp.ClientError, TimeoutError) as exc:
+            return {}, {}, str(exc) or type(exc).__name__
+
+    async def trial(self, destination: Destination, card: Card) -> Check:
+        """``paperbot doctor --post``: one card posted to ``destination``, then deleted (``chat.delete``)."""
+        what = f"post to {destination.key}"
+        try:
+            post = await self.post(destination, card)
+            await self._call(
+                "chat.delete", {"channel": await self._channel(destination), "ts": post.message_id}, destination.workspace
+            )
+        except DeliveryError as exc:
+            error = next((code for code in CHANNEL_FIXES if code in str(exc)), "")
+            return Check(what, "fail", str(exc), CHANNEL_FIXES.get(error, ""))
+        return Check(what, "ok", "a test card was posted and deleted")
 
     async def edit(self, post: PostRef, card: Card) -> None:
         """Replace a card paperbot posted (``chat.update``, the same ``ts``), paced like a post."""

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from bot.model import Destination
 from bot.pacing import TURN_POLL
 from bot.store import scripts
@@ -152,3 +154,25 @@ class RedisCoordination(RedisRole):
         async with self._errors("read source health"):
             raw = await self._redis.hgetall(self.key("health"))
         return {text(k): json.loads(v) for k, v in raw.items()}
+
+    async def server(self) -> dict[str, str]:
+        """The server's version, persistence, eviction policy, memory in use and mode (``paperbot doctor``).
+        Persistence is ``unknown`` where CONFIG is refused (some managed services)."""
+        async with self._errors("describe the server"):
+            info = await self._redis.info()
+        if info and all(isinstance(v, dict) for v in info.values()):  # a cluster answers per node
+            info = next(iter(info.values()))
+        persistence = "aof" if str(info.get("aof_enabled", "0")) == "1" else ""
+        if not persistence:
+            try:
+                save = (await self._redis.config_get("save")).get("save", "")
+                persistence = "rdb" if str(save).strip() else "none"
+            except RedisError:
+                persistence = "unknown"
+        return {
+            "version": str(info.get("redis_version", "?")),
+            "persistence": persistence,
+            "memory_policy": str(info.get("maxmemory_policy", "?")),
+            "used_memory": str(info.get("used_memory_human", "?")),
+            "mode": "cluster" if str(info.get("cluster_enabled", "0")) == "1" else "single",
+        }

@@ -63,6 +63,7 @@ class DiscordStandIn(LoopbackServer):
         self.forbidden: set[int] = set()  # channels answering 403 Missing Permissions
         self.deleted: set[int] = set()  # channels that no longer exist: 404 Unknown Channel (code 10003)
         self.history_reads = 0  # GET /channels/{id}/messages (a crash recovery's look at the channel)
+        self.removed: list[dict[str, Any]] = []  # messages deleted (DELETE /channels/{id}/messages/{id})
         self.kinds: dict[int, int] = {}  # channel id → channel type, where not a text channel (0)
         self.refuse_titles: set[str] = set()  # cards with these titles get 400 Invalid Form Body (a poisoned card)
         self.identified = 0  # IDENTIFY received (new sessions)
@@ -181,6 +182,11 @@ class DiscordStandIn(LoopbackServer):
                 return _json({"code": 50035, "message": f"Invalid Form Body: {problem}"}, status=400)
             self.followups.append({"kind": "followup", **body})
             return _json(self._message(str(CHANNEL), body))
+        if parts[0] == "applications" and parts[-1] == "commands" and method == "GET":
+            registered = [commands for where, commands in self.synced if where == path]
+            return _json(
+                [{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in (registered or [[]])[-1]]
+            )
         if parts[0] == "applications" and parts[-1] == "commands" and method == "PUT":
             self.synced.append((path, body if isinstance(body, list) else []))
             return _json([{**c, "id": self._id(), "application_id": str(APP_ID), "version": "1"} for c in body])
@@ -200,6 +206,13 @@ class DiscordStandIn(LoopbackServer):
             return _json(mine[:limit])
         if parts[2:3] == ["messages"] and len(parts) == 4 and method == "PATCH":
             return self._edit_message(parts[1], parts[3], body)
+        if parts[2:3] == ["messages"] and len(parts) == 4 and method == "DELETE":
+            gone = [m for m in self.messages if m["id"] == parts[3] and m["channel_id"] == parts[1]]
+            if not gone:
+                return _json({"code": 10008, "message": "Unknown Message"}, status=404)
+            self.messages.remove(gone[0])
+            self.removed.append(gone[0])
+            return web.Response(status=204)
         return _json({"code": 0, "message": f"404: {method} /{'/'.join(parts)} is not in the stand-in"}, status=404)
 
     def _about(self, path: str) -> web.Response:

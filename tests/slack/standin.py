@@ -59,6 +59,7 @@ class SlackStandIn:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     updated: list[dict[str, Any]] = field(default_factory=list)  # messages changed by chat.update, as they are after it
+    deleted: list[dict[str, Any]] = field(default_factory=list)  # messages removed by chat.delete
     limited: int = 0  # how many posts got 429 for going faster than channel_interval
     admins: set[str] = field(default_factory=set)  # users.info says these are workspace admins
     history_scope: bool = True  # False: conversations.history answers missing_scope
@@ -198,6 +199,7 @@ class SlackStandIn:
                 "auth.test": lambda p, t: (200, {}, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}),
                 "chat.postMessage": lambda p, t: self._post_message(p),
                 "chat.update": lambda p, t: self._update_message(p),
+                "chat.delete": lambda p, t: self._delete_message(p),
                 "apps.connections.open": self._connections_open,
                 "conversations.history": lambda p, t: self._history(p),
                 "conversations.replies": lambda p, t: self._replies(p),
@@ -310,12 +312,24 @@ class SlackStandIn:
         self.updated.append({**message})
         return 200, {}, {"ok": True, "channel": channel, "ts": ts, "text": payload.get("text", "")}
 
+    def _delete_message(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
+        message = next(
+            (m for m in self.accepted if m["channel"] == payload.get("channel") and m["ts"] == payload.get("ts")), None
+        )
+        if message is None:
+            return 200, {}, {"ok": False, "error": "message_not_found"}
+        self.accepted.remove(message)
+        self.deleted.append(message)
+        return 200, {}, {"ok": True, "channel": message["channel"], "ts": message["ts"]}
+
     def _history(self, payload: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         # Newest first, at most `limit`; message metadata only when asked for (as Slack does).
         if not self.history_scope:
             return 200, {}, {"ok": False, "error": "missing_scope", "needed": "channels:history"}
         if not payload.get("channel"):
             return 200, {}, {"ok": False, "error": "channel_not_found"}
+        if payload.get("channel") in self.forbidden:  # a channel the bot is not in
+            return 200, {}, {"ok": False, "error": "not_in_channel"}
         channel, limit = payload.get("channel", ""), int(payload.get("limit", 100))
         mine = [m for m in reversed(self.accepted) if m["channel"] == channel and not m.get("thread_ts")][:limit]
         keep = ("ts", "text") + (("metadata",) if str(payload.get("include_all_metadata")).lower() in ("true", "1") else ())

@@ -3,6 +3,7 @@ hooks that hand interactions and reactions to the translator."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -43,7 +44,6 @@ class DiscordInbound:
         client.event(self.translator.on_raw_reaction_add)
         client.event(self.translator.on_raw_reaction_remove)
         client.event(self.translator.on_guild_remove)
-        client.event(self.translator.on_ready)
         self.tree.error(self._failed)
 
     async def _failed(self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError) -> None:
@@ -83,6 +83,7 @@ class DiscordInbound:
     async def run(self, commands: Commands) -> None:
         """Connect to the gateway and serve until cancelled."""
         self.attach(commands)
+        reconciling: asyncio.Task[None] | None = None
         try:
             try:
                 await self.client.login_once(self._token)  # unless a delivery already logged this client in
@@ -90,10 +91,20 @@ class DiscordInbound:
                 raise ListenerError(
                     "Discord refused DISCORD_TOKEN (401 Unauthorized): copy a new one from Bot → Reset Token"
                 ) from None
+            # Once connected, the stored channels are checked against what the bot sees: a task of ours, ended
+            # with the connection (discord.py does not wait for its own event handlers when it closes).
+            reconciling = asyncio.create_task(self._reconcile_when_ready())
             await self.client.use_gateway_from_api()
             await self.client.connect()
         finally:
+            if reconciling is not None:
+                reconciling.cancel()
+                await asyncio.gather(reconciling, return_exceptions=True)
             await self.client.reopen()  # closed now, and ready for the supervisor's next attempt
+
+    async def _reconcile_when_ready(self) -> None:
+        await self.client.wait_until_ready()
+        await self.translator.reconcile()
 
     async def sync(self, guild_id: int | None = None, clear: bool = False) -> int:
         """``paperbot discord sync``: register ``/papers`` for every server (up to an hour to show), or for

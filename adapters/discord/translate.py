@@ -109,10 +109,10 @@ class Translator:
         post = PostRef(Destination("discord", str(payload.channel_id)), str(payload.message_id))
         await commands.react(Reaction(post, UserRef("discord", str(payload.user_id)), str(payload.emoji), added))
 
-    async def on_ready(self) -> None:
-        """Connected (again): forget the channels paperbot keeps that the bot cannot see any more (deleted
-        while no gateway was up, or in a server that removed the bot meanwhile), so they do not fail every
-        delivery for ever. Skipped while a server is unavailable: an outage deletes nothing."""
+    async def reconcile(self) -> None:
+        """Forget the channels paperbot keeps that the bot cannot see any more (deleted while no gateway was
+        up, or in a server that removed the bot meanwhile), so they do not fail every delivery for ever.
+        Skipped while a server is unavailable: an outage deletes nothing."""
         commands, guilds = self._client.commands, self._client.guilds
         if commands is None or any(guild.unavailable for guild in guilds):
             return

@@ -271,3 +271,27 @@ async def test_a_reaction_in_a_digest_thread_is_confirmed_in_that_thread(slack: 
     [told] = slack.api.methods("chat.postEphemeral")
     assert told["thread_ts"] == parent["ts"]  # where the person reacted, not out in the channel
     assert told["text"].startswith("Saved")
+
+
+async def test_a_client_that_hangs_up_mid_body_leaves_no_error_in_the_log(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(slack.world.core)
+    web_app = web.Application()
+    web_app.router.add_routes(event_routes(app, SECRET))
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(5):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            head = "POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+            head += f"X-Slack-Request-Timestamp: {int(time.time())}\r\n\r\n"
+            writer.write(head.encode() + b'{"type": "ev')  # ten bytes of a thousand, then gone
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    await runner.cleanup()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []

@@ -174,7 +174,7 @@ async def _run_once(args: argparse.Namespace, settings: Settings, redact: logs.R
         elif args.command == "backfill":
             await _backfill(app, args.days)
         else:
-            await converse(app, args)
+            return await converse(app, args)
     return 0
 
 
@@ -195,22 +195,24 @@ async def _backfill(app: App, days: int) -> None:
     )
 
 
-async def converse(app: App, args: argparse.Namespace) -> None:
-    """``ask``: one command; ``shell``: a prompt, until ``exit``, ``quit`` or end of input."""
+async def converse(app: App, args: argparse.Namespace) -> int:
+    """``ask``: one command (exit status 1 when it was refused: a mistake, or the store away); ``shell``: a
+    prompt, until ``exit``, ``quit`` or end of input."""
     console = app.adapters.get("console")
     if not isinstance(console, ReplyViewer):
         raise ConfigError(["the console adapter cannot show replies"])
     user, where = UserRef("console", args.user), Destination("console", args.channel)
     if args.command == "ask":
-        await console.show_reply(await app.commands.handle(args.text, user, where))
-        return
+        reply = await app.commands.handle(args.text, user, where)
+        await console.show_reply(reply)
+        return EXIT_FAILURE if reply.refused else 0
     print("paperbot shell: type /papers help, or exit", file=sys.stderr)
     while True:
         try:
             line = await asyncio.to_thread(input, "papers> ")
         except EOFError:
-            return
+            return 0
         if line.strip() in ("exit", "quit"):
-            return
+            return 0
         if line.strip():
             await console.show_reply(await app.commands.handle(line, user, where))

@@ -371,6 +371,7 @@ class Reply:
     cards: tuple[Card, ...] = ()
     ephemeral: bool = True
     file: Attachment | None = None
+    refused: bool = False  # the command was not carried out (a mistake, or the store away): `paperbot ask` exits 1
 
 
 @dataclass(frozen=True, slots=True)

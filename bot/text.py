@@ -13,6 +13,9 @@ _CONTROL = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f"
     "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
 )
+# Of those, the invisible ones (zero-width, bidi controls, tags): in what a person typed they are dropped,
+# not turned into a space, so "ro<U+202E>bots" stays the one word it looks like.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f]")
 _SPACE = re.compile(r"\s+")
 _LATEX_COMMAND = re.compile(r"\\(?:mathrm|mathbf|mathit|mathcal|mathbb|text|textbf|textit|emph|operatorname)\s*\{([^{}]*)\}")
 _LATEX_SYMBOLS = {
@@ -56,6 +59,12 @@ def clean(text: str | None) -> str:
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub(" ", text)
     return _SPACE.sub(" ", text).strip()
+
+
+def typed(text: str) -> str:
+    """What a person typed (a query, a subscription) as plain text: invisible characters dropped, other
+    controls made spaces, whitespace collapsed. Stored and echoed back, it can spoof nothing."""
+    return clean(_INVISIBLE.sub("", unicodedata.normalize("NFC", text)))
 
 
 def delatex(text: str) -> str:

@@ -166,22 +166,42 @@ def oauth_flow(
     return flow
 
 
+# The install pages load nothing, run nothing and may not be framed: only their own inline style, links out.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def hardened(response: web.Response) -> web.Response:
+    """An install page's response with the headers above, and bolt's state cookie sent ``SameSite=Lax`` (it
+    still comes back on Slack's top-level redirect, never on another site's request)."""
+    response.headers.update(PAGE_HEADERS)
+    for morsel in response.cookies.values():  # bolt's state cookie, set through aiohttp's cookie jar
+        morsel["samesite"] = morsel["samesite"] or "Lax"
+    return response
+
+
 def oauth_routes(flow: AsyncOAuthFlow) -> list[web.RouteDef]:
     """``GET /slack/install`` and ``GET /slack/oauth_redirect`` on the web port."""
 
     async def install(request: web.Request) -> web.Response:
         try:
-            return await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request)))
+            return hardened(await to_aiohttp_response(await flow.handle_installation(await to_bolt_request(request))))
         except PaperbotError as exc:  # the store is away: say so, no traceback
             log.warning("install page failed", extra={"kv": {"problem": str(exc)}})
-            return web.Response(status=503, text=failure_page("storage_error"), content_type="text/html")
+            return hardened(web.Response(status=503, text=failure_page("storage_error"), content_type="text/html"))
 
     async def redirect(request: web.Request) -> web.Response:
         try:
-            return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+            return hardened(await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request))))
         except PaperbotError as exc:
             log.warning("install failed", extra={"kv": {"problem": str(exc)}})
-            return web.Response(status=503, text=failure_page("storage_error"), content_type="text/html")
+            return hardened(web.Response(status=503, text=failure_page("storage_error"), content_type="text/html"))
 
     settings = flow.settings
     return [web.get(settings.install_path, install), web.get(settings.redirect_uri_path, redirect)]

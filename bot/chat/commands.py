@@ -49,10 +49,10 @@ async def replying(work: Awaitable[R], hint: str = "") -> R | Reply:
     try:
         return await work
     except CommandError as exc:
-        return Reply(f"{exc}{hint}")
+        return Reply(f"{exc}{hint}", refused=True)
     except PaperbotError as exc:
         log.error("command failed", extra={"kv": {"problem": str(exc)}})
-        return Reply(OUTAGE)
+        return Reply(OUTAGE, refused=True)
 
 
 def _disabled(topic: str) -> str:
@@ -148,13 +148,13 @@ class CommandCore:
         never read as another subcommand, so a search for "subscribe everything" is a search."""
         handler = self.handlers.get(command.name)
         if handler is None:
-            return Reply(f"there is no /papers {command.name}{HELP_HINT}")
+            return Reply(f"there is no /papers {command.name}{HELP_HINT}", refused=True)
         started = time.perf_counter()
         reply = await replying(handler(command, user, where), HELP_HINT)
         notice = await self._notice(user)
         if self._timed is not None:
             self._timed(user.platform, command.name, time.perf_counter() - started)
-        return Reply(f"{notice}\n\n{reply.text}", reply.cards, file=reply.file) if notice else reply
+        return Reply(f"{notice}\n\n{reply.text}", reply.cards, file=reply.file, refused=reply.refused) if notice else reply
 
     async def _notice(self, user: UserRef) -> str:
         """Why the reader's digest could not reach them, once (empty when nothing went wrong, and when

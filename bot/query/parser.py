@@ -24,6 +24,7 @@ import re
 from bot.errors import CommandError
 from bot.ids import bare_arxiv_id
 from bot.query.matcher import AllOf, AnyOf, Field, Node, Not, Query, Words, words
+from bot.text import typed
 
 FIELDS = ("cat", "author", "org", "code", "upvotes", "like")
 LIKE_THRESHOLD = 0.5  # like:<id> without ~t: about as close as a paper's nearest neighbour of the same day (median 0.51)
@@ -188,8 +189,9 @@ class _Parser:
 
 
 def parse_query(text: str) -> Query:
-    """Parse a topic query; a ``CommandError`` says what is wrong and where."""
-    text = " ".join(text.split())
+    """Parse a topic query; a ``CommandError`` says what is wrong and where. Control and bidi characters
+    never reach the query's text (it is stored as a subscription and shown back)."""
+    text = typed(text)
     if len(text) > MAX_LENGTH:
         raise CommandError(f"the query is longer than {MAX_LENGTH} characters")
     return Query(text, _Parser(text).parse())

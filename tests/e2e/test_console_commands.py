@@ -65,3 +65,8 @@ def test_subscribe_from_the_shell_poll_see_only_matches_save_and_export(
         assert [e.fields_dict["eprint"].value for e in entries] == ["2611.00021"]
         assert entries[0].fields_dict["title"].value == "Scaling Test-Time Reasoning"
         assert "no saved papers" in paperbot(env, "ask", "/papers saved", "--user", "bob").stdout
+        assert human.returncode == 0
+        refused = paperbot(env, "ask", "/papers subscribe (oops")  # a script can tell a refused command
+        assert refused.returncode == 1
+        assert "a '(' is never closed" in refused.stdout
+        assert paperbot(env, "ask", "/papers frobnicate").returncode == 0  # a bare word is a search (no match)

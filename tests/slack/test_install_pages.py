@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import httpx
 import pytest
 
 from adapters.slack.inbound import SlackInbound
@@ -116,3 +117,21 @@ async def test_the_pages_in_chromium_install_once_and_refuse_a_replay(site: tupl
             await browser.close()
     assert [m for m, *_ in api.calls if m == "oauth.v2.access"] == ["oauth.v2.access"]  # one install, one code used
     assert {p.name for p in ARTIFACTS.glob("*.png")} >= {"install.png", "success.png", "failure.png"}
+
+
+async def test_the_install_pages_cannot_be_framed_or_load_anything_and_the_state_cookie_stays_on_site(
+    site: tuple[str, SlackStandIn],
+) -> None:
+    url, _ = site
+    async with httpx.AsyncClient() as http:
+        install = await http.get(f"{url}/slack/install")
+        failure = await http.get(f"{url}/slack/oauth_redirect?code=x&state=forged")
+    for page in (install, failure):
+        policy = page.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy
+        assert "frame-ancestors 'none'" in policy
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
+    [cookie] = install.headers.get_list("Set-Cookie")
+    assert "SameSite=Lax" in cookie
+    assert "HttpOnly" in cookie

@@ -207,3 +207,9 @@ async def test_the_command_table_and_the_handlers_are_one_set(world: World) -> N
     assert (await world.ask("/papers frobnicate now")).startswith("No paper")  # a bare word is a search
     reply = await world.core.run(Command("frobnicate"), ADA, HERE)
     assert reply.text.startswith("there is no /papers frobnicate")
+
+
+async def test_control_and_bidi_characters_never_reach_a_stored_subscription(world: World) -> None:
+    answer = await world.ask("/papers subscribe ro\u202ebots\u200b \x07agents\u2066")
+    assert answer.startswith("Subscribed this channel to “robots agents”.")
+    assert await world.subscriptions.topics(HERE) == ["robots agents"]

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.errors import SourceError
 from bot.model import Delivery, Paper
@@ -18,6 +19,7 @@ from bot.query.routing import Router
 log = logging.getLogger(__name__)
 
 CATCH_UP_CAP = 14  # days; beyond that a person should run `paperbot backfill`
+MERGE_WINDOW = 30.0  # seconds: answers within it are merged into one commit; a slower source commits on its own
 POLL_BUDGET = 600.0  # seconds a source may take in one poll; then it counts as failed and the others go on
 
 
@@ -73,7 +75,8 @@ class PollOptions:
     owner: str = "poller"  # who holds the poll lock (the process's consumer name)
     lock_ttl: float = 600
     budget: float = POLL_BUDGET
-    first_run_limit: int = 0  # papers per destination on a store's first poll; 0: no limit
+    first_run_limit: int = 0  # papers per destination on a store's first poll (or a source's first); 0: no limit
+    merge_window: float = MERGE_WINDOW  # seconds the sources' answers are awaited together before committing
     watch: bool = False  # record routing for late deliveries (on when posted papers are followed)
 
 
@@ -133,6 +136,7 @@ class Poller:
         self._watch = options.watch
         self._budget = options.budget
         self._first_run_limit = options.first_run_limit
+        self._merge_window = options.merge_window
         self.sources = sources
         self._outbox = outbox
         self._coordination = coordination
@@ -152,9 +156,8 @@ class Poller:
             renewing.cancel()
             await self._coordination.unlock("poll", self._owner)
 
-    async def _catch_up_days(self) -> int:
+    def _catch_up_days(self, health: dict[str, dict[str, Any]]) -> int:
         """After downtime, how far back the sources must reach: days since the oldest last success."""
-        health = await self._coordination.health()
         successes = [h["ok_at"] for h in health.values() if h.get("ok_at")]
         if not successes:
             return 0  # first run: the configured window
@@ -171,31 +174,64 @@ class Poller:
                 return
 
     async def _poll(self) -> PollReport:
-        """Fetch all sources concurrently; a failed source contributes nothing and marks nothing seen."""
+        """Fetch all sources concurrently. What answers within ``merge_window`` is merged and committed
+        together; a source still answering then is committed on its own when it answers (or fails alone
+        at its budget), so a slow source never holds the others' papers back. A failed source contributes
+        nothing and marks nothing seen."""
         report = PollReport()
-        catch_up = await self._catch_up_days()
-        results = await asyncio.gather(*(self._fetch(source, catch_up) for source in self.sources), return_exceptions=True)
-        batches = []
-        for source, result in zip(self.sources, results, strict=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
+        health = await self._coordination.health()
+        catch_up = self._catch_up_days(health)
+        # A new (or wiped) store, or a source that never answered before, brings a backlog: the first-run
+        # limit applies to it, decided once for the whole poll, whatever earlier polls did.
+        backlog: frozenset[str] = frozenset()
+        if self._first_run_limit:
+            fresh = await self._outbox.first_run()
+            backlog = frozenset(s.name for s in self.sources if fresh or not health.get(s.name, {}).get("ok_at"))
+        fetching = {asyncio.create_task(self._fetch(source, catch_up)): source for source in self.sources}
+        try:
+            done, pending = await asyncio.wait(fetching, timeout=self._merge_window) if fetching else (set(), set())
+            await self._commit_answers([(fetching[t], t) for t in done], report, backlog)
+            if pending:
+                slow = ",".join(sorted(fetching[t].name for t in pending))
+                log.warning("slow source: the others' papers committed first", extra={"kv": {"sources": slow}})
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                await self._commit_answers([(fetching[t], t) for t in done], report, backlog)
+        finally:
+            for task in fetching:
+                task.cancel()  # only still running when this poll was cancelled
+        if report.answered:
+            await self._outbox.begin()  # the store has polled: a failed first poll leaves it a first run
+        return report
+
+    async def _commit_answers(
+        self, answers: Sequence[tuple[Source, asyncio.Task[list[Paper]]]], report: PollReport, backlog: frozenset[str]
+    ) -> None:
+        """Record each source's health and commit what those that answered found, merged."""
+        batches: list[list[Paper]] = []
+        backlogged: set[str] = set()  # ids a first-run source reported
+        seasoned: set[str] = set()  # ids a source that answered before reported (no backlog, whoever else has them)
+        for source, task in answers:
+            error = task.exception()
+            if error is not None:
                 # Each source fails alone, whatever it raised: the others' papers still go out.
-                problem = str(result) if isinstance(result, SourceError) else f"unexpected {type(result).__name__}: {result}"
+                problem = str(error) if isinstance(error, SourceError) else f"unexpected {type(error).__name__}: {error}"
                 report.failed[source.name] = problem
                 log.warning("source failed", extra={"kv": {"source": source.name, "problem": problem[:500]}})
                 await self._coordination.record_health(source.name, False, problem[:500])
-            else:
-                report.answered.append(source.name)
-                report.fetched_by[source.name] += len(result)
-                batches.append(result)
-                await self._coordination.record_health(source.name, True, "", len(result))
-                if not result and datetime.now(UTC).weekday() < 5:
-                    # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
-                    # source than a quiet day, and nothing else would tell anyone.
-                    log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
-        await self.ingest(merge(batches), report, first_poll=True)
-        return report
+                continue
+            result = task.result()
+            (backlogged if source.name in backlog else seasoned).update(p.id for p in result)
+            report.answered.append(source.name)
+            report.fetched_by[source.name] += len(result)
+            batches.append(result)
+            await self._coordination.record_health(source.name, True, "", len(result))
+            if not result and datetime.now(UTC).weekday() < 5:
+                # Both sources publish on weekdays: an empty answer is more likely a stale or throttled
+                # source than a quiet day, and nothing else would tell anyone.
+                log.warning("source-health: no papers on a weekday; check the source", extra={"kv": {"source": source.name}})
+        if batches or not report.answered:
+            await self.ingest(merge(batches), report, first_poll=True, held=frozenset(backlogged - seasoned))
 
     def _first_run(self, papers: Sequence[Paper], deliveries: list[Delivery]) -> list[Delivery]:
         """At most ``first_run_limit`` deliveries per destination, the newest then the most upvoted; the
@@ -223,11 +259,14 @@ class Poller:
         except TimeoutError:
             raise SourceError(f"took longer than the poll budget ({self._budget:.0f}s); skipped this poll") from None
 
-    async def ingest(self, papers: Sequence[Paper], report: PollReport, first_poll: bool = False) -> None:
+    async def ingest(
+        self, papers: Sequence[Paper], report: PollReport, first_poll: bool = False, held: frozenset[str] = frozenset()
+    ) -> None:
         """Keep the unseen papers and queue their deliveries, then run the after-commit steps (also used
         by backfill, with ``first_poll`` False: the steps then skip what falls due with time). Every paper is cut
-        to the model's limits here, whichever source it came from. On a store's first poll (a new
-        store, or one that lost its data) each destination gets at most ``first_run_limit`` papers."""
+        to the model's limits here, whichever source it came from. Of the papers in ``held`` (a backlog: a
+        new or wiped store, or a source's first answer) each destination gets at most ``first_run_limit``;
+        the others are marked seen all the same."""
         papers = [paper.bounded() for paper in papers]
         report.fetched += len(papers)
         unseen_ids = set(await self._outbox.unseen([p.id for p in papers]))
@@ -236,12 +275,12 @@ class Poller:
         if self._likes is not None and fresh:
             router = await self._likes(router, fresh)
         deliveries = router.route(fresh) if fresh else []
-        if first_poll and self._first_run_limit and await self._outbox.first_run():
-            deliveries = self._first_run(fresh, deliveries)
+        limited = [d for d in deliveries if d.paper_id in held]  # a backlog: papers only first-run sources reported
+        if limited:
+            kept = {id(d) for d in self._first_run(fresh, limited)}
+            deliveries = [d for d in deliveries if d.paper_id not in held or id(d) in kept]
         watched = router.watched if self._watch else frozenset()
         committed = set(await self._outbox.commit(fresh, deliveries, watched))
-        if first_poll:
-            await self._outbox.begin()
         report.new += len(committed)
         report.new_by.update(source for paper in fresh if paper.id in committed for source in paper.sources)
         report.queued += sum(1 for d in deliveries if d.paper_id in committed)

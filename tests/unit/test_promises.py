@@ -123,3 +123,45 @@ async def test_what_is_queued_goes_out_while_the_poll_is_still_running(
     report = await asyncio.wait_for(cycle, 10)
     assert adapter.ids("all") == ["2603.00001", "2603.00002"]  # and what the poll found, when it ended
     assert report.delivery.delivered == 2
+
+
+async def test_a_slow_source_does_not_hold_the_others_papers(store: RedisStore, coordination: RedisCoordination) -> None:
+    stuck, quick = StuckSource("huggingface", [make_paper("2603.00002")]), StaticSource("arxiv", [make_paper("2603.00001")])
+    options = PollOptions(merge_window=0.2)  # shortened for the test (default 30 s)
+    poller = Poller([stuck, quick], store, router_for(Channel(ALL)), coordination=coordination, options=options)
+    polling = asyncio.create_task(poller.poll())
+    for _ in range(100):
+        if not await store.unseen(["2603.00001"]):
+            break
+        await asyncio.sleep(0.05)
+    assert await store.unseen(["2603.00001"]) == []  # arXiv's paper is committed and queued already
+    assert [e.delivery.paper_id for e in await store.take("w", 60)] == ["2603.00001"]
+    assert not polling.done()  # while Hugging Face still answers
+    stuck.release.set()
+    report = await asyncio.wait_for(polling, 10)
+    assert sorted(report.answered) == ["arxiv", "huggingface"]
+    assert report.new == report.queued == 2  # the slow one's paper is committed on its own, once it answers
+
+
+async def test_the_first_run_limit_holds_after_a_failed_first_poll(store: RedisStore, coordination: RedisCoordination) -> None:
+    source = StaticSource("huggingface", [])
+    source.failing = "503 Service Unavailable"
+    poller = Poller([source], store, router_for(Channel(ALL)), coordination=coordination, options=PollOptions(first_run_limit=10))
+    assert (await poller.poll()).answered == []
+    source.failing = None
+    source.papers = [make_paper(f"2603.{n:05d}") for n in range(45)]
+    assert (await poller.poll()).queued == 10  # still a first run: not 45 to every channel
+
+
+async def test_a_source_answering_for_the_first_time_brings_no_flood(store: RedisStore, coordination: RedisCoordination) -> None:
+    hf, arxiv = StaticSource("huggingface", [make_paper("2603.00001")]), StaticSource("arxiv", [])
+    arxiv.failing = True  # down on the first poll
+    poller = Poller(
+        [hf, arxiv], store, router_for(Channel(ALL)), coordination=coordination, options=PollOptions(first_run_limit=10)
+    )
+    assert (await poller.poll()).queued == 1
+    arxiv.failing = None
+    arxiv.papers = [make_paper(f"2603.{n:05d}") for n in range(100, 145)]  # its whole backlog
+    hf.papers = [make_paper(f"2603.{n:05d}") for n in range(2, 7)]  # Hugging Face's new ones go out whole
+    report = await poller.poll()
+    assert report.queued == 10 + 5

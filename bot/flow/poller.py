@@ -190,10 +190,10 @@ class Poller:
         fetching = {asyncio.create_task(self._fetch(source, catch_up)): source for source in self.sources}
         try:
             done, pending = await asyncio.wait(fetching, timeout=self._merge_window) if fetching else (set(), set())
-            await self._commit_answers([(fetching[t], t) for t in done], report, backlog)
             if pending:
                 slow = ",".join(sorted(fetching[t].name for t in pending))
                 log.warning("slow source: the others' papers committed first", extra={"kv": {"sources": slow}})
+            await self._commit_answers([(fetching[t], t) for t in done], report, backlog)
             while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 await self._commit_answers([(fetching[t], t) for t in done], report, backlog)

@@ -7,6 +7,9 @@ the bad ones cost bounded time and memory and at most a few log lines, and nothi
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -14,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_run_once import DAYS, hf_item
+from tests.e2e.conftest import ROOT
+from tests.e2e.test_run_once import DAYS, arxiv_entry, hf_item
 from tests.hostile.conftest import hostile_env, ids, measured
-from tests.standins import HuggingFaceStandIn, Response, StandIn, json_response, text_response
+from tests.standins import ArxivStandIn, HuggingFaceStandIn, Response, StandIn, json_response, text_response
 
 pytestmark = pytest.mark.e2e
 
@@ -178,3 +182,47 @@ def test_the_embedded_store_is_private(tmp_path: Path) -> None:
     files = [p for p in data.rglob("*") if p.is_file()]
     assert files
     assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+@pytest.mark.timeout(150)
+def test_a_hugging_face_at_one_byte_a_second_does_not_hold_arxivs_papers(real_redis_url: str, tmp_path: Path) -> None:
+    """The service at default settings (merge window 30 s, HTTP deadline 120 s, poll budget 600 s): arXiv's
+    papers reach the channel within 90 s of the start although Hugging Face never finishes an answer."""
+
+    def trickle(path: str, query: dict[str, str]) -> tuple[int, dict[str, str], Iterator[bytes]]:
+        def body() -> Iterator[bytes]:
+            for _ in range(150):
+                yield b" "
+                time.sleep(1)
+
+        return 200, {"Content-Type": "application/json"}, body()
+
+    entries = [arxiv_entry("2611.00031", "Robots, slowly"), arxiv_entry("2611.00032", "Robots, still")]
+    with StandIn(trickle) as hf, StandIn(ArxivStandIn(entries)) as arxiv:
+        env = hostile_env(tmp_path, real_redis_url, hf.url, ARXIV_API_URL=f"{arxiv.url}/api/query")
+        env |= {"PAPERBOT_ARXIV_CATEGORIES": "cs.RO"}
+        for quick in ("PAPERBOT_HTTP_BACKOFF", "PAPERBOT_HTTP_RETRIES", "PAPERBOT_HTTP_TIMEOUT", "PAPERBOT_ARXIV_MIN_INTERVAL"):
+            env.pop(quick)  # the defaults a user runs, not the suite's quick ones
+        started = time.monotonic()
+        arrived: dict[str, float] = {}
+        with subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--json"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as service:
+            try:
+                assert service.stdout is not None
+                for line in service.stdout:  # one JSON object per delivered card
+                    arrived[json.loads(line)["id"]] = time.monotonic() - started
+                    if len(arrived) == 2 or time.monotonic() - started > 120:
+                        break
+            finally:
+                service.send_signal(signal.SIGTERM)
+                _, stderr = service.communicate(timeout=30)
+    assert sorted(arrived) == ["2611.00031", "2611.00032"]
+    assert max(arrived.values()) < 90, arrived
+    assert "slow source: the others' papers committed first" in stderr, stderr
+    print(f"\narXiv's papers delivered at {max(arrived.values()):.1f} s with Hugging Face at 1 byte a second")

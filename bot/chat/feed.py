@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 log = logging.getLogger(__name__)
+EMBED_BATCH = 64  # papers embedded at once: the model's working memory grows with the batch
 
 NEGATIVES = 1000  # papers not saved that a reader's model learns from (a fixed sample: stable, and fast)
 CHUNK = 8192  # rows scored at once: the float32 copy of a chunk is 8 MB, never the whole matrix (and as fast)
@@ -105,11 +106,14 @@ class Feed:
         return ids, rows
 
     async def embed(self, papers: Sequence[Paper]) -> dict[str, np.ndarray]:
-        """Vectors of ``papers`` (int8 rows), computed in a worker thread."""
-        if not papers:
-            return {}
-        rows = await asyncio.to_thread(self._embedder.embed, [text_of(p) for p in papers])
-        return {p.id: row for p, row in zip(papers, rows, strict=True)}
+        """Vectors of ``papers`` (int8 rows), computed in a worker thread ``EMBED_BATCH`` papers at a time,
+        so a poll's memory is bounded by the batch, not by how many papers arrived."""
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(papers), EMBED_BATCH):
+            batch = papers[start : start + EMBED_BATCH]
+            rows = await asyncio.to_thread(self._embedder.embed, [text_of(p) for p in batch])
+            found.update((p.id, row) for p, row in zip(batch, rows, strict=True))
+        return found
 
     async def remember(self, papers: Sequence[Paper]) -> None:
         """Compute and store the vectors of papers just seen (the poller calls it as it commits them).

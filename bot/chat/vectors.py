@@ -25,9 +25,13 @@ STORED = DIMENSIONS // 4  # bytes of a stored vector: four 2-bit components a by
 BATCH = 256  # texts embedded at once: bounded memory, and the tokenizer works on both cores
 
 
+TEXT_CHARS = 2000  # a vector is made from the title and this much of the abstract (~400 tokens; real ones are shorter)
+
+
 def text_of(paper: Paper) -> str:
-    """What a paper's vector is made from: its title and abstract."""
-    return f"{paper.title}. {paper.abstract}"
+    """What a paper's vector is made from: its title and the start of its abstract (bounded, so a feed of
+    20 KB abstracts costs no more memory than a real one)."""
+    return f"{paper.title}. {paper.abstract[:TEXT_CHARS]}"
 
 
 def quantized(rows: np.ndarray) -> np.ndarray:

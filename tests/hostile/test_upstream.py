@@ -226,3 +226,22 @@ def test_a_hugging_face_at_one_byte_a_second_does_not_hold_arxivs_papers(real_re
     assert max(arrived.values()) < 90, arrived
     assert "slow source: the others' papers committed first" in stderr, stderr
     print(f"\narXiv's papers delivered at {max(arrived.values()):.1f} s with Hugging Face at 1 byte a second")
+
+
+@pytest.mark.timeout(240)
+def test_memory_per_poll_is_bounded_by_design_not_by_the_size_cap(real_redis_url: str, tmp_path: Path) -> None:
+    """256 papers with 20 KB abstracts (a 5.1 MB answer): the embedding works a batch at a time over bounded
+    text, so the run peaks within 300 MB of a run with nothing new (it peaked at 1.5 GB)."""
+    filler = "We study the scaling of reasoning in large models across many settings. " * 280  # ~20 KB
+    items = [hf_item(f"2611.{n:05d}", f"Long abstract {n}") for n in range(300, 556)]
+    for item in items:
+        item["paper"]["summary"] = filler
+    assert len(json.dumps(items)) > 5 * MB
+    with StandIn(HuggingFaceStandIn({DAYS[0]: items})) as hf:
+        env = hostile_env(tmp_path, real_redis_url, hf.url, PAPERBOT_FIRST_RUN_LIMIT="0")
+        loaded = measured(env, "run", "--once", "--json", timeout=200)
+        idle = measured(env, "run", "--once", "--json", timeout=200)  # the same papers again: nothing new
+    assert loaded.returncode == 0, loaded.stderr
+    assert len(ids(loaded.stdout)) == 256
+    assert loaded.peak_mb - idle.peak_mb < 300, (loaded.peak_mb, idle.peak_mb)
+    print(f"\npeak RSS: {loaded.peak_mb:.0f} MB with 256 × 20 KB abstracts, {idle.peak_mb:.0f} MB with nothing new")

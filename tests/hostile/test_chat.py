@@ -37,7 +37,7 @@ WORST = [
 def test_a_nested_query_is_refused_with_a_clear_answer(real_redis_url: str, tmp_path: Path) -> None:
     env = hostile_env(tmp_path, real_redis_url, "http://127.0.0.1:9")
     run = measured(env, "ask", f"/papers subscribe {DEEP}")
-    assert run.returncode == 0
+    assert run.returncode == 1  # refused: a script can tell
     assert "nests parentheses and NOT more than 6 deep" in run.stdout
     topics = measured(env, "ask", "/papers topics")
     assert "no topics" in topics.stdout  # nothing was stored

@@ -172,6 +172,21 @@ def build_sources(settings: Settings, client: httpx.AsyncClient) -> list[Source]
     return sources
 
 
+def open_sources(settings: Settings, stack: AsyncExitStack, transport: httpx.AsyncBaseTransport | None = None) -> list[Source]:
+    """The enabled sources over one HTTP client that ``stack`` closes (``transport``: the tests')."""
+    hf = settings.sources.huggingface
+    http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None, transport)
+    stack.push_async_callback(http.aclose)
+    return build_sources(settings, http)
+
+
+def close_adapters(platforms: Platforms, stack: AsyncExitStack) -> None:
+    """Have ``stack`` close every adapter that holds connections."""
+    for adapter in platforms.adapters.values():
+        if callable(aclose := getattr(adapter, "aclose", None)):
+            stack.push_async_callback(aclose)
+
+
 CLEANUP_WAIT = 2.0  # seconds: SIGTERM must end the process promptly whatever Redis is doing
 REDIS_CONNECTIONS = 64  # per process; more concurrent commands wait for a connection instead of failing
 REDIS_WAIT = 10.0  # seconds a command waits for a free connection before it is a StoreError
@@ -319,16 +334,12 @@ async def open_app(
     """Build the app for one process; everything it opened is closed, in reverse order, when the block
     ends. ``platforms`` and ``transport`` replace the chat platforms and the sources' HTTP (tests)."""
     async with AsyncExitStack() as stack:
-        hf = settings.sources.huggingface
-        http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None, transport)
-        stack.push_async_callback(http.aclose)
-        sources = build_sources(settings, http)
+        sources = open_sources(settings, stack, transport)
         stores = open_stores(settings, *await open_redis(settings, stack))
         store, coordination = stores.store, stores.coordination
         platforms = platforms or build_platforms(settings, json_lines, stores.installations, stores.coordination)
+        close_adapters(platforms, stack)
         for adapter in platforms.adapters.values():
-            if callable(aclose := getattr(adapter, "aclose", None)):
-                stack.push_async_callback(aclose)
             if isinstance(adapter, SharedPace):
                 adapter.share_pace(coordination)  # one pace per channel across every worker process
         missing = {c.destination.platform for c in settings.channels} - set(platforms.adapters)
@@ -416,14 +427,9 @@ async def diagnose(settings: Settings, post: str = "") -> list[Check]:
             installations, locks = stores.installations, stores.coordination
         except PaperbotError as exc:
             checks.append(Check("Redis", "fail", str(exc), "start Redis, or set REDIS_URL to one that answers"))
-        hf = settings.sources.huggingface
-        http = make_client(settings.http.timeout, hf.token.reveal() if hf.token else None)
-        stack.push_async_callback(http.aclose)
-        checks += await source_checks(build_sources(settings, http))
+        checks += await source_checks(open_sources(settings, stack))
         platforms = build_platforms(settings, installations=installations, locks=locks)
-        for adapter in platforms.adapters.values():
-            if callable(aclose := getattr(adapter, "aclose", None)):
-                stack.push_async_callback(aclose)
+        close_adapters(platforms, stack)
         destinations = [c.destination for c in settings.channels]
         checks += await platform_checks([*platforms.adapters.values(), *platforms.listeners.values()], destinations)
         if "slack" in platforms.adapters and "slack" not in platforms.listeners:

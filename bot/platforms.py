@@ -64,6 +64,7 @@ PLATFORMS: tuple[Platform, ...] = (
 )
 
 NAMES: tuple[str, ...] = tuple(p.name for p in PLATFORMS)
+SAVE_EMOJI: dict[str, str] = {p.name: p.save_emoji for p in PLATFORMS}  # the default save reaction, per platform
 _BY_NAME = {p.name: p for p in PLATFORMS}
 
 

@@ -23,7 +23,7 @@ from bot.chat.workspaces import Workspaces
 from bot.errors import CommandError, PaperbotError
 from bot.ids import bare_arxiv_id
 from bot.model import Attachment, Command, Destination, Following, Paper, Reaction, Reply, Saved, UserRef
-from bot.platforms import PLATFORMS, platform
+from bot.platforms import SAVE_EMOJI, platform
 from bot.ports import Coordination, Follows, Library, Papers, Subscriptions
 from bot.query.index import PaperIndex
 from bot.query.matcher import Query
@@ -82,7 +82,7 @@ class ChatStores:
 class ChatOptions:
     """How commands answer (``[chat]``, ``[summary]`` and the channels' settings)."""
 
-    save_emoji: Mapping[str, str] = field(default_factory=lambda: {p.name: p.save_emoji for p in PLATFORMS})
+    save_emoji: Mapping[str, str] = field(default_factory=lambda: dict(SAVE_EMOJI))
     catch_all: frozenset[Destination] = frozenset()
     page_size: int = 5
     tldr_length: int = 280

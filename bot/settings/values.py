@@ -6,10 +6,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.platforms import NAMES
-from bot.platforms import PLATFORMS as ROWS
+from bot.platforms import NAMES, SAVE_EMOJI
 
-DEFAULT_SAVE_EMOJI = {p.name: p.save_emoji for p in ROWS}
+DEFAULT_SAVE_EMOJI = SAVE_EMOJI
 
 
 class Secret:

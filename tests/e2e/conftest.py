@@ -95,3 +95,15 @@ def serving(env: dict[str, str], *args: str, secrets: tuple[str, ...] = ()) -> I
     assert "Traceback" not in stderr
     for secret in secrets:
         assert secret not in stderr
+
+
+def service(env: dict[str, str]) -> subprocess.Popen[str]:
+    """``paperbot run --json`` started as the service, its cards on a stdout pipe (one JSON line each)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "run", "--json"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

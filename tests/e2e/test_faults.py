@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.discord.standin import CHANNEL, DiscordStandIn
-from tests.e2e.conftest import ROOT, Run, base_env, env_with_slack
+from tests.e2e.conftest import ROOT, Run, base_env, env_with_slack, service
 from tests.e2e.test_run_once import DAYS, hf_item
 from tests.redis_servers import RedisProcess, embedded_binary, system_binary
 from tests.slack.standin import SlackStandIn
@@ -155,28 +155,21 @@ def test_the_service_waits_for_redis_and_resumes_on_its_own(tmp_path: Path) -> N
     redis = RedisProcess(system_binary() or embedded_binary(), tmp_path / "redis")
     with StandIn(HuggingFaceStandIn({DAYS[0]: [hf_item("2611.00081", "After the outage")]})) as hf:
         env = base_env(tmp_path, REDIS_URL=redis.url, HF_ENDPOINT=hf.url)
-        with subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--json"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as service:
+        with service(env) as running:
             try:
                 time.sleep(3.5)  # Redis is down: attempts at 0, 1 and 3 s
                 redis.start()
-                assert service.stdout is not None
-                assert json.loads(service.stdout.readline())["id"] == "2611.00081"
-                service.send_signal(signal.SIGTERM)
-                _, stderr = service.communicate(timeout=20)
+                assert running.stdout is not None
+                assert json.loads(running.stdout.readline())["id"] == "2611.00081"
+                running.send_signal(signal.SIGTERM)
+                _, stderr = running.communicate(timeout=20)
             finally:
-                if service.poll() is None:
-                    service.kill()
+                if running.poll() is None:
+                    running.kill()
                 redis.stop()
     attempts = [line for line in stderr.splitlines() if "cannot start: Redis unreachable; retrying" in line]
     assert 2 <= len(attempts) <= 4
-    assert service.returncode == 0
+    assert running.returncode == 0
     assert "Traceback" not in stderr
 
 
@@ -196,6 +189,27 @@ def test_two_poller_processes_started_together_poll_once(real_redis_url: str, tm
     assert len([r for r in server.requests if r[0] == "/api/daily_papers"]) == 3  # one process read the 3 days
 
 
+def kill_mid_delivery(env: dict[str, str], posts: Callable[[], int], rng: random.Random) -> list[tuple[float, int]]:
+    """Start the service ``KILLS`` times, as a supervisor restarts it, and SIGKILL it mid-delivery: a moment
+    after its first post (or 20 s). Returns when each run started and how many posts there were before it;
+    the last one's heartbeat has lapsed when it returns."""
+    runs = []
+    for _ in range(KILLS):
+        before, started = posts(), time.monotonic()
+        with subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ) as running:
+            deadline = time.monotonic() + 20
+            while posts() == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.2, 1.0))  # mid-delivery: one post a second per channel
+            running.send_signal(signal.SIGKILL)
+            running.wait(10)
+        runs.append((started, before))
+    time.sleep(6.5)  # the last one's heartbeat lapses
+    return runs
+
+
 @pytest.mark.timeout(180)  # up to ten kills, each restart waiting out the dead process's 6 s heartbeat
 def test_a_killed_service_restarted_at_once_posts_within_10_s_at_default_settings(
     real_redis_url: str, tmp_path: Path, paperbot: Run
@@ -208,24 +222,11 @@ def test_a_killed_service_restarted_at_once_posts_within_10_s_at_default_setting
     config.write_text("".join(f'[[channels]]\nplatform = "slack"\nid = "{c}"\n\n' for c in channels))
     papers = [hf_item(f"2611.{n:05d}", f"Kill paper {n}") for n in range(30)]
     rng = random.Random(11)
-    kills, recoveries = 0, []
     with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, SlackStandIn(delay=0.15) as api:
         env = env_with_slack(tmp_path, real_redis_url, hf.url, api.api_url, config, PAPERBOT_FIRST_RUN_LIMIT="0")
-        for _ in range(KILLS):
-            before, started = len(api.accepted), time.monotonic()
-            with subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as service:
-                deadline = time.monotonic() + 20
-                while len(api.accepted) == before and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                if len(api.accepted) > before:
-                    recoveries.append(api.accepted[before]["_at"] - started)
-                time.sleep(rng.uniform(0.2, 1.0))  # mid-delivery: posts one a second per channel
-                service.send_signal(signal.SIGKILL)
-                kills += 1
-                service.wait(10)
-        time.sleep(6.5)  # the last one's heartbeat lapses
+        runs = kill_mid_delivery(env, lambda: len(api.accepted), rng)
+        kills = len(runs)
+        recoveries = [api.accepted[before]["_at"] - started for started, before in runs if len(api.accepted) > before]
         final = paperbot(env, "run", "--once")
         assert final.returncode == 0, final.stderr
     shown = Counter((m["channel"], m["blocks"][-1]["elements"][0]["value"]) for m in api.accepted)
@@ -253,7 +254,6 @@ def test_a_killed_discord_service_loses_nothing_and_repeats_at_most_one_card(
     config.write_text("".join(f'[[channels]]\nplatform = "discord"\nid = "{c}"\n\n' for c in channels))
     papers = [hf_item(f"2611.{n:05d}", f"Kill paper {n}") for n in range(20)]
     rng = random.Random(13)
-    kills = 0
     with StandIn(HuggingFaceStandIn({DAYS[0]: papers})) as hf, DiscordStandIn(nonce_seconds=0) as api:
         env = base_env(
             tmp_path,
@@ -264,19 +264,7 @@ def test_a_killed_discord_service_loses_nothing_and_repeats_at_most_one_card(
             DISCORD_API_URL=api.api_url,
             PAPERBOT_FIRST_RUN_LIMIT="0",
         )
-        for _ in range(KILLS):
-            before = len(api.messages)
-            with subprocess.Popen(
-                [sys.executable, "-m", "bot", "run"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ) as service:
-                deadline = time.monotonic() + 20
-                while len(api.messages) == before and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                time.sleep(rng.uniform(0.2, 1.0))  # mid-delivery: one post a second per channel
-                service.send_signal(signal.SIGKILL)
-                kills += 1
-                service.wait(10)
-        time.sleep(6.5)  # the last one's heartbeat lapses
+        kills = len(kill_mid_delivery(env, lambda: len(api.messages), rng))
         final = paperbot(env, "run", "--once")
         assert final.returncode == 0, final.stderr
     saved = "paper:save:"

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import service
 from tests.e2e.test_run_once import DAYS, arxiv_entry, hf_item
 from tests.hostile.conftest import hostile_env, ids, measured
 from tests.standins import ArxivStandIn, HuggingFaceStandIn, Response, StandIn, json_response, text_response
@@ -205,23 +203,16 @@ def test_a_hugging_face_at_one_byte_a_second_does_not_hold_arxivs_papers(real_re
             env.pop(quick)  # the defaults a user runs, not the suite's quick ones
         started = time.monotonic()
         arrived: dict[str, float] = {}
-        with subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--json"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        ) as service:
+        with service(env) as running:
             try:
-                assert service.stdout is not None
-                for line in service.stdout:  # one JSON object per delivered card
+                assert running.stdout is not None
+                for line in running.stdout:  # one JSON object per delivered card
                     arrived[json.loads(line)["id"]] = time.monotonic() - started
                     if len(arrived) == 2 or time.monotonic() - started > 120:
                         break
             finally:
-                service.send_signal(signal.SIGTERM)
-                _, stderr = service.communicate(timeout=30)
+                running.send_signal(signal.SIGTERM)
+                _, stderr = running.communicate(timeout=30)
     assert sorted(arrived) == ["2611.00031", "2611.00032"]
     assert max(arrived.values()) < 90, arrived
     assert "slow source: the others' papers committed first" in stderr, stderr

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import bibtexparser
 import httpx
@@ -145,10 +147,9 @@ async def test_socket_mode_payloads_skip_signatures_and_work(slack: SlackHarness
     assert json.loads(response.body)["text"].startswith("/papers &lt;query&gt;")
 
 
-async def test_malformed_unsigned_requests_get_400_or_401_and_no_traceback(
-    slack: SlackHarness, caplog: pytest.LogCaptureFixture
-) -> None:
-
+@asynccontextmanager
+async def events_site(slack: SlackHarness) -> AsyncIterator[int]:
+    """HTTP mode's ``POST /slack/events`` (signatures checked) served on a free loopback port, then stopped."""
     app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(slack.world.core)
     web_app = web.Application()
     web_app.router.add_routes(event_routes(app, SECRET))
@@ -156,30 +157,42 @@ async def test_malformed_unsigned_requests_get_400_or_401_and_no_traceback(
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/slack/events"
-    now = str(int(time.time()))
-    junk = [
-        (b"{not json", {"Content-Type": JSON}),
-        (b"[1, 2, 3]", {"Content-Type": JSON}),
-        (b"\xff\xfe\x00garbage", {"Content-Type": JSON}),
-        (b"token=x&command=/papers", {"Content-Type": FORM}),
-        (b"", {}),
-        (b"payload=%7B%22type%22%3A%22block_actions%22%7D", {"Content-Type": FORM}),
-        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "x", "X-Slack-Signature": "v0=abc"}),
-        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64}),
-        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "v0=abc"}),
-        (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "9" * 40, "X-Slack-Signature": "v0=abc"}),
-        # Not UTF-8, with a current timestamp: slack_sdk's verifier raised UnicodeDecodeError on it (a 500 and a traceback).
-        (b"\xff\xfe\x00garbage", {"Content-Type": JSON, "X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64}),
-    ]
-    junk += [(body + b" ", headers) for body, headers in junk]  # twenty-two
-    async with httpx.AsyncClient() as http:
-        statuses = [(await http.post(url, content=body, headers=headers)).status_code for body, headers in junk]
-        signed_help = signed(slash_body("help"), FORM)
-        ok = await http.post(
-            url, content=signed_help.raw_body.encode(), headers={k: v[0] for k, v in signed_help.headers.items()}
-        )
-    await runner.cleanup()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+
+
+async def test_malformed_unsigned_requests_get_400_or_401_and_no_traceback(
+    slack: SlackHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with events_site(slack) as port:
+        url = f"http://127.0.0.1:{port}/slack/events"
+        now = str(int(time.time()))
+        junk = [
+            (b"{not json", {"Content-Type": JSON}),
+            (b"[1, 2, 3]", {"Content-Type": JSON}),
+            (b"\xff\xfe\x00garbage", {"Content-Type": JSON}),
+            (b"token=x&command=/papers", {"Content-Type": FORM}),
+            (b"", {}),
+            (b"payload=%7B%22type%22%3A%22block_actions%22%7D", {"Content-Type": FORM}),
+            (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "x", "X-Slack-Signature": "v0=abc"}),
+            (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64}),
+            (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "-1", "X-Slack-Signature": "v0=abc"}),
+            (b"{}", {"Content-Type": JSON, "X-Slack-Request-Timestamp": "9" * 40, "X-Slack-Signature": "v0=abc"}),
+            # Not UTF-8, with a current timestamp: slack_sdk's verifier raised UnicodeDecodeError on it (a 500 and a traceback).
+            (
+                b"\xff\xfe\x00garbage",
+                {"Content-Type": JSON, "X-Slack-Request-Timestamp": now, "X-Slack-Signature": "v0=" + "0" * 64},
+            ),
+        ]
+        junk += [(body + b" ", headers) for body, headers in junk]  # twenty-two
+        async with httpx.AsyncClient() as http:
+            statuses = [(await http.post(url, content=body, headers=headers)).status_code for body, headers in junk]
+            signed_help = signed(slash_body("help"), FORM)
+            ok = await http.post(
+                url, content=signed_help.raw_body.encode(), headers={k: v[0] for k, v in signed_help.headers.items()}
+            )
     assert len(statuses) == 22
     assert set(statuses) <= {400, 401}, statuses
     assert ok.status_code == 200  # a real, signed command still gets through
@@ -276,22 +289,15 @@ async def test_a_reaction_in_a_digest_thread_is_confirmed_in_that_thread(slack: 
 async def test_a_client_that_hangs_up_mid_body_leaves_no_error_in_the_log(
     slack: SlackHarness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), signing_secret=SECRET).build_app(slack.world.core)
-    web_app = web.Application()
-    web_app.router.add_routes(event_routes(app, SECRET))
-    runner = web.AppRunner(web_app, access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    with caplog.at_level(logging.DEBUG):
-        for _ in range(5):
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            head = "POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
-            head += f"X-Slack-Request-Timestamp: {int(time.time())}\r\n\r\n"
-            writer.write(head.encode() + b'{"type": "ev')  # ten bytes of a thousand, then gone
-            await writer.drain()
-            writer.close()
-            await writer.wait_closed()
-        await asyncio.sleep(0.3)
-    await runner.cleanup()
+    async with events_site(slack) as port:
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(5):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                head = "POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
+                head += f"X-Slack-Request-Timestamp: {int(time.time())}\r\n\r\n"
+                writer.write(head.encode() + b'{"type": "ev')  # ten bytes of a thousand, then gone
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            await asyncio.sleep(0.3)
     assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []

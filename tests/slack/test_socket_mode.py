@@ -8,7 +8,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from urllib.parse import parse_qsl
 
 import pytest
@@ -34,6 +35,22 @@ async def until(condition: Callable[[], bool], seconds: float = 15) -> None:
         await asyncio.sleep(0.02)
 
 
+@asynccontextmanager
+async def socket_mode(slack: SlackHarness) -> AsyncIterator[tuple[SocketModeStandIn, SlackInbound]]:
+    """paperbot's Slack listener connected to a Socket Mode stand-in (one connection made), then stopped."""
+    with SocketModeStandIn() as socket:
+        slack.api.app_tokens.add(APP_TOKEN)
+        slack.api.socket_url = socket.url
+        inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=APP_TOKEN)
+        running = asyncio.create_task(inbound.run(slack.world.core))
+        try:
+            await until(lambda: socket.connections == 1)
+            yield socket, inbound
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+
 def command(text: str) -> dict[str, str]:
     """A slash command's payload as Socket Mode carries it: the form fields, as JSON."""
     return dict(parse_qsl(slash_body(text)))
@@ -48,56 +65,46 @@ def event(name: str, event_id: str, **fields: object) -> dict[str, object]:
 
 async def test_commands_reactions_buttons_and_home_over_socket_mode_and_reconnects(slack: SlackHarness) -> None:
     ts = await post_paper(slack)
-    with SocketModeStandIn() as socket:
-        slack.api.app_tokens.add(APP_TOKEN)
-        slack.api.socket_url = socket.url
-        inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=APP_TOKEN)
-        running = asyncio.create_task(inbound.run(slack.world.core))
-        try:
-            await until(lambda: socket.connections == 1)
+    async with socket_mode(slack) as (socket, _):
+        # A slash command is answered in the acknowledgement itself.
+        sent = socket.send("slash_commands", command("reasoning"), accepts_response_payload=True)
+        await until(lambda: sent in socket.acks)
+        assert socket.acks[sent]["payload"]["text"] == "1 paper matches “reasoning” (showing 1–1)"
 
-            # A slash command is answered in the acknowledgement itself.
-            sent = socket.send("slash_commands", command("reasoning"), accepts_response_payload=True)
-            await until(lambda: sent in socket.acks)
-            assert socket.acks[sent]["payload"]["text"] == "1 paper matches “reasoning” (showing 1–1)"
+        # A reaction saves the paper it is on.
+        reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
+        sent = socket.send("events_api", event("reaction_added", "EvSock1", **reaction))
+        await until(lambda: sent in socket.acks)
+        ada = UserRef("slack", "UADA")
+        await until(lambda: bool(slack.api.methods("chat.postEphemeral")))
+        assert [s.paper.id for s in await slack.world.library.saved(ada)] == ["2611.00001"]
 
-            # A reaction saves the paper it is on.
-            reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
-            sent = socket.send("events_api", event("reaction_added", "EvSock1", **reaction))
-            await until(lambda: sent in socket.acks)
-            ada = UserRef("slack", "UADA")
-            await until(lambda: bool(slack.api.methods("chat.postEphemeral")))
-            assert [s.paper.id for s in await slack.world.library.saved(ada)] == ["2611.00001"]
+        # The Save button saves for whoever pressed it, and says so.
+        press = json.loads(fixture_text("slack/block_actions.json"))
+        press["user"]["id"] = "UBOB"
+        press["actions"][0].update(action_id="paper_save", value="2611.00001")
+        press["response_url"] = f"{slack.api.url}/hooks/sock-save"
+        sent = socket.send("interactive", press)
+        await until(lambda: bool(slack.api.methods("sock-save")))
+        assert slack.api.methods("sock-save")[0]["text"] == "Saved “Reasoning with tokens”."
+        assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UBOB"))] == ["2611.00001"]
 
-            # The Save button saves for whoever pressed it, and says so.
-            press = json.loads(fixture_text("slack/block_actions.json"))
-            press["user"]["id"] = "UBOB"
-            press["actions"][0].update(action_id="paper_save", value="2611.00001")
-            press["response_url"] = f"{slack.api.url}/hooks/sock-save"
-            sent = socket.send("interactive", press)
-            await until(lambda: bool(slack.api.methods("sock-save")))
-            assert slack.api.methods("sock-save")[0]["text"] == "Saved “Reasoning with tokens”."
-            assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UBOB"))] == ["2611.00001"]
+        # The App Home shows it.
+        sent = socket.send("events_api", event("app_home_opened", "EvSock2", user="UADA"))
+        await until(lambda: bool(slack.api.methods("views.publish")))
+        assert "Reasoning with tokens" in json.dumps(slack.api.methods("views.publish")[-1])
 
-            # The App Home shows it.
-            sent = socket.send("events_api", event("app_home_opened", "EvSock2", user="UADA"))
-            await until(lambda: bool(slack.api.methods("views.publish")))
-            assert "Reasoning with tokens" in json.dumps(slack.api.methods("views.publish")[-1])
-
-            # Slack asks for a new connection, then the network drops one: both times it comes back.
-            socket.disconnect("refresh_requested")
-            await until(lambda: socket.connections == 2)
-            socket.drop()
-            await until(lambda: socket.connections == 3)
-            sent = socket.send("slash_commands", command("help"), accepts_response_payload=True)
-            await until(lambda: sent in socket.acks)
-            assert socket.acks[sent]["payload"]["text"].startswith("/papers &lt;query&gt;")
-            assert len(slack.api.methods("apps.connections.open")) >= 3  # a fresh URL for each connection
-            await asyncio.sleep(socket.ack_seconds)
-            assert (socket.late, socket.resent) == (0, [])  # every envelope acknowledged within Slack's 3 s
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+        # Slack asks for a new connection, then the network drops one: both times it comes back.
+        socket.disconnect("refresh_requested")
+        await until(lambda: socket.connections == 2)
+        socket.drop()
+        await until(lambda: socket.connections == 3)
+        sent = socket.send("slash_commands", command("help"), accepts_response_payload=True)
+        await until(lambda: sent in socket.acks)
+        assert socket.acks[sent]["payload"]["text"].startswith("/papers &lt;query&gt;")
+        assert len(slack.api.methods("apps.connections.open")) >= 3  # a fresh URL for each connection
+        await asyncio.sleep(socket.ack_seconds)
+        assert (socket.late, socket.resent) == (0, [])  # every envelope acknowledged within Slack's 3 s
 
 
 @pytest.mark.parametrize("token", ["xapp-1-A1-revoked", "xoxb-a-bot-token-by-mistake"])
@@ -125,35 +132,26 @@ async def test_an_event_slack_sends_again_is_handled_once_and_readiness_follows_
     """Slack retries an envelope it thinks was not acknowledged: the same event, a new envelope; the
     reaction saves once and is confirmed once."""
     ts = await post_paper(slack)
-    with SocketModeStandIn() as socket:
-        slack.api.app_tokens.add(APP_TOKEN)
-        slack.api.socket_url = socket.url
-        inbound = SlackInbound(web_client("xoxb-test-token", slack.api.api_url), app_token=APP_TOKEN)
-        running = asyncio.create_task(inbound.run(slack.world.core))
-        try:
-            await until(lambda: socket.connections == 1)
-            reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
-            body = event("reaction_added", "EvRetry1", **reaction)
-            first = socket.send("events_api", body)
-            again = socket.send("events_api", body, attempt=1)
-            await until(lambda: first in socket.acks and again in socket.acks)
-            await asyncio.sleep(0.3)
-            assert len(slack.api.methods("chat.postEphemeral")) == 1
-            assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UADA"))] == ["2611.00001"]
-            # What /readyz reports is the connection as it is now: down while Slack is away, up once back.
-            assert await inbound.is_connected()
-            socket.go_away()
-            for _ in range(200):
-                if not await inbound.is_connected():
-                    break
-                await asyncio.sleep(0.05)
-            assert not await inbound.is_connected()
-            socket.come_back()
-            for _ in range(300):
-                if await inbound.is_connected():
-                    break
-                await asyncio.sleep(0.05)
-            assert await inbound.is_connected()
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
+    async with socket_mode(slack) as (socket, inbound):
+        reaction = {"user": "UADA", "reaction": "bookmark", "item": {"type": "message", "channel": "C1", "ts": ts}}
+        body = event("reaction_added", "EvRetry1", **reaction)
+        first = socket.send("events_api", body)
+        again = socket.send("events_api", body, attempt=1)
+        await until(lambda: first in socket.acks and again in socket.acks)
+        await asyncio.sleep(0.3)
+        assert len(slack.api.methods("chat.postEphemeral")) == 1
+        assert [s.paper.id for s in await slack.world.library.saved(UserRef("slack", "UADA"))] == ["2611.00001"]
+        # What /readyz reports is the connection as it is now: down while Slack is away, up once back.
+        assert await inbound.is_connected()
+        socket.go_away()
+        for _ in range(200):
+            if not await inbound.is_connected():
+                break
+            await asyncio.sleep(0.05)
+        assert not await inbound.is_connected()
+        socket.come_back()
+        for _ in range(300):
+            if await inbound.is_connected():
+                break
+            await asyncio.sleep(0.05)
+        assert await inbound.is_connected()
